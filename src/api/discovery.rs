@@ -1,0 +1,34 @@
+//! `/ServiceProviderConfig`, `/Schemas`, `/ResourceTypes`.
+
+use super::{App, Ctx};
+use crate::http::Response;
+use crate::scim::{discovery, list, schema, ScimError};
+
+pub fn serve(app: &App, ctx: &Ctx, segs: &[&str]) -> Result<Response, ScimError> {
+    let base = &ctx.base;
+    let doc = match segs {
+        ["ServiceProviderConfig"] => {
+            discovery::service_provider_config(base, app.max_page_size, app.max_body_bytes)
+        }
+        ["Schemas"] => {
+            let all: Vec<_> = schema::SCHEMA_URNS
+                .iter()
+                .filter_map(|u| discovery::schema(u, base))
+                .collect();
+            list::list_response(all.len() as u64, 1, all)
+        }
+        ["Schemas", id] => discovery::schema(id, base)
+            .ok_or_else(|| ScimError::not_found(format!("no schema \"{id}\"")))?,
+        ["ResourceTypes"] => {
+            let all: Vec<_> = discovery::RESOURCE_TYPES
+                .iter()
+                .filter_map(|t| discovery::resource_type(t, base))
+                .collect();
+            list::list_response(all.len() as u64, 1, all)
+        }
+        ["ResourceTypes", id] => discovery::resource_type(id, base)
+            .ok_or_else(|| ScimError::not_found(format!("no resource type \"{id}\"")))?,
+        _ => return Err(ScimError::not_found("no such discovery endpoint")),
+    };
+    Ok(Response::json(200, &doc))
+}

@@ -1,0 +1,228 @@
+//! Endpoint handlers: the only layer that sees both HTTP and the store. Routing, auth,
+//! media types, and the one mapping from store errors to SCIM errors.
+
+mod discovery;
+mod resources;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::auth::{Authenticator, Principal};
+use crate::http::query;
+use crate::http::{Request, Response};
+use crate::scim::{ResourceKind, ScimError};
+use crate::store::{SqliteStore, Store, StoreError};
+
+/// Everything the handlers need; shared by all workers.
+pub struct App {
+    pub store: Arc<dyn Store>,
+    /// The concrete store, for the health probe.
+    pub sqlite: Arc<SqliteStore>,
+    pub auth: Authenticator,
+    pub max_page_size: u64,
+    pub max_body_bytes: u64,
+    pub pbkdf2_rounds: u32,
+    /// Absolute URLs use https when TLS terminates here or at a proxy in front.
+    pub https: bool,
+    pub default_host: String,
+}
+
+pub const BASE_PATH: &str = "/scim/v2";
+
+impl From<StoreError> for ScimError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ScimError::not_found("resource not found"),
+            StoreError::Conflict(m) => ScimError::uniqueness(m),
+            StoreError::InvalidReference(m) => ScimError::invalid_value(m),
+            StoreError::UnsupportedFilter(m) => ScimError::invalid_filter(m),
+            other => {
+                log::error!("store failure: {other}");
+                ScimError::internal()
+            }
+        }
+    }
+}
+
+pub fn error_response(e: &ScimError) -> Response {
+    let r = Response::json(e.status, &e.to_json());
+    if e.status == 401 {
+        r.with_header("WWW-Authenticate", "Bearer realm=\"scimlite\"")
+    } else {
+        r
+    }
+}
+
+/// A parsed request as the handlers see it.
+pub struct Ctx<'a> {
+    pub req: &'a Request,
+    pub params: Vec<(String, String)>,
+    pub principal: Principal,
+    /// `https://host/scim/v2`, for `meta.location` and `$ref`.
+    pub base: String,
+}
+
+impl Ctx<'_> {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        query::get(&self.params, name)
+    }
+
+    /// Parses a JSON body after checking its media type (RFC 7644 §3.1, §8.1: both
+    /// `application/scim+json` and `application/json` are accepted, with parameters).
+    pub fn json_body(&self) -> Result<Value, ScimError> {
+        if let Some(ct) = &self.req.headers.content_type {
+            let media = ct.split(';').next().unwrap_or_default().trim();
+            if !media.eq_ignore_ascii_case("application/scim+json")
+                && !media.eq_ignore_ascii_case("application/json")
+            {
+                return Err(ScimError::new(
+                    415,
+                    None,
+                    format!("Content-Type \"{media}\" is not supported; send application/scim+json or application/json"),
+                ));
+            }
+        }
+        if self.req.body.is_empty() {
+            return Err(ScimError::invalid_syntax("the request needs a JSON body"));
+        }
+        serde_json::from_slice(&self.req.body)
+            .map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
+    }
+}
+
+impl App {
+    pub fn handle(&self, req: &Request) -> Response {
+        let path = req.path.trim_end_matches('/');
+        if path == "/healthz" {
+            return if req.method == "GET" || req.method == "HEAD" {
+                if self.sqlite.writable() {
+                    Response::json(200, &serde_json::json!({"status": "ok"}))
+                } else {
+                    error_response(&ScimError::new(503, None, "the database is not writable"))
+                }
+            } else {
+                error_response(&ScimError::new(405, None, "use GET"))
+                    .with_header("Allow", "GET, HEAD")
+            };
+        }
+        let Some(rest) = path
+            .strip_prefix(BASE_PATH)
+            .filter(|r| r.is_empty() || r.starts_with('/'))
+        else {
+            return error_response(&ScimError::not_found(format!(
+                "no endpoint at {path}; SCIM lives under {BASE_PATH}"
+            )));
+        };
+        let principal = match self.authenticate(req) {
+            Ok(p) => p,
+            Err(e) => return error_response(&e),
+        };
+        let name = principal.token_name.clone();
+        let ctx = Ctx {
+            req,
+            params: query::parse(&req.query),
+            base: self.base_url(req),
+            principal,
+        };
+        let segments: Vec<String> = rest
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(query::decode_path)
+            .collect();
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let mut response = match self.route(&ctx, &segs) {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
+        response.principal = Some(name);
+        response
+    }
+
+    fn authenticate(&self, req: &Request) -> Result<Principal, ScimError> {
+        let unauthorized = |detail: &str| ScimError::new(401, None, detail);
+        let header = req.headers.authorization.as_deref().ok_or_else(|| {
+            unauthorized("authentication required: send Authorization: Bearer <token>")
+        })?;
+        let (scheme, token) = header.trim().split_once(' ').unwrap_or((header, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(unauthorized(
+                "the Authorization header must be \"Bearer <token>\"",
+            ));
+        }
+        match self.auth.authenticate(token.trim())? {
+            Some(p) => Ok(p),
+            None => Err(unauthorized("the bearer token is not valid")),
+        }
+    }
+
+    fn base_url(&self, req: &Request) -> String {
+        let scheme = if req.secure || self.https {
+            "https"
+        } else {
+            "http"
+        };
+        let host = req
+            .headers
+            .host
+            .as_deref()
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+            })
+            .unwrap_or(&self.default_host);
+        format!("{scheme}://{host}{BASE_PATH}")
+    }
+
+    fn route(&self, ctx: &Ctx, segs: &[&str]) -> Result<Response, ScimError> {
+        let method = ctx.req.method.as_str();
+        let not_allowed = |allow: &str| -> Result<Response, ScimError> {
+            Ok(error_response(&ScimError::new(
+                405,
+                None,
+                format!("{method} is not allowed here; allowed: {allow}"),
+            ))
+            .with_header("Allow", allow))
+        };
+        let kind = |s: &str| match s {
+            "Users" => Some(ResourceKind::User),
+            "Groups" => Some(ResourceKind::Group),
+            _ => None,
+        };
+        match segs {
+            [collection] if kind(collection).is_some() => {
+                let k = kind(collection).unwrap_or(ResourceKind::User);
+                match method {
+                    "GET" => resources::list(self, ctx, k),
+                    "POST" => resources::create(self, ctx, k),
+                    _ => not_allowed("GET, POST"),
+                }
+            }
+            [collection, id] if kind(collection).is_some() => {
+                let k = kind(collection).unwrap_or(ResourceKind::User);
+                match method {
+                    "GET" => resources::get(self, ctx, k, id),
+                    "PUT" => resources::replace(self, ctx, k, id),
+                    "DELETE" => resources::delete(self, ctx, k, id),
+                    "PATCH" => Err(ScimError::new(501, None, "PATCH is not implemented yet")),
+                    _ => not_allowed("GET, PUT, PATCH, DELETE"),
+                }
+            }
+            ["ServiceProviderConfig"]
+            | ["Schemas"]
+            | ["Schemas", _]
+            | ["ResourceTypes"]
+            | ["ResourceTypes", _] => {
+                if method != "GET" {
+                    return not_allowed("GET");
+                }
+                discovery::serve(self, ctx, segs)
+            }
+            _ => Err(ScimError::not_found(format!(
+                "no SCIM endpoint at {}",
+                ctx.req.path
+            ))),
+        }
+    }
+}

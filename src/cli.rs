@@ -1,0 +1,211 @@
+//! The command line. This surface is a public contract (admins' scripts depend on it):
+//! extend it, never break it.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::store::{Store, DEFAULT_TENANT};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "scimlite",
+    version,
+    about = "A SCIM 2.0 service provider in one binary with one SQLite file"
+)]
+pub struct Cli {
+    /// Configuration file [default: scim.toml in the working directory, or embedded defaults]
+    #[arg(long, global = true, env = "SCIMLITE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve SCIM over HTTP(S) (the default)
+    Serve,
+    /// Manage bearer tokens
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Validate the configuration file, the database path and the TLS files
+    CheckConfig,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenAction {
+    /// Create a token; the token is the last line of stdout
+    Create {
+        /// A label to recognise the token by (e.g. "okta")
+        #[arg(long, default_value = "token")]
+        name: String,
+    },
+    /// List tokens (never their secrets)
+    List,
+    /// Revoke a token by its id
+    Revoke { id: String },
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("scimlite: {message}");
+    ExitCode::FAILURE
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    crate::logging::init(&config.log_level);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&config),
+        Command::CheckConfig => check_config(&config),
+        Command::Token { action } => token(&config, action),
+    }
+}
+
+fn serve(config: &Config) -> ExitCode {
+    log::info!("configuration: {}", config.origin);
+    let handle = match crate::server::start(config) {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    if let Some(first) = &handle.first_token {
+        if let Err(e) = hand_over_first_token(config, &first.token) {
+            handle.shutdown();
+            return fail(format!("could not hand over the first token: {e}"));
+        }
+    }
+    match crate::server::run_until_signalled(handle) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+/// Where the first token is written when stdout is not a terminal.
+pub fn first_token_path(database: &Path) -> PathBuf {
+    let mut name = database
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".first-token");
+    database.with_file_name(name)
+}
+
+/// Shows the first token once. On a terminal it goes to stdout. Otherwise (systemd, where
+/// stdout is kept in the journal forever) it is written to a 0600 file beside the database and
+/// only that file's path is logged.
+fn hand_over_first_token(config: &Config, token: &str) -> std::io::Result<()> {
+    if std::io::stdout().is_terminal() {
+        eprintln!(
+            "\nFirst run: created a bearer token. It is shown once and will not be shown again;"
+        );
+        eprintln!("store it now (Okta: API token / Entra ID: Secret Token):\n");
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{token}")?;
+        out.flush()?;
+        eprintln!();
+        return Ok(());
+    }
+    let path = first_token_path(&config.database);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(&path)?;
+    writeln!(f, "{token}")?;
+    f.sync_all()?;
+    log::warn!(
+        "first run: created a bearer token and wrote it to {} (mode 0600); read it, store it, then delete the file",
+        path.display()
+    );
+    Ok(())
+}
+
+fn check_config(config: &Config) -> ExitCode {
+    if let Some(tls) = &config.tls {
+        if let Err(e) = crate::tls::load(tls) {
+            return fail(e);
+        }
+    }
+    if let Some(dir) = config.database.parent() {
+        if !dir.as_os_str().is_empty() && !dir.is_dir() {
+            return fail(format!(
+                "{}: key `database`: folder {} does not exist",
+                config.origin,
+                dir.display()
+            ));
+        }
+    }
+    if config.database.exists() {
+        if let Err(e) = crate::server::open_store(config) {
+            return fail(e);
+        }
+    }
+    eprintln!(
+        "{}: ok (listen {}, {}, database {})",
+        config.origin,
+        config.listen,
+        if config.tls.is_some() {
+            "TLS"
+        } else if config.behind_tls_proxy {
+            "plain HTTP behind a TLS proxy"
+        } else {
+            "plain HTTP on loopback"
+        },
+        config.database.display()
+    );
+    ExitCode::SUCCESS
+}
+
+fn token(config: &Config, action: TokenAction) -> ExitCode {
+    let store = match crate::server::open_store(config) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    match action {
+        TokenAction::Create { name } => {
+            match crate::auth::create_token(&store, DEFAULT_TENANT, &name, config.pbkdf2_rounds) {
+                Ok(t) => {
+                    eprintln!("created token {} ({name}); it is shown once:", t.record.id);
+                    println!("{}", t.token);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        TokenAction::List => match store.tokens() {
+            Ok(tokens) => {
+                println!(
+                    "{:<16}  {:<20}  {:<24}  {:<24}  tenant",
+                    "id", "name", "created", "last used"
+                );
+                for t in tokens {
+                    println!(
+                        "{:<16}  {:<20}  {:<24}  {:<24}  {}",
+                        t.id,
+                        t.name,
+                        t.created,
+                        t.last_used.as_deref().unwrap_or("never"),
+                        t.tenant
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        TokenAction::Revoke { id } => match store.revoke_token(&id) {
+            Ok(true) => {
+                eprintln!("revoked token {id}");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => fail(format!("no active token with id {id}")),
+            Err(e) => fail(e),
+        },
+    }
+}

@@ -1,0 +1,320 @@
+//! Configuration: `RawConfig` is what the TOML file says (unknown keys are errors), `Config`
+//! is the validated form with resolved paths and typed values.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::store::sqlite::Synchronous;
+
+pub const DEFAULT_CONFIG_FILE: &str = "scim.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{origin}: key `{key}`: {message}")]
+    Invalid {
+        origin: String,
+        key: &'static str,
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    database: Option<String>,
+    workers: Option<usize>,
+    http_threads: Option<usize>,
+    max_body_bytes: Option<u64>,
+    max_page_size: Option<u64>,
+    log_level: Option<String>,
+    behind_tls_proxy: Option<bool>,
+    synchronous: Option<String>,
+    pbkdf2_rounds: Option<u32>,
+    tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: String,
+    key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the settings came from: a file path, or "embedded defaults".
+    pub origin: String,
+    pub listen: SocketAddr,
+    pub database: PathBuf,
+    /// Threads that handle requests.
+    pub workers: usize,
+    /// Connection threads tiny_http keeps ready; must exceed the open connections expected,
+    /// or a burst of new connections can wait unread (fork-burst.md §3).
+    pub http_threads: usize,
+    pub max_body_bytes: u64,
+    pub max_page_size: u64,
+    pub log_level: String,
+    pub behind_tls_proxy: bool,
+    pub synchronous: Synchronous,
+    pub pbkdf2_rounds: u32,
+    pub tls: Option<TlsFiles>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE: &str = "scimlite.db";
+pub const DEFAULT_HTTP_THREADS: usize = 128;
+pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+pub const DEFAULT_MAX_PAGE: u64 = 1000;
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get() * 2)
+        .unwrap_or(4)
+        .max(4)
+}
+
+impl Config {
+    /// Loads `path` if given (it must exist); otherwise `scim.toml` in the working directory
+    /// if it exists; otherwise the embedded defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => Self::from_file(p),
+            None => {
+                let p = Path::new(DEFAULT_CONFIG_FILE);
+                if p.exists() {
+                    Self::from_file(p)
+                } else {
+                    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+                    Self::validate(RawConfig::default(), "embedded defaults".into(), &cwd)
+                }
+            }
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let base = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."));
+        let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+        Self::validate(raw, path.display().to_string(), &base)
+    }
+
+    fn validate(raw: RawConfig, origin: String, base: &Path) -> Result<Config, ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            origin: origin.clone(),
+            key,
+            message,
+        };
+        let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("\"{listen_text}\" is not IP:PORT (for example \"127.0.0.1:8080\")"),
+            )
+        })?;
+        let resolve = |p: &str| {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let database = raw.database.as_deref().unwrap_or(DEFAULT_DATABASE);
+        if database.trim().is_empty() {
+            return Err(invalid("database", "must be a file path".into()));
+        }
+        let workers = raw.workers.unwrap_or_else(default_workers);
+        if !(1..=1024).contains(&workers) {
+            return Err(invalid("workers", format!("{workers} is outside 1..=1024")));
+        }
+        let http_threads = raw.http_threads.unwrap_or(DEFAULT_HTTP_THREADS);
+        if !(4..=10_000).contains(&http_threads) {
+            return Err(invalid(
+                "http_threads",
+                format!("{http_threads} is outside 4..=10000"),
+            ));
+        }
+        let max_body_bytes = raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
+        if !(1024..=1024 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(invalid(
+                "max_body_bytes",
+                format!("{max_body_bytes} is outside 1024..=1073741824"),
+            ));
+        }
+        let max_page_size = raw.max_page_size.unwrap_or(DEFAULT_MAX_PAGE);
+        if !(1..=100_000).contains(&max_page_size) {
+            return Err(invalid(
+                "max_page_size",
+                format!("{max_page_size} is outside 1..=100000"),
+            ));
+        }
+        let log_level = raw
+            .log_level
+            .unwrap_or_else(|| "info".into())
+            .to_ascii_lowercase();
+        if !["off", "error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
+            return Err(invalid(
+                "log_level",
+                format!("\"{log_level}\" is not one of off, error, warn, info, debug, trace"),
+            ));
+        }
+        let synchronous = match raw
+            .synchronous
+            .as_deref()
+            .unwrap_or("full")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "full" => Synchronous::Full,
+            "normal" => Synchronous::Normal,
+            other => {
+                return Err(invalid(
+                    "synchronous",
+                    format!("\"{other}\" is not \"full\" or \"normal\""),
+                ))
+            }
+        };
+        let pbkdf2_rounds = raw.pbkdf2_rounds.unwrap_or(crate::auth::DEFAULT_ROUNDS);
+        if pbkdf2_rounds < 1000 {
+            return Err(invalid(
+                "pbkdf2_rounds",
+                format!("{pbkdf2_rounds} is below the minimum of 1000"),
+            ));
+        }
+        let tls = raw.tls.map(|t| TlsFiles {
+            cert: resolve(&t.cert),
+            key: resolve(&t.key),
+        });
+        let behind_tls_proxy = raw.behind_tls_proxy.unwrap_or(false);
+        if tls.is_none() && !listen.ip().is_loopback() && !behind_tls_proxy {
+            return Err(invalid(
+                "listen",
+                format!(
+                    "{listen} is not a loopback address and there is no [tls] section; plain HTTP is only \
+                     served on loopback unless `behind_tls_proxy = true` says a TLS-terminating proxy sits in front"
+                ),
+            ));
+        }
+        Ok(Config {
+            origin,
+            listen,
+            database: resolve(database),
+            workers,
+            http_threads,
+            max_body_bytes,
+            max_page_size,
+            log_level,
+            behind_tls_proxy,
+            synchronous,
+            pbkdf2_rounds,
+            tls,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("scim.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::from_file(&write(dir.path(), "")).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(
+            c.database,
+            std::fs::canonicalize(dir.path())
+                .unwrap()
+                .join("scimlite.db")
+        );
+        assert_eq!(c.synchronous, Synchronous::Full);
+        assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "listen = \"127.0.0.1:1\"\nlsiten = 3\n");
+        let e = Config::from_file(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("scim.toml") && e.contains("line 2") && e.contains("lsiten"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_or_behind_a_proxy() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Config::from_file(&write(dir.path(), "listen = \"0.0.0.0:8080\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`listen`"), "{e}");
+        assert!(Config::from_file(&write(
+            dir.path(),
+            "listen = \"0.0.0.0:8080\"\nbehind_tls_proxy = true\n"
+        ))
+        .is_ok());
+        let with_tls = Config::from_file(&write(
+            dir.path(),
+            "listen = \"0.0.0.0:8443\"\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n",
+        ))
+        .unwrap();
+        assert!(with_tls.tls.unwrap().cert.ends_with("c.pem"));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, key) in [
+            ("listen = \"nope\"", "listen"),
+            ("workers = 0", "workers"),
+            ("log_level = \"loud\"", "log_level"),
+            ("synchronous = \"off\"", "synchronous"),
+            ("max_body_bytes = 1", "max_body_bytes"),
+            ("pbkdf2_rounds = 1", "pbkdf2_rounds"),
+        ] {
+            let e = Config::from_file(&write(dir.path(), text))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+}

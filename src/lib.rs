@@ -1,0 +1,18 @@
+//! scimlite: a SCIM 2.0 service provider (RFC 7643/7644) in one binary with one SQLite file.
+//!
+//! Layers: `http` (transport; the only place tiny_http appears) → `api` (endpoint handlers)
+//! → `scim` (pure protocol) and `store` (a trait with SQLite behind it).
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod logging;
+pub mod scim;
+pub mod server;
+pub mod store;
+pub mod tls;
+
+pub use server::{start, ServerHandle};

@@ -1,0 +1,503 @@
+//! Turning a client's JSON into a stored document (validation and normalisation against the
+//! schema), and a stored document back into the SCIM representation.
+
+use serde_json::{json, Map, Value};
+
+use super::schema::{self, AttrDef, AttrType, Mutability};
+use super::{ResourceKind, ScimError, ENTERPRISE_URN, ENTRA_LEGACY_GROUP_URN};
+
+/// Longest string value accepted in any attribute; longer is a client mistake, not data.
+pub const MAX_STRING_LEN: usize = 16 * 1024;
+
+/// A group member as a client names it: the member's id and, optionally, its type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInput {
+    pub value: String,
+    pub kind: Option<ResourceKind>,
+}
+
+/// A validated resource body, ready for the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidResource {
+    /// Client-writable attributes with canonical names; the Enterprise extension under its URN.
+    pub doc: Map<String, Value>,
+    /// Cleartext password (Users only); the caller hashes it and never stores it as sent.
+    pub password: Option<String>,
+    /// Group members (Groups only); `None` when the body had no `members`.
+    pub members: Option<Vec<MemberInput>>,
+}
+
+impl ValidResource {
+    pub fn str_attr(&self, name: &str) -> Option<&str> {
+        self.doc.get(name).and_then(Value::as_str)
+    }
+}
+
+/// Validates a POST or PUT body (RFC 7644 §3.3, §3.5.1). Read-only attributes (`id`, `meta`,
+/// `groups`, member `display`) are ignored, `null` means absent (Entra sends nulls, entra.md
+/// Q14), attribute names are matched case-insensitively and stored with their canonical case.
+pub fn validate(kind: ResourceKind, body: &Value) -> Result<ValidResource, ScimError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
+    check_schemas(kind, obj)?;
+    let core: &'static [AttrDef] = match kind {
+        ResourceKind::User => &schema::USER,
+        ResourceKind::Group => &schema::GROUP,
+    };
+    let mut doc = Map::new();
+    let mut password = None;
+    let mut members = None;
+    for (key, value) in obj {
+        if key.eq_ignore_ascii_case("schemas")
+            || key.eq_ignore_ascii_case("id")
+            || key.eq_ignore_ascii_case("meta")
+        {
+            continue;
+        }
+        if value.is_null() {
+            continue;
+        }
+        if kind == ResourceKind::User && key.eq_ignore_ascii_case(ENTERPRISE_URN) {
+            let ext = value.as_object().ok_or_else(|| {
+                ScimError::invalid_syntax(format!("\"{ENTERPRISE_URN}\" must be a JSON object"))
+            })?;
+            let mut ext_doc = Map::new();
+            for (k, v) in ext {
+                // A `schemas` member inside an extension value is ignored (Entra, okta.md §3).
+                if v.is_null() || k.eq_ignore_ascii_case("schemas") {
+                    continue;
+                }
+                let def = schema::find(&schema::ENTERPRISE_USER, k).ok_or_else(|| {
+                    ScimError::invalid_syntax(format!(
+                        "unknown attribute \"{k}\" in the Enterprise User extension"
+                    ))
+                })?;
+                if let Some(v) = check_value(def, v, k)? {
+                    ext_doc.insert(def.name.to_string(), v);
+                }
+            }
+            if !ext_doc.is_empty() {
+                doc.insert(ENTERPRISE_URN.to_string(), Value::Object(ext_doc));
+            }
+            continue;
+        }
+        let def = schema::find(&schema::COMMON, key)
+            .or_else(|| schema::find(core, key))
+            .ok_or_else(|| ScimError::invalid_syntax(format!("unknown attribute \"{key}\"")))?;
+        if def.mutability == Mutability::ReadOnly {
+            continue;
+        }
+        if def.name == "password" {
+            let p = value
+                .as_str()
+                .ok_or_else(|| ScimError::invalid_value("\"password\" must be a string"))?;
+            check_len("password", p)?;
+            password = Some(p.to_string());
+            continue;
+        }
+        if def.name == "members" {
+            members = Some(parse_members(value)?);
+            continue;
+        }
+        if let Some(v) = check_value(def, value, def.name)? {
+            doc.insert(def.name.to_string(), v);
+        }
+    }
+    let required = match kind {
+        ResourceKind::User => "userName",
+        ResourceKind::Group => "displayName",
+    };
+    match doc.get(required).and_then(Value::as_str) {
+        Some(v) if !v.trim().is_empty() => {}
+        _ => {
+            return Err(ScimError::invalid_value(format!(
+                "\"{required}\" is required and must be a non-empty string"
+            )))
+        }
+    }
+    Ok(ValidResource {
+        doc,
+        password,
+        members,
+    })
+}
+
+fn check_schemas(kind: ResourceKind, obj: &Map<String, Value>) -> Result<(), ScimError> {
+    let Some((_, schemas)) = obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")) else {
+        // RFC 7643 §3 makes `schemas` required, but a missing one says nothing we do not know
+        // from the endpoint; refusing it would only break lenient clients.
+        return Ok(());
+    };
+    let list = schemas
+        .as_array()
+        .ok_or_else(|| ScimError::invalid_syntax("\"schemas\" must be an array of URNs"))?;
+    let mut has_core = false;
+    for urn in list {
+        let urn = urn
+            .as_str()
+            .ok_or_else(|| ScimError::invalid_syntax("\"schemas\" must be an array of URNs"))?;
+        if urn.eq_ignore_ascii_case(kind.core_urn()) {
+            has_core = true;
+        } else if (kind == ResourceKind::User && urn.eq_ignore_ascii_case(ENTERPRISE_URN))
+            || (kind == ResourceKind::Group && urn.eq_ignore_ascii_case(ENTRA_LEGACY_GROUP_URN))
+        {
+        } else {
+            return Err(ScimError::invalid_value(format!(
+                "schema \"{urn}\" is not supported on /{}",
+                kind.endpoint()
+            )));
+        }
+    }
+    if !has_core {
+        return Err(ScimError::invalid_value(format!(
+            "\"schemas\" must contain \"{}\"",
+            kind.core_urn()
+        )));
+    }
+    Ok(())
+}
+
+fn check_len(name: &str, s: &str) -> Result<(), ScimError> {
+    if s.len() > MAX_STRING_LEN {
+        return Err(ScimError::invalid_value(format!(
+            "\"{name}\" is longer than {MAX_STRING_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks one value against its definition; returns the normalised value, or `None` when the
+/// value is to be dropped (read-only sub-attributes, nulls).
+fn check_value(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value>, ScimError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    if def.multi {
+        let items = value
+            .as_array()
+            .ok_or_else(|| ScimError::invalid_syntax(format!("\"{path}\" must be an array")))?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut primaries = 0;
+        for item in items {
+            if let Some(v) = check_single(def, item, path)? {
+                if v.get("primary") == Some(&Value::Bool(true)) {
+                    primaries += 1;
+                }
+                out.push(v);
+            }
+        }
+        if primaries > 1 {
+            return Err(ScimError::invalid_value(format!(
+                "at most one value of \"{path}\" may have \"primary\": true"
+            )));
+        }
+        return Ok(Some(Value::Array(out)));
+    }
+    check_single(def, value, path)
+}
+
+fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value>, ScimError> {
+    let wrong = |what: &str| ScimError::invalid_value(format!("\"{path}\" must be {what}"));
+    match def.ty {
+        AttrType::Complex => {
+            let obj = value.as_object().ok_or_else(|| wrong("a JSON object"))?;
+            let mut out = Map::new();
+            for (k, v) in obj {
+                let sub = def.sub_attr(k).ok_or_else(|| {
+                    ScimError::invalid_syntax(format!(
+                        "unknown sub-attribute \"{k}\" of \"{path}\""
+                    ))
+                })?;
+                if sub.mutability == Mutability::ReadOnly {
+                    continue;
+                }
+                let sub_path = format!("{path}.{}", sub.name);
+                if let Some(v) = check_single(sub, v, &sub_path)? {
+                    out.insert(sub.name.to_string(), v);
+                }
+            }
+            if out.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(Value::Object(out)))
+        }
+        AttrType::Boolean => match value {
+            Value::Bool(_) => Ok(Some(value.clone())),
+            // Entra ID sends booleans as the strings "True"/"False" (entra.md Q2, REF-21).
+            Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Some(Value::Bool(true))),
+            Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(Some(Value::Bool(false))),
+            _ => Err(wrong("a boolean")),
+        },
+        AttrType::Integer => {
+            if value.as_i64().is_some() {
+                Ok(Some(value.clone()))
+            } else {
+                Err(wrong("an integer"))
+            }
+        }
+        AttrType::Decimal => {
+            if value.is_number() {
+                Ok(Some(value.clone()))
+            } else {
+                Err(wrong("a number"))
+            }
+        }
+        AttrType::DateTime => {
+            let s = value.as_str().ok_or_else(|| wrong("a dateTime string"))?;
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| wrong("an RFC 3339 dateTime"))?;
+            Ok(Some(value.clone()))
+        }
+        AttrType::String | AttrType::Binary | AttrType::Reference => {
+            let s = value.as_str().ok_or_else(|| wrong("a string"))?;
+            check_len(path, s)?;
+            Ok(Some(value.clone()))
+        }
+    }
+}
+
+fn parse_members(value: &Value) -> Result<Vec<MemberInput>, ScimError> {
+    let items = value
+        .as_array()
+        .ok_or_else(|| ScimError::invalid_syntax("\"members\" must be an array"))?;
+    let mut out: Vec<MemberInput> = Vec::with_capacity(items.len());
+    for item in items {
+        let obj = item
+            .as_object()
+            .ok_or_else(|| ScimError::invalid_syntax("each member must be a JSON object"))?;
+        let mut member_value = None;
+        let mut kind = None;
+        for (k, v) in obj {
+            if k.eq_ignore_ascii_case("value") {
+                member_value = v.as_str();
+                if member_value.is_none() {
+                    return Err(ScimError::invalid_value(
+                        "member \"value\" must be a string id",
+                    ));
+                }
+            } else if k.eq_ignore_ascii_case("type") {
+                kind = match v {
+                    Value::Null => None,
+                    Value::String(t) if t.eq_ignore_ascii_case("User") => Some(ResourceKind::User),
+                    Value::String(t) if t.eq_ignore_ascii_case("Group") => {
+                        Some(ResourceKind::Group)
+                    }
+                    _ => {
+                        return Err(ScimError::invalid_value(
+                            "member \"type\" must be \"User\" or \"Group\"",
+                        ))
+                    }
+                };
+            } else if k.eq_ignore_ascii_case("display") || k.eq_ignore_ascii_case("$ref") {
+                // Computed at read time; what the client sends is ignored (Entra sends "$ref": null).
+            } else {
+                return Err(ScimError::invalid_syntax(format!(
+                    "unknown sub-attribute \"{k}\" of \"members\""
+                )));
+            }
+        }
+        let value = member_value.ok_or_else(|| {
+            ScimError::invalid_value("each member needs a \"value\" (the member's id)")
+        })?;
+        if !out.iter().any(|m| m.value == value) {
+            out.push(MemberInput {
+                value: value.to_string(),
+                kind,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What the store keeps about a resource besides its document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meta {
+    pub created: String,
+    pub last_modified: String,
+    pub version: i64,
+}
+
+impl Meta {
+    /// Weak ETag (RFC 7644 §3.14); also `meta.version`.
+    pub fn etag(&self) -> String {
+        format!("W/\"{}\"", self.version)
+    }
+}
+
+/// A reference from a group to a member, or from a user to a group, as rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    pub id: String,
+    pub kind: ResourceKind,
+    pub display: Option<String>,
+}
+
+/// Renders the SCIM representation: `schemas`, `id`, the document, `meta`, and the computed
+/// `members` (Groups) or `groups` (Users). `base` is the URL prefix up to and excluding
+/// `/Users` (e.g. `https://host/scim/v2`).
+pub fn render(
+    kind: ResourceKind,
+    id: &str,
+    doc: &Map<String, Value>,
+    meta: &Meta,
+    refs: Option<&[Reference]>,
+    base: &str,
+) -> Value {
+    let mut out = Map::new();
+    let mut schemas = vec![Value::String(kind.core_urn().to_string())];
+    if doc.contains_key(ENTERPRISE_URN) {
+        schemas.push(Value::String(ENTERPRISE_URN.to_string()));
+    }
+    out.insert("schemas".into(), Value::Array(schemas));
+    out.insert("id".into(), Value::String(id.to_string()));
+    for (k, v) in doc {
+        out.insert(k.clone(), v.clone());
+    }
+    if let Some(refs) = refs {
+        let list: Vec<Value> = refs
+            .iter()
+            .map(|r| {
+                let mut m = json!({
+                    "value": r.id,
+                    "$ref": format!("{base}/{}/{}", r.kind.endpoint(), r.id),
+                    "type": match kind {
+                        ResourceKind::Group => r.kind.name(),
+                        ResourceKind::User => "direct",
+                    },
+                });
+                if let Some(d) = &r.display {
+                    m["display"] = Value::String(d.clone());
+                }
+                m
+            })
+            .collect();
+        let key = match kind {
+            ResourceKind::Group => "members",
+            ResourceKind::User => "groups",
+        };
+        out.insert(key.into(), Value::Array(list));
+    }
+    out.insert(
+        "meta".into(),
+        json!({
+            "resourceType": kind.name(),
+            "created": meta.created,
+            "lastModified": meta.last_modified,
+            "location": format!("{base}/{}/{id}", kind.endpoint()),
+            "version": meta.etag(),
+        }),
+    );
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(v: Value) -> Result<ValidResource, ScimError> {
+        validate(ResourceKind::User, &v)
+    }
+
+    #[test]
+    fn okta_create_body_is_accepted_and_password_split_off() {
+        let r = user(
+            json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName":"test.user@okta.local","name":{"givenName":"Test","familyName":"User"},
+            "emails":[{"primary":true,"value":"test.user@okta.local","type":"work"}],
+            "displayName":"Test User","locale":"en-US","externalId":"00ujl29u0le5T6Aj10h7",
+            "groups":[],"password":"1mz050nq","active":true}),
+        )
+        .unwrap();
+        assert_eq!(r.password.as_deref(), Some("1mz050nq"));
+        assert!(!r.doc.contains_key("password"));
+        assert!(!r.doc.contains_key("groups"));
+        assert_eq!(r.str_attr("userName"), Some("test.user@okta.local"));
+    }
+
+    #[test]
+    fn entra_create_body_with_nulls_meta_and_string_boolean() {
+        let r = user(
+            json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:User",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+            "externalId":"0a21f0f2","userName":"Test_User","active":"True",
+            "emails":[{"primary":true,"type":"work","value":"t@example.com"}],
+            "meta":{"resourceType":"User"},"title":null,"addresses":null,
+            "name":{"formatted":"g f","familyName":"f","givenName":"g"},"roles":[]}),
+        )
+        .unwrap();
+        assert_eq!(r.doc["active"], Value::Bool(true));
+        assert!(!r.doc.contains_key("title"));
+        assert!(!r.doc.contains_key("meta"));
+    }
+
+    #[test]
+    fn names_are_canonicalised() {
+        let r = user(json!({"USERNAME":"a","Name":{"GIVENNAME":"x"},
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"Department":"R&D","schemas":["x"]}}))
+        .unwrap();
+        assert_eq!(r.doc["userName"], "a");
+        assert_eq!(r.doc["name"]["givenName"], "x");
+        assert_eq!(r.doc[ENTERPRISE_URN]["department"], "R&D");
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = user(json!({"userName": 5})).unwrap_err();
+        assert_eq!(
+            (e.status, e.scim_type),
+            (400, Some(crate::scim::ScimType::InvalidValue))
+        );
+        assert!(user(json!({"name":{"givenName":"x"}}))
+            .unwrap_err()
+            .detail
+            .contains("userName"));
+        assert!(user(json!({"userName":"a","bogus":1}))
+            .unwrap_err()
+            .detail
+            .contains("bogus"));
+        assert!(user(json!({"userName":"a","active":"yes"})).is_err());
+        assert!(user(json!({"userName":"a","emails":{"value":"x"}})).is_err());
+        assert!(user(json!({"userName":"a","emails":[{"value":"a","primary":true},{"value":"b","primary":true}]})).is_err());
+        assert!(user(json!({"userName":"a","schemas":["urn:x"]})).is_err());
+        assert!(user(json!({"userName":"   "})).is_err());
+        assert!(user(json!([1])).is_err());
+        assert!(user(json!({"userName":"a".repeat(MAX_STRING_LEN + 1)})).is_err());
+    }
+
+    #[test]
+    fn group_members_are_parsed_and_deduplicated() {
+        let g = validate(ResourceKind::Group, &json!({"schemas":[crate::scim::GROUP_URN, ENTRA_LEGACY_GROUP_URN],
+            "displayName":"g","members":[{"value":"a","display":"x"},{"value":"a"},{"value":"b","type":"Group","$ref":null}]}))
+        .unwrap();
+        let m = g.members.unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].kind, Some(ResourceKind::Group));
+        assert!(validate(
+            ResourceKind::Group,
+            &json!({"displayName":"g","members":[{"display":"x"}]})
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn render_adds_meta_and_refs() {
+        let r = user(json!({"userName":"a"})).unwrap();
+        let meta = Meta {
+            created: "c".into(),
+            last_modified: "m".into(),
+            version: 3,
+        };
+        let v = render(
+            ResourceKind::User,
+            "id1",
+            &r.doc,
+            &meta,
+            Some(&[]),
+            "https://h/scim/v2",
+        );
+        assert_eq!(v["meta"]["version"], "W/\"3\"");
+        assert_eq!(v["meta"]["location"], "https://h/scim/v2/Users/id1");
+        assert_eq!(v["groups"], json!([]));
+    }
+}

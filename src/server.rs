@@ -1,0 +1,117 @@
+//! Wiring: open the store, check TLS, create the first token, bind, run workers, shut down.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::App;
+use crate::auth::{self, Authenticator};
+use crate::config::Config;
+use crate::http::adapter::{HttpOptions, HttpServer};
+use crate::store::{SqliteStore, Store, StoreError, DEFAULT_TENANT};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database {path}: {source}")]
+    Store { path: String, source: StoreError },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Http(#[from] crate::http::adapter::HttpError),
+    #[error("could not create the first token: {0}")]
+    Token(#[from] auth::AuthError),
+}
+
+pub struct ServerHandle {
+    http: HttpServer,
+    /// The token created on this first run, to be shown once; `None` on later runs.
+    pub first_token: Option<auth::NewToken>,
+}
+
+impl ServerHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.http.local_addr()
+    }
+
+    /// Finishes in-flight requests and releases the port.
+    pub fn shutdown(self) {
+        self.http.shutdown();
+    }
+}
+
+pub fn open_store(config: &Config) -> Result<SqliteStore, StartError> {
+    SqliteStore::open(&config.database, config.synchronous).map_err(|source| StartError::Store {
+        path: config.database.display().to_string(),
+        source,
+    })
+}
+
+/// Starts serving; returns once the listener is bound and the workers run.
+pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
+    crate::tls::install_provider();
+    let tls = config.tls.as_ref().map(crate::tls::load).transpose()?;
+    let sqlite = Arc::new(open_store(config)?);
+    let store: Arc<dyn Store> = sqlite.clone();
+    let store_err = |source| StartError::Store {
+        path: config.database.display().to_string(),
+        source,
+    };
+    let first_token = if store.tokens().map_err(store_err)?.is_empty() {
+        Some(auth::create_token(
+            store.as_ref(),
+            DEFAULT_TENANT,
+            "first-run",
+            config.pbkdf2_rounds,
+        )?)
+    } else {
+        None
+    };
+    let app = Arc::new(App {
+        auth: Authenticator::new(store.clone()),
+        store,
+        sqlite,
+        max_page_size: config.max_page_size,
+        max_body_bytes: config.max_body_bytes,
+        pbkdf2_rounds: config.pbkdf2_rounds,
+        https: config.tls.is_some() || config.behind_tls_proxy,
+        default_host: config.listen.to_string(),
+    });
+    let http = HttpServer::start(
+        HttpOptions {
+            listen: config.listen,
+            workers: config.workers,
+            http_threads: config.http_threads,
+            max_body_bytes: config.max_body_bytes,
+            tls,
+        },
+        Arc::new(move |req| app.handle(req)),
+    )?;
+    log::info!(
+        "serving SCIM on {}://{}{} ({} workers, database {})",
+        if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+        http.local_addr(),
+        crate::api::BASE_PATH,
+        config.workers,
+        config.database.display()
+    );
+    Ok(ServerHandle { http, first_token })
+}
+
+/// Blocks until SIGTERM or SIGINT, then shuts down gracefully.
+pub fn run_until_signalled(handle: ServerHandle) -> std::io::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    log::info!("shutting down: finishing requests in flight");
+    handle.shutdown();
+    log::info!("stopped");
+    Ok(())
+}

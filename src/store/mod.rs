@@ -1,0 +1,120 @@
+//! Storage: a small trait the API layer talks to, with SQLite behind it. Every call is scoped
+//! to a tenant; only `default` exists for now.
+
+pub mod sqlite;
+
+use serde_json::{Map, Value};
+
+use crate::scim::filter::Filter;
+use crate::scim::list::Page;
+use crate::scim::resource::{Meta, Reference, ValidResource};
+use crate::scim::ResourceKind;
+
+pub use sqlite::SqliteStore;
+
+pub const DEFAULT_TENANT: &str = "default";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("no such resource")]
+    NotFound,
+    /// A uniqueness constraint (userName, group displayName) would be violated.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request references something that does not exist or cannot be referenced.
+    #[error("{0}")]
+    InvalidReference(String),
+    /// The filter names an attribute or shape this backend cannot evaluate.
+    #[error("{0}")]
+    UnsupportedFilter(String),
+    /// The database is newer than this binary, or otherwise not ours.
+    #[error("{0}")]
+    Incompatible(String),
+    #[error("database error: {0}")]
+    Backend(#[from] rusqlite::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A resource as stored: its id, document (client attributes) and meta.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    pub id: String,
+    pub kind: ResourceKind,
+    pub doc: Map<String, Value>,
+    pub meta: Meta,
+}
+
+/// A bearer token's row; the secret is only ever stored as a PHC hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    pub hash: String,
+    pub created: String,
+    pub last_used: Option<String>,
+}
+
+pub trait Store: Send + Sync {
+    /// Creates a resource; `password_hash` is the PHC string of a User's password.
+    fn create(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        res: &ValidResource,
+        password_hash: Option<String>,
+    ) -> Result<StoredResource, StoreError>;
+    fn get(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<StoredResource>, StoreError>;
+    /// Full replace (PUT). A `None` password hash keeps the stored one; `members: None` on a
+    /// Group means "no members".
+    fn replace(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        res: &ValidResource,
+        password_hash: Option<String>,
+    ) -> Result<StoredResource, StoreError>;
+    /// Deletes a resource and every membership that names it.
+    fn delete(&self, tenant: &str, kind: ResourceKind, id: &str) -> Result<(), StoreError>;
+    /// Total number of matches and one page of them, in a stable order.
+    fn list(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        filter: Option<&Filter>,
+        page: Page,
+    ) -> Result<(u64, Vec<StoredResource>), StoreError>;
+    /// A Group's members, or the Groups a User belongs to, with current display names.
+    fn references(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Vec<Reference>, StoreError>;
+
+    fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Returns false when no active token has that id.
+    fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
+    fn touch_token(&self, id: &str, when: &str) -> Result<(), StoreError>;
+}
+
+/// Current time as RFC 3339 with millisecond precision, UTC (some .NET/Java parsers dislike
+/// nanoseconds; deps.md §6).
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}

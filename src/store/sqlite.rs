@@ -1,0 +1,883 @@
+//! SQLite backend: one writer connection behind a mutex (SQLite has one writer anyway) and a
+//! small pool of reader connections; WAL, so readers never block the writer.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{
+    params, params_from_iter, Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior,
+};
+use serde_json::{Map, Value};
+
+use super::{now_rfc3339, Store, StoreError, StoredResource, TokenRecord};
+use crate::scim::filter::Filter;
+use crate::scim::list::Page;
+use crate::scim::resource::{MemberInput, Meta, Reference, ValidResource};
+use crate::scim::{schema, ResourceKind};
+
+/// Ordered schema migrations; each runs in its own transaction with the `user_version` bump.
+const MIGRATIONS: &[&str] = &[
+    // 1: tenants, resources with indexed search columns, memberships as rows, tokens.
+    "CREATE TABLE tenants (
+        name    TEXT PRIMARY KEY,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE resources (
+        pk            INTEGER PRIMARY KEY,
+        tenant        TEXT NOT NULL REFERENCES tenants(name),
+        kind          TEXT NOT NULL CHECK (kind IN ('User', 'Group')),
+        id            TEXT NOT NULL,
+        user_name     TEXT COLLATE NOCASE,
+        display_name  TEXT COLLATE NOCASE,
+        external_id   TEXT,
+        doc           TEXT NOT NULL,
+        password_hash TEXT,
+        created       TEXT NOT NULL,
+        last_modified TEXT NOT NULL,
+        version       INTEGER NOT NULL,
+        UNIQUE (tenant, id)
+    );
+    CREATE UNIQUE INDEX users_user_name ON resources (tenant, user_name) WHERE kind = 'User';
+    CREATE UNIQUE INDEX groups_display_name ON resources (tenant, display_name) WHERE kind = 'Group';
+    CREATE INDEX resources_external_id ON resources (tenant, kind, external_id);
+    CREATE INDEX resources_kind ON resources (tenant, kind, pk);
+    CREATE TABLE memberships (
+        group_pk  INTEGER NOT NULL REFERENCES resources(pk) ON DELETE CASCADE,
+        member_pk INTEGER NOT NULL REFERENCES resources(pk) ON DELETE CASCADE,
+        PRIMARY KEY (group_pk, member_pk)
+    ) WITHOUT ROWID;
+    CREATE INDEX memberships_member ON memberships (member_pk, group_pk);
+    CREATE TABLE tokens (
+        id        TEXT PRIMARY KEY,
+        tenant    TEXT NOT NULL REFERENCES tenants(name),
+        name      TEXT NOT NULL,
+        hash      TEXT NOT NULL,
+        created   TEXT NOT NULL,
+        last_used TEXT,
+        revoked   TEXT
+    );
+    INSERT INTO tenants (name, created) VALUES ('default', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));",
+];
+
+/// Durability of a commit: `Full` survives power loss, `Normal` only a process crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    Full,
+    Normal,
+}
+
+pub struct SqliteStore {
+    path: std::path::PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn configure(conn: &Connection, sync: Synchronous) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match sync {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        },
+    )?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens or creates the database and brings its schema up to date.
+    pub fn open(path: &Path, sync: Synchronous) -> Result<SqliteStore, StoreError> {
+        let mut conn = Connection::open(path)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            log::warn!("SQLite refused WAL mode (got {mode}); concurrent reads will block writes");
+        }
+        configure(&conn, sync)?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
+                )?;
+                c.busy_timeout(Duration::from_secs(5))?;
+                c
+            }
+        };
+        // A read of several statements sees one snapshot.
+        conn.execute_batch("BEGIN")?;
+        let out = f(&conn);
+        let _ = conn.execute_batch("COMMIT");
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+        out
+    }
+
+    /// Whether the database accepts a write right now (for `/healthz`).
+    pub fn writable(&self) -> bool {
+        self.write(|tx| Ok(tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS health_probe(x); ")?))
+            .is_ok()
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let latest = MIGRATIONS.len() as i64;
+    if current > latest {
+        return Err(StoreError::Incompatible(format!(
+            "the database has schema version {current}, newer than this binary's {latest}; use a newer scimlite"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+        log::info!("database migrated to schema version {}", i + 1);
+    }
+    Ok(())
+}
+
+fn kind_str(kind: ResourceKind) -> &'static str {
+    kind.name()
+}
+
+fn parse_kind(s: &str) -> Result<ResourceKind, StoreError> {
+    match s {
+        "User" => Ok(ResourceKind::User),
+        "Group" => Ok(ResourceKind::Group),
+        other => Err(StoreError::Corrupt(format!(
+            "unknown resource kind {other}"
+        ))),
+    }
+}
+
+const RESOURCE_COLUMNS: &str = "id, kind, doc, created, last_modified, version";
+
+fn row_to_resource(row: &rusqlite::Row) -> rusqlite::Result<(String, String, String, Meta)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        Meta {
+            created: row.get(3)?,
+            last_modified: row.get(4)?,
+            version: row.get(5)?,
+        },
+    ))
+}
+
+fn into_resource(
+    (id, kind, doc, meta): (String, String, String, Meta),
+) -> Result<StoredResource, StoreError> {
+    let doc: Map<String, Value> = serde_json::from_str(&doc)
+        .map_err(|e| StoreError::Corrupt(format!("document of {id}: {e}")))?;
+    Ok(StoredResource {
+        id,
+        kind: parse_kind(&kind)?,
+        doc,
+        meta,
+    })
+}
+
+/// Maps a unique-constraint failure to a readable conflict.
+fn conflict(
+    kind: ResourceKind,
+    res: &ValidResource,
+) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |e| match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            match kind {
+                ResourceKind::User => StoreError::Conflict(format!(
+                    "a User with userName \"{}\" already exists",
+                    res.str_attr("userName").unwrap_or_default()
+                )),
+                ResourceKind::Group => StoreError::Conflict(format!(
+                    "a Group with displayName \"{}\" already exists",
+                    res.str_attr("displayName").unwrap_or_default()
+                )),
+            }
+        }
+        _ => StoreError::Backend(e),
+    }
+}
+
+fn search_columns(
+    kind: ResourceKind,
+    res: &ValidResource,
+) -> (Option<&str>, Option<&str>, Option<&str>) {
+    let user_name = match kind {
+        ResourceKind::User => res.str_attr("userName"),
+        ResourceKind::Group => None,
+    };
+    (
+        user_name,
+        res.str_attr("displayName"),
+        res.str_attr("externalId"),
+    )
+}
+
+fn pk_of(
+    tx: &Connection,
+    tenant: &str,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<Option<i64>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT pk FROM resources WHERE tenant = ?1 AND id = ?2 AND kind = ?3",
+            params![tenant, id, kind_str(kind)],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Replaces a group's member rows. Every member must exist in the same tenant; a group may
+/// contain groups but not itself.
+fn set_members(
+    tx: &Connection,
+    tenant: &str,
+    group_pk: i64,
+    group_id: &str,
+    members: &[MemberInput],
+) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM memberships WHERE group_pk = ?1", [group_pk])?;
+    let mut find =
+        tx.prepare_cached("SELECT pk, kind FROM resources WHERE tenant = ?1 AND id = ?2")?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO memberships (group_pk, member_pk) VALUES (?1, ?2)",
+    )?;
+    for m in members {
+        if m.value == group_id {
+            return Err(StoreError::InvalidReference(
+                "a group cannot be a member of itself".into(),
+            ));
+        }
+        let found: Option<(i64, String)> = find
+            .query_row(params![tenant, m.value], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((pk, kind)) = found else {
+            return Err(StoreError::InvalidReference(format!(
+                "member \"{}\" is not an existing User or Group",
+                m.value
+            )));
+        };
+        if let Some(expected) = m.kind {
+            if parse_kind(&kind)? != expected {
+                return Err(StoreError::InvalidReference(format!(
+                    "member \"{}\" is a {kind}, not a {}",
+                    m.value,
+                    expected.name()
+                )));
+            }
+        }
+        insert.execute(params![group_pk, pk])?;
+    }
+    Ok(())
+}
+
+/// Compiles the IdP filter subset to a parameterised WHERE fragment. No value is ever spliced
+/// into the SQL text; attribute names are matched against the schema, never copied.
+fn compile_filter(
+    kind: ResourceKind,
+    f: &Filter,
+    sql: &mut String,
+    args: &mut Vec<Box<dyn ToSql>>,
+) -> Result<(), StoreError> {
+    match f {
+        Filter::And(a, b) => {
+            sql.push('(');
+            compile_filter(kind, a, sql, args)?;
+            sql.push_str(" AND ");
+            compile_filter(kind, b, sql, args)?;
+            sql.push(')');
+            Ok(())
+        }
+        Filter::Eq { path, value } => {
+            let (column, case_exact) = filter_column(kind, path)?;
+            match value {
+                Value::Null => {
+                    sql.push_str(&format!("{column} IS NULL"));
+                    return Ok(());
+                }
+                Value::String(s) => args.push(Box::new(s.clone())),
+                Value::Bool(b) => args.push(Box::new(*b)),
+                Value::Number(n) => match n.as_i64() {
+                    Some(i) => args.push(Box::new(i)),
+                    None => args.push(Box::new(n.as_f64().unwrap_or(f64::NAN))),
+                },
+                _ => {
+                    return Err(StoreError::UnsupportedFilter(
+                        "filter values must be literals".into(),
+                    ))
+                }
+            }
+            let collate = if case_exact || !matches!(value, Value::String(_)) {
+                ""
+            } else {
+                " COLLATE NOCASE"
+            };
+            sql.push_str(&format!("{column} = ?{}{collate}", args.len()));
+            Ok(())
+        }
+    }
+}
+
+/// The SQL expression for an attribute path and whether it compares case-exactly.
+fn filter_column(kind: ResourceKind, path: &str) -> Result<(String, bool), StoreError> {
+    let unsupported = || {
+        StoreError::UnsupportedFilter(format!(
+            "filtering on \"{path}\" is not supported yet; supported: id, externalId, {} and singular core attributes",
+            match kind {
+                ResourceKind::User => "userName",
+                ResourceKind::Group => "displayName",
+            }
+        ))
+    };
+    let lower = path.to_ascii_lowercase();
+    let core = match kind {
+        ResourceKind::User => lower.strip_prefix("urn:ietf:params:scim:schemas:core:2.0:user:"),
+        ResourceKind::Group => lower.strip_prefix("urn:ietf:params:scim:schemas:core:2.0:group:"),
+    }
+    .unwrap_or(&lower);
+    match (kind, core) {
+        (_, "id") => return Ok(("id".into(), true)),
+        (_, "externalid") => return Ok(("external_id".into(), true)),
+        (ResourceKind::User, "username") => return Ok(("user_name".into(), false)),
+        (_, "displayname") => return Ok(("display_name".into(), false)),
+        _ => {}
+    }
+    let defs: &'static [schema::AttrDef] = match kind {
+        ResourceKind::User => &schema::USER,
+        ResourceKind::Group => &schema::GROUP,
+    };
+    let mut parts = core.split('.');
+    let first = parts.next().unwrap_or_default();
+    let def = schema::find(defs, first).ok_or_else(unsupported)?;
+    let (def, json_path) = match parts.next() {
+        None => (def, format!("$.{}", def.name)),
+        Some(sub_name) => {
+            let sub = def
+                .sub_attr(sub_name)
+                .filter(|_| !def.multi)
+                .ok_or_else(unsupported)?;
+            (sub, format!("$.{}.{}", def.name, sub.name))
+        }
+    };
+    if parts.next().is_some()
+        || def.multi
+        || def.ty == schema::AttrType::Complex
+        || def.returned == schema::Returned::Never
+    {
+        return Err(unsupported());
+    }
+    // json_path is built only from schema names, which contain no quotes.
+    Ok((format!("json_extract(doc, '{json_path}')"), def.case_exact))
+}
+
+impl Store for SqliteStore {
+    fn create(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        res: &ValidResource,
+        password_hash: Option<String>,
+    ) -> Result<StoredResource, StoreError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = now_rfc3339();
+        let doc_text =
+            serde_json::to_string(&res.doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (user_name, display_name, external_id) = search_columns(kind, res);
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO resources (tenant, kind, id, user_name, display_name, external_id, doc, password_hash, created, last_modified, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1)",
+                params![tenant, kind_str(kind), id, user_name, display_name, external_id, doc_text, password_hash, now],
+            )
+            .map_err(conflict(kind, res))?;
+            if let Some(members) = &res.members {
+                set_members(tx, tenant, tx.last_insert_rowid(), &id, members)?;
+            }
+            Ok(())
+        })?;
+        Ok(StoredResource {
+            id,
+            kind,
+            doc: res.doc.clone(),
+            meta: Meta {
+                created: now.clone(),
+                last_modified: now,
+                version: 1,
+            },
+        })
+    }
+
+    fn get(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        self.read(|conn| {
+            let row = conn
+                .prepare_cached(&format!(
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE tenant = ?1 AND id = ?2 AND kind = ?3"
+                ))?
+                .query_row(params![tenant, id, kind_str(kind)], row_to_resource)
+                .optional()?;
+            row.map(into_resource).transpose()
+        })
+    }
+
+    fn replace(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        res: &ValidResource,
+        password_hash: Option<String>,
+    ) -> Result<StoredResource, StoreError> {
+        let doc_text =
+            serde_json::to_string(&res.doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (user_name, display_name, external_id) = search_columns(kind, res);
+        self.write(|tx| {
+            let (pk, old_doc, created, last_modified, version): (i64, String, String, String, i64) = tx
+                .query_row(
+                    "SELECT pk, doc, created, last_modified, version FROM resources WHERE tenant = ?1 AND id = ?2 AND kind = ?3",
+                    params![tenant, id, kind_str(kind)],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .optional()?
+                .ok_or(StoreError::NotFound)?;
+            let old_members = match kind {
+                ResourceKind::Group => member_ids(tx, pk)?,
+                ResourceKind::User => Vec::new(),
+            };
+            let new_members: Vec<String> = {
+                let mut v: Vec<String> = res.members.iter().flatten().map(|m| m.value.clone()).collect();
+                v.sort();
+                v
+            };
+            // meta.version and lastModified move only when something changed.
+            if old_doc == doc_text && password_hash.is_none() && old_members == new_members {
+                return Ok(StoredResource {
+                    id: id.to_string(),
+                    kind,
+                    doc: res.doc.clone(),
+                    meta: Meta { created, last_modified, version },
+                });
+            }
+            let now = now_rfc3339();
+            tx.execute(
+                "UPDATE resources SET user_name = ?1, display_name = ?2, external_id = ?3, doc = ?4,
+                 password_hash = COALESCE(?5, password_hash), last_modified = ?6, version = version + 1 WHERE pk = ?7",
+                params![user_name, display_name, external_id, doc_text, password_hash, now, pk],
+            )
+            .map_err(conflict(kind, res))?;
+            if kind == ResourceKind::Group {
+                set_members(tx, tenant, pk, id, res.members.as_deref().unwrap_or(&[]))?;
+            }
+            Ok(StoredResource {
+                id: id.to_string(),
+                kind,
+                doc: res.doc.clone(),
+                meta: Meta { created, last_modified: now, version: version + 1 },
+            })
+        })
+    }
+
+    fn delete(&self, tenant: &str, kind: ResourceKind, id: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            // Membership rows go with it (ON DELETE CASCADE), so no group keeps a dangling member.
+            let n = tx.execute(
+                "DELETE FROM resources WHERE tenant = ?1 AND id = ?2 AND kind = ?3",
+                params![tenant, id, kind_str(kind)],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+    }
+
+    fn list(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        filter: Option<&Filter>,
+        page: Page,
+    ) -> Result<(u64, Vec<StoredResource>), StoreError> {
+        let mut sql = String::from("tenant = ?1 AND kind = ?2");
+        let mut args: Vec<Box<dyn ToSql>> =
+            vec![Box::new(tenant.to_string()), Box::new(kind_str(kind))];
+        if let Some(f) = filter {
+            sql.push_str(" AND ");
+            compile_filter(kind, f, &mut sql, &mut args)?;
+        }
+        self.read(|conn| {
+            let total: i64 = conn
+                .prepare_cached(&format!("SELECT count(*) FROM resources WHERE {sql}"))?
+                .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+            let mut rows = Vec::new();
+            if page.count > 0 {
+                let n = args.len();
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE {sql} ORDER BY pk LIMIT ?{} OFFSET ?{}",
+                    n + 1,
+                    n + 2
+                ))?;
+                let limit = page.count.min(i64::MAX as u64) as i64;
+                let offset = (page.start_index - 1).min(i64::MAX as u64) as i64;
+                let all = args.iter().map(|a| a.as_ref()).chain([&limit as &dyn ToSql, &offset as &dyn ToSql]);
+                let mapped = stmt.query_map(params_from_iter(all), row_to_resource)?;
+                for r in mapped {
+                    rows.push(into_resource(r?)?);
+                }
+            }
+            Ok((total.max(0) as u64, rows))
+        })
+    }
+
+    fn references(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Vec<Reference>, StoreError> {
+        self.read(|conn| {
+            let Some(pk) = pk_of(conn, tenant, kind, id)? else {
+                return Ok(Vec::new());
+            };
+            // display is read from the referenced row now, so a rename shows everywhere at once.
+            let sql = match kind {
+                ResourceKind::Group => {
+                    "SELECT r.id, r.kind, COALESCE(r.display_name, r.user_name) FROM memberships m
+                     JOIN resources r ON r.pk = m.member_pk WHERE m.group_pk = ?1 ORDER BY r.pk"
+                }
+                ResourceKind::User => {
+                    "SELECT r.id, r.kind, r.display_name FROM memberships m
+                     JOIN resources r ON r.pk = m.group_pk WHERE m.member_pk = ?1 ORDER BY r.pk"
+                }
+            };
+            let mut stmt = conn.prepare_cached(sql)?;
+            let rows = stmt.query_map([pk], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for r in rows {
+                let (id, kind, display) = r?;
+                out.push(Reference {
+                    id,
+                    kind: parse_kind(&kind)?,
+                    display,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn create_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO tokens (id, tenant, name, hash, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![t.id, t.tenant, t.name, t.hash, t.created],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT id, tenant, name, hash, created, last_used FROM tokens WHERE id = ?1 AND revoked IS NULL")?
+                .query_row([id], token_row)
+                .optional()?)
+        })
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, tenant, name, hash, created, last_used FROM tokens WHERE revoked IS NULL ORDER BY created, id",
+            )?;
+            let rows = stmt.query_map([], token_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
+                params![id, now_rfc3339()],
+            )? > 0)
+        })
+    }
+
+    fn touch_token(&self, id: &str, when: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE tokens SET last_used = ?2 WHERE id = ?1",
+                params![id, when],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+fn token_row(r: &rusqlite::Row) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        name: r.get(2)?,
+        hash: r.get(3)?,
+        created: r.get(4)?,
+        last_used: r.get(5)?,
+    })
+}
+
+fn member_ids(tx: &Connection, group_pk: i64) -> Result<Vec<String>, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT r.id FROM memberships m JOIN resources r ON r.pk = m.member_pk WHERE m.group_pk = ?1 ORDER BY r.id",
+    )?;
+    let rows = stmt.query_map([group_pk], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<String>, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::resource::validate;
+    use serde_json::json;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db"), Synchronous::Normal).unwrap();
+        (dir, s)
+    }
+
+    fn user(name: &str) -> ValidResource {
+        validate(
+            ResourceKind::User,
+            &json!({"userName": name, "displayName": format!("D {name}")}),
+        )
+        .unwrap()
+    }
+
+    const T: &str = crate::store::DEFAULT_TENANT;
+
+    #[test]
+    fn migrations_are_idempotent_and_refuse_newer_databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.db");
+        drop(SqliteStore::open(&p, Synchronous::Full).unwrap());
+        drop(SqliteStore::open(&p, Synchronous::Full).unwrap());
+        let c = Connection::open(&p).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        assert!(matches!(
+            SqliteStore::open(&p, Synchronous::Full),
+            Err(StoreError::Incompatible(_))
+        ));
+    }
+
+    #[test]
+    fn user_name_is_unique_case_insensitively_and_keeps_its_case() {
+        let (_d, s) = store();
+        let a = s
+            .create(T, ResourceKind::User, &user("Alice@Example.com"), None)
+            .unwrap();
+        let e = s
+            .create(T, ResourceKind::User, &user("alice@example.COM"), None)
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)));
+        let got = s.get(T, ResourceKind::User, &a.id).unwrap().unwrap();
+        assert_eq!(got.doc["userName"], "Alice@Example.com");
+        let f = crate::scim::filter::parse(r#"userName eq "ALICE@example.com""#).unwrap();
+        let (n, rows) = s
+            .list(
+                T,
+                ResourceKind::User,
+                Some(&f),
+                Page {
+                    start_index: 1,
+                    count: 10,
+                },
+            )
+            .unwrap();
+        assert_eq!((n, rows[0].id.as_str()), (1, a.id.as_str()));
+    }
+
+    #[test]
+    fn user_name_lookup_uses_its_index() {
+        let (_d, s) = store();
+        let conn = s.writer.lock().unwrap();
+        let plan: Vec<String> = conn
+            .prepare("EXPLAIN QUERY PLAN SELECT id FROM resources WHERE tenant = ?1 AND kind = ?2 AND user_name = ?3")
+            .unwrap()
+            .query_map(params![T, "User", "x"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains("users_user_name")),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn deleting_a_user_removes_it_from_groups_and_members_must_exist() {
+        let (_d, s) = store();
+        let u = s.create(T, ResourceKind::User, &user("u1"), None).unwrap();
+        let g = validate(
+            ResourceKind::Group,
+            &json!({"displayName":"g","members":[{"value": u.id}]}),
+        )
+        .unwrap();
+        let g = s.create(T, ResourceKind::Group, &g, None).unwrap();
+        let refs = s.references(T, ResourceKind::Group, &g.id).unwrap();
+        assert_eq!(refs[0].display.as_deref(), Some("D u1"));
+        assert_eq!(
+            s.references(T, ResourceKind::User, &u.id).unwrap()[0].id,
+            g.id
+        );
+        s.delete(T, ResourceKind::User, &u.id).unwrap();
+        assert!(s
+            .references(T, ResourceKind::Group, &g.id)
+            .unwrap()
+            .is_empty());
+        assert!(matches!(
+            s.delete(T, ResourceKind::User, &u.id),
+            Err(StoreError::NotFound)
+        ));
+        let bad = validate(
+            ResourceKind::Group,
+            &json!({"displayName":"h","members":[{"value":"nope"}]}),
+        )
+        .unwrap();
+        assert!(matches!(
+            s.create(T, ResourceKind::Group, &bad, None),
+            Err(StoreError::InvalidReference(_))
+        ));
+        // The failed create left nothing behind.
+        let (n, _) = s
+            .list(
+                T,
+                ResourceKind::Group,
+                None,
+                Page {
+                    start_index: 1,
+                    count: 10,
+                },
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn replace_bumps_version_only_on_change() {
+        let (_d, s) = store();
+        let u = s.create(T, ResourceKind::User, &user("u1"), None).unwrap();
+        let same = s
+            .replace(T, ResourceKind::User, &u.id, &user("u1"), None)
+            .unwrap();
+        assert_eq!(same.meta.version, 1);
+        let changed = s
+            .replace(T, ResourceKind::User, &u.id, &user("u2"), None)
+            .unwrap();
+        assert_eq!(changed.meta.version, 2);
+        assert!(matches!(
+            s.replace(T, ResourceKind::User, "nope", &user("x"), None),
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    #[test]
+    fn filters_never_splice_values_into_sql() {
+        let (_d, s) = store();
+        s.create(T, ResourceKind::User, &user("a"), None).unwrap();
+        let f = crate::scim::filter::parse(r#"userName eq "a' OR 1=1 --""#).unwrap();
+        let (n, _) = s
+            .list(
+                T,
+                ResourceKind::User,
+                Some(&f),
+                Page {
+                    start_index: 1,
+                    count: 10,
+                },
+            )
+            .unwrap();
+        assert_eq!(n, 0);
+        let f = crate::scim::filter::parse(r#"emails eq "x""#).unwrap();
+        assert!(matches!(
+            s.list(
+                T,
+                ResourceKind::User,
+                Some(&f),
+                Page {
+                    start_index: 1,
+                    count: 10
+                }
+            ),
+            Err(StoreError::UnsupportedFilter(_))
+        ));
+        let f = crate::scim::filter::parse(r#"name.givenName eq "X" and active eq true"#).unwrap();
+        assert!(s
+            .list(
+                T,
+                ResourceKind::User,
+                Some(&f),
+                Page {
+                    start_index: 1,
+                    count: 10
+                }
+            )
+            .is_ok());
+    }
+}
