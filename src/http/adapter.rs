@@ -112,9 +112,13 @@ impl HttpServer {
 
     /// Stops taking requests, lets every worker finish the request it is handling, then
     /// releases the port.
+    ///
+    /// The fork hands a small request to the queue only once its body has arrived, so a
+    /// request in flight may surface after the stop: workers keep draining the queue until
+    /// it stays empty for `DRAIN_IDLE` (at most `DRAIN_LIMIT`), answering with
+    /// `Connection: close` so keep-alive clients move on.
     pub fn shutdown(self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = self.server.unblock();
         for w in self.workers {
             let _ = w.join();
         }
@@ -130,9 +134,24 @@ impl HttpServer {
             }
             other => other,
         };
-        let _ = TcpStream::connect_timeout(&poke, Duration::from_millis(200));
+        // The accept thread closes the listener shortly after the poke; wait until a connect
+        // is refused, so the port is free when `shutdown` returns (a restart can bind it).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&poke, Duration::from_millis(200)).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
+
+/// How often an idle worker checks the stop flag.
+const POLL: Duration = Duration::from_millis(200);
+/// During shutdown, a worker exits once no request has arrived for this long…
+const DRAIN_IDLE: Duration = Duration::from_millis(500);
+/// …or once shutdown has lasted this long, whatever clients still send.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 fn worker_loop(
     server: &tiny_http::Server,
@@ -141,9 +160,19 @@ fn worker_loop(
     max_body: u64,
     secure: bool,
 ) {
-    while !stop.load(Ordering::SeqCst) {
-        match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Ok(Some(rq))) => serve_one(rq, handler, max_body, secure),
+    let mut stopping_since: Option<Instant> = None;
+    loop {
+        let stopping = stop.load(Ordering::SeqCst);
+        if stopping && stopping_since.is_none() {
+            stopping_since = Some(Instant::now());
+        }
+        if stopping_since.is_some_and(|t| t.elapsed() > DRAIN_LIMIT) {
+            break;
+        }
+        let wait = if stopping { DRAIN_IDLE } else { POLL };
+        match server.recv_timeout(wait) {
+            Ok(Ok(Some(rq))) => serve_one(rq, handler, max_body, secure, stopping),
+            Ok(Ok(None)) if stopping => break,
             Ok(Ok(None)) => {}
             // Every closed keep-alive connection surfaces as a read error: not news.
             Ok(Err(e)) => log::debug!("connection ended: {e:?}"),
@@ -162,7 +191,13 @@ fn scim_error(status: u16, scim_type: Option<crate::scim::ScimType>, detail: &st
     )
 }
 
-fn serve_one(mut rq: tiny_http::Request, handler: &Handler, max_body: u64, secure: bool) {
+fn serve_one(
+    mut rq: tiny_http::Request,
+    handler: &Handler,
+    max_body: u64,
+    secure: bool,
+    stopping: bool,
+) {
     let started = Instant::now();
     let method = rq.method().as_str().to_string();
     let url = rq.url().to_string();
@@ -180,7 +215,7 @@ fn serve_one(mut rq: tiny_http::Request, handler: &Handler, max_body: u64, secur
     };
     // The size limit is checked against Content-Length before anything is read (and before
     // authentication), so a huge declared body costs nothing.
-    let mut close = false;
+    let mut close = stopping;
     let response = if rq.body_length().is_some_and(|n| n as u64 > max_body) {
         close = true;
         scim_error(

@@ -1,0 +1,218 @@
+//! The real binary: first-run token hand-over, token create/list/revoke, check-config,
+//! SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::common::{agent, send, write_config};
+
+const BIN: &str = env!("CARGO_BIN_EXE_scimlite");
+
+fn scimlite(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+struct Running {
+    child: Child,
+    port: u16,
+}
+
+impl Running {
+    /// Starts `serve` with stdout piped (not a terminal) and waits for the listen line.
+    fn start(dir: &Path, config: &Path) -> Running {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .arg("serve")
+            .current_dir(dir)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Keep draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("serving SCIM on http://127.0.0.1:").nth(1) {
+                    let port: u16 = rest.split('/').next().unwrap().parse().unwrap();
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not start");
+        Running { child, port }
+    }
+
+    fn status(&self, token: &str) -> u16 {
+        let auth = format!("Bearer {token}");
+        send(
+            &agent(None),
+            "GET",
+            &format!("http://127.0.0.1:{}/scim/v2/Users", self.port),
+            &[("Authorization", &auth)],
+            None,
+        )
+        .status
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("scimlite did not exit within 10 s of SIGTERM");
+    }
+}
+
+#[test]
+fn first_run_token_tokens_and_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let server = Running::start(dir.path(), &config);
+    // Not a terminal: the first token goes to a 0600 file beside the database, never to stdout
+    // or the log.
+    let token_file = dir.path().join("test.db.first-token");
+    let first = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(first.starts_with("scim_"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert_eq!(server.status(&first), 200);
+
+    // token create: the token is the last line of stdout; everything else on stderr.
+    let out = scimlite(&config, &["token", "create", "--name", "okta"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let created = stdout.lines().last().unwrap().to_string();
+    assert!(created.starts_with("scim_"));
+    assert_eq!(server.status(&created), 200);
+
+    let list = scimlite(&config, &["token", "list"]);
+    let listing = String::from_utf8(list.stdout).unwrap();
+    assert!(
+        listing.contains("okta") && listing.contains("first-run"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains(&created) && !listing.contains(&first),
+        "secrets must never be listed"
+    );
+    let okta_id = created.split('_').nth(1).unwrap();
+
+    let revoke = scimlite(&config, &["token", "revoke", okta_id]);
+    assert!(revoke.status.success());
+    assert!(!scimlite(&config, &["token", "revoke", okta_id])
+        .status
+        .success());
+    // The running server re-checks cached tokens within 5 s.
+    std::thread::sleep(Duration::from_millis(5500));
+    assert_eq!(server.status(&created), 401);
+    assert_eq!(server.status(&first), 200);
+
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM must exit 0, got {status:?}");
+
+    // A second run creates no new token.
+    std::fs::remove_file(&token_file).unwrap();
+    let again = Running::start(dir.path(), &config);
+    assert!(!token_file.exists());
+    assert!(again.terminate().success());
+}
+
+#[test]
+fn check_config_names_the_offending_key_or_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_config(dir.path(), "");
+    let out = scimlite(&good, &["check-config"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let cases = [
+        ("listn = \"127.0.0.1:1\"\n", "listn"),
+        ("log_level = \"chatty\"\n", "log_level"),
+        (
+            "[tls]\ncert = \"missing-cert.pem\"\nkey = \"missing-key.pem\"\n",
+            "missing-cert.pem",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let cfg = write_config(dir.path(), extra);
+        let out = scimlite(&cfg, &["check-config"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra} must fail");
+        assert!(err.contains(needle), "{extra}: {err}");
+    }
+    // Plain HTTP on a public address is refused unless a TLS proxy is declared.
+    let public = dir.path().join("public.toml");
+    std::fs::write(&public, "listen = \"0.0.0.0:0\"\n").unwrap();
+    let out = scimlite(&public, &["serve"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`listen`"));
+    std::fs::write(&public, "listen = \"0.0.0.0:0\"\nbehind_tls_proxy = true\n").unwrap();
+    assert!(scimlite(&public, &["check-config"]).status.success());
+    // An explicitly named config file that does not exist is an error, not silent defaults.
+    let out = scimlite(&dir.path().join("nope.toml"), &["check-config"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
+}
+
+#[test]
+fn config_comes_from_scimlite_config_env_and_defaults_without_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "log_level = \"bogus\"\n");
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .env("SCIMLITE_CONFIG", &cfg)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log_level"));
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .env_remove("SCIMLITE_CONFIG")
+        .current_dir(empty.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("embedded defaults") && err.contains("127.0.0.1:8080"),
+        "{err}"
+    );
+}
