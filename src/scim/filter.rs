@@ -1,236 +1,2195 @@
-//! SCIM filters (RFC 7644 §3.4.2.2). This first version parses the subset the IdPs send:
-//! `attrPath eq value` comparisons joined by `and` (entra.md Q8, okta.md §2.1). The full
-//! grammar lands with the query-engine issue; anything else is a clear 400 `invalidFilter`.
+//! SCIM filters (RFC 7644 §3.4.2.2), PATCH paths (RFC 7644 §3.5.2) and an in-memory evaluator.
+//!
+//! - [`parse`] reads the whole filter language: `eq ne co sw ew gt ge lt le pr`, `and` / `or` /
+//!   `not (...)` (precedence `not` > `and` > `or`), parentheses, URN-qualified attribute paths,
+//!   value paths `emails[type eq "work" and primary eq true]` and Entra's non-RFC
+//!   `emails[type eq "work"].value eq "x"`, which becomes the value path
+//!   `emails[type eq "work" and value eq "x"]`. Keywords are case-insensitive; literals are JSON
+//!   (strings with every JSON escape, numbers, `true` / `false` / `null`). A bare word as a value
+//!   is refused. Errors are 400 `invalidFilter` and name what was expected and the byte offset.
+//! - [`parse_path`] reads a PATCH `path` (`attrPath / valuePath [subAttr]`); errors are
+//!   400 `invalidPath`.
+//! - [`matches`] / [`matches_value`] evaluate a filter against a rendered resource (or one
+//!   element of a multi-valued attribute). They are the reference semantics for the SQL
+//!   compiler; the rules are listed on [`matches`].
+//!
+//! The parser recurses only through bracketing constructs and refuses more than [`MAX_DEPTH`]
+//! of them, and refuses input longer than [`MAX_FILTER_LEN`], so hostile input cannot overflow
+//! the stack. Attribute names are kept as written; lookups against the schema are
+//! case-insensitive. Pure code: no HTTP, no SQL.
+
+use std::cmp::Ordering;
+use std::fmt;
 
 use serde_json::Value;
 
-use super::ScimError;
+use super::schema::{
+    find, AttrDef, AttrType, Mutability, Returned, Uniqueness, COMMON, ENTERPRISE_USER, GROUP,
+    SCHEMA_URNS, USER,
+};
+use super::{ResourceKind, ScimError, ScimType, ENTERPRISE_URN};
 
-/// Longest filter accepted; longer is refused before parsing.
+/// Longest filter (or PATCH path) accepted, in bytes; longer is refused before parsing.
 pub const MAX_FILTER_LEN: usize = 4096;
+
+/// Deepest nesting accepted; each `(`, each `not` and each `[` is one level.
+pub const MAX_DEPTH: usize = 64;
+
+/// An attribute path as written (names are NOT canonicalised by the parser; lookups against the
+/// schema are case-insensitive). `urn` is the schema URN prefix if one was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttrPath {
+    pub urn: Option<String>,
+    pub attr: String,
+    pub sub: Option<String>,
+}
+
+impl AttrPath {
+    /// A path without URN or sub-attribute.
+    pub fn simple(attr: impl Into<String>) -> Self {
+        AttrPath {
+            urn: None,
+            attr: attr.into(),
+            sub: None,
+        }
+    }
+}
+
+impl fmt::Display for AttrPath {
+    /// The path in filter syntax: `[urn:]attr[.sub]`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(urn) = &self.urn {
+            write!(f, "{urn}:")?;
+        }
+        f.write_str(&self.attr)?;
+        if let Some(sub) = &self.sub {
+            write!(f, ".{sub}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Co,
+    Sw,
+    Ew,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl CompareOp {
+    /// The operator keyword in lower case, e.g. `"eq"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompareOp::Eq => "eq",
+            CompareOp::Ne => "ne",
+            CompareOp::Co => "co",
+            CompareOp::Sw => "sw",
+            CompareOp::Ew => "ew",
+            CompareOp::Gt => "gt",
+            CompareOp::Ge => "ge",
+            CompareOp::Lt => "lt",
+            CompareOp::Le => "le",
+        }
+    }
+
+    fn from_keyword(word: &str) -> Option<CompareOp> {
+        [
+            CompareOp::Eq,
+            CompareOp::Ne,
+            CompareOp::Co,
+            CompareOp::Sw,
+            CompareOp::Ew,
+            CompareOp::Gt,
+            CompareOp::Ge,
+            CompareOp::Lt,
+            CompareOp::Le,
+        ]
+        .into_iter()
+        .find(|op| op.as_str().eq_ignore_ascii_case(word))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
-    /// `path eq value`; the path is as written (resolution is the store's job).
-    Eq {
-        path: String,
+    /// value is a JSON string, number, bool or null literal
+    Compare {
+        path: AttrPath,
+        op: CompareOp,
         value: Value,
     },
+    Present(AttrPath),
     And(Box<Filter>, Box<Filter>),
+    Or(Box<Filter>, Box<Filter>),
+    Not(Box<Filter>),
+    /// `emails[type eq "work"]`: `filter`'s paths are relative to one element of the
+    /// multi-valued attribute `path` (path.sub is None). True if ANY element matches.
+    ValuePath {
+        path: AttrPath,
+        filter: Box<Filter>,
+    },
 }
 
+/// A PATCH `path` (RFC 7644 §3.5.2 PATH = attrPath / valuePath [subAttr]):
+/// `name.givenName` → attr "name", sub "givenName"; `emails[type eq "work"].value` → attr "emails",
+/// filter Some(type eq work), sub "value"; `members[value eq "x"]`; `urn:...:enterprise:2.0:User:manager.value`
+/// → urn Some(enterprise urn), attr "manager", sub "value".
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchPath {
+    pub urn: Option<String>,
+    pub attr: String,
+    pub filter: Option<Filter>,
+    pub sub: Option<String>,
+}
+
+/// Parses a `filter` query parameter (or `POST /.search` filter). Errors are 400 `invalidFilter`.
 pub fn parse(input: &str) -> Result<Filter, ScimError> {
-    if input.len() > MAX_FILTER_LEN {
-        return Err(ScimError::invalid_filter(format!(
-            "filter is longer than {MAX_FILTER_LEN} bytes"
-        )));
+    let mut p = Parser::new(input, ScimType::InvalidFilter, "filter")?;
+    if p.toks.is_empty() {
+        return Err(p.err(0, "the filter is empty"));
     }
-    let tokens = tokenize(input)?;
-    let mut it = tokens.into_iter().peekable();
-    let mut filter = comparison(&mut it)?;
-    while let Some(tok) = it.next() {
-        match tok {
-            Token::Word(w) if w.eq_ignore_ascii_case("and") => {
-                let rhs = comparison(&mut it)?;
-                filter = Filter::And(Box::new(filter), Box::new(rhs));
-            }
-            other => {
-                return Err(ScimError::invalid_filter(format!(
-                    "expected \"and\" but found {}",
-                    other.describe()
-                )))
-            }
-        }
-    }
-    Ok(filter)
-}
-
-fn comparison(it: &mut impl Iterator<Item = Token>) -> Result<Filter, ScimError> {
-    let path = match it.next() {
-        Some(Token::Word(w)) => w,
-        Some(t) => {
-            return Err(ScimError::invalid_filter(format!(
-                "expected an attribute name, found {}",
-                t.describe()
-            )))
-        }
-        None => {
-            return Err(ScimError::invalid_filter(
-                "the filter is empty or ends too early",
-            ))
-        }
-    };
-    if !path
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_-.:$".contains(c))
-    {
-        return Err(ScimError::invalid_filter(format!(
-            "\"{path}\" is not an attribute path this server can filter on yet"
-        )));
-    }
-    let op = match it.next() {
-        Some(Token::Word(w)) => w,
-        _ => {
-            return Err(ScimError::invalid_filter(format!(
-                "expected an operator after \"{path}\""
-            )))
-        }
-    };
-    if !op.eq_ignore_ascii_case("eq") {
-        let known = ["ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr"];
-        return Err(ScimError::invalid_filter(
-            if known.iter().any(|k| k.eq_ignore_ascii_case(&op)) {
-                format!("operator \"{op}\" is not supported yet; only \"eq\" and \"and\"")
-            } else {
-                format!("\"{op}\" is not a filter operator")
-            },
+    let f = p.or_expr(false)?;
+    if let Some(t) = p.peek() {
+        return Err(p.err(
+            t.at,
+            format!(
+                "expected \"and\", \"or\" or the end of the filter, found {}",
+                t.tok.describe()
+            ),
         ));
     }
-    let value = match it.next() {
-        Some(Token::Str(s)) => Value::String(s),
-        Some(Token::Word(w)) => match w.as_str() {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            "null" => Value::Null,
-            _ => match serde_json::from_str::<serde_json::Number>(&w) {
-                Ok(n) => Value::Number(n),
-                // Entra's docs print `externalId eq jyoung` unquoted (entra.md §6); accept it.
-                Err(_) => Value::String(w),
-            },
-        },
-        _ => {
-            return Err(ScimError::invalid_filter(format!(
-                "expected a value after \"{path} {op}\""
-            )))
+    Ok(f)
+}
+
+/// Parses a PATCH operation's `path`. Errors (including those inside `[...]`) are 400
+/// `invalidPath`.
+pub fn parse_path(input: &str) -> Result<PatchPath, ScimError> {
+    let mut p = Parser::new(input, ScimType::InvalidPath, "path")?;
+    let (word, at) = match p.next() {
+        Some(Token {
+            tok: Tok::Word(w),
+            at,
+            ..
+        }) => (w, at),
+        Some(t) => {
+            return Err(p.err(
+                t.at,
+                format!("expected an attribute path, found {}", t.tok.describe()),
+            ))
         }
+        None => return Err(p.err(0, "the path is empty")),
     };
-    Ok(Filter::Eq { path, value })
-}
-
-#[derive(Debug)]
-enum Token {
-    Word(String),
-    Str(String),
-    Other(char),
-}
-
-impl Token {
-    fn describe(&self) -> String {
-        match self {
-            Token::Word(w) => format!("\"{w}\""),
-            Token::Str(s) => format!("the string {s:?}"),
-            Token::Other(c) => format!("'{c}'"),
+    let path = p.attr_path(&word, at, false)?;
+    let mut out = PatchPath {
+        urn: path.urn,
+        attr: path.attr,
+        filter: None,
+        sub: path.sub,
+    };
+    if let Some(open) = p.eat(&Tok::LBracket) {
+        if out.sub.is_some() {
+            return Err(p.err(
+                open,
+                format!(
+                    "\"{word}\" names a sub-attribute; \"[\" must follow a multi-valued attribute"
+                ),
+            ));
         }
+        out.filter = Some(p.bracketed(open)?);
+        out.sub = p.sub_after_bracket()?;
     }
-}
-
-fn tokenize(input: &str) -> Result<Vec<Token>, ScimError> {
-    let mut out = Vec::new();
-    let mut chars = input.char_indices().peekable();
-    while let Some(&(start, c)) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-        } else if c == '"' {
-            // A JSON string literal: find its end honouring backslash escapes, then let
-            // serde_json decode the escapes.
-            chars.next();
-            let mut escaped = false;
-            let mut end = None;
-            for (i, ch) in chars.by_ref() {
-                if escaped {
-                    escaped = false;
-                } else if ch == '\\' {
-                    escaped = true;
-                } else if ch == '"' {
-                    end = Some(i);
-                    break;
-                }
-            }
-            let end =
-                end.ok_or_else(|| ScimError::invalid_filter("unterminated string in filter"))?;
-            let s: String = serde_json::from_str(&input[start..=end])
-                .map_err(|_| ScimError::invalid_filter("invalid escape in filter string"))?;
-            out.push(Token::Str(s));
-        } else if c == '(' || c == ')' || c == '[' || c == ']' {
-            chars.next();
-            out.push(Token::Other(c));
-        } else {
-            let mut end = input.len();
-            while let Some(&(i, ch)) = chars.peek() {
-                if ch.is_whitespace() || "()[]\"".contains(ch) {
-                    end = i;
-                    break;
-                }
-                chars.next();
-            }
-            out.push(Token::Word(input[start..end].to_string()));
-        }
-    }
-    if let Some(t @ Token::Other(_)) = out.iter().find(|t| matches!(t, Token::Other(_))) {
-        return Err(ScimError::invalid_filter(format!(
-            "{} is not supported in filters yet; only \"attr eq value\" joined by \"and\"",
-            t.describe()
-        )));
+    if let Some(t) = p.peek() {
+        return Err(p.err(
+            t.at,
+            format!("expected the end of the path, found {}", t.tok.describe()),
+        ));
     }
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    LParen,
+    RParen,
+    LBracket,
+    RBracket,
+    /// A decoded JSON string literal.
+    Str(String),
+    /// Anything else up to whitespace, a bracket or a quote: paths, keywords, numbers.
+    Word(String),
+}
+
+impl Tok {
+    fn describe(&self) -> String {
+        match self {
+            Tok::LParen => "\"(\"".into(),
+            Tok::RParen => "\")\"".into(),
+            Tok::LBracket => "\"[\"".into(),
+            Tok::RBracket => "\"]\"".into(),
+            Tok::Str(s) => format!("the string {}", Value::String(s.clone())),
+            Tok::Word(w) => format!("\"{w}\""),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    tok: Tok,
+    /// Byte offset of the token's first character.
+    at: usize,
+}
+
+fn tokenize(
+    input: &str,
+    err: impl Fn(usize, String) -> ScimError,
+) -> Result<Vec<Token>, ScimError> {
+    let bytes = input.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+            b'(' | b')' | b'[' | b']' => {
+                let tok = match c {
+                    b'(' => Tok::LParen,
+                    b')' => Tok::RParen,
+                    b'[' => Tok::LBracket,
+                    _ => Tok::RBracket,
+                };
+                out.push(Token { tok, at: i });
+                i += 1;
+            }
+            b'"' => {
+                // Find the closing quote honouring backslash escapes ('"' and '\\' are ASCII, so
+                // scanning bytes is safe in UTF-8), then let serde_json decode the escapes.
+                let start = i;
+                let mut j = i + 1;
+                let mut end = None;
+                while j < bytes.len() {
+                    match bytes[j] {
+                        b'\\' => j += 2,
+                        b'"' => {
+                            end = Some(j);
+                            break;
+                        }
+                        _ => j += 1,
+                    }
+                }
+                let end = end.ok_or_else(|| err(start, "unterminated string".into()))?;
+                let literal = input
+                    .get(start..=end)
+                    .ok_or_else(|| err(start, "invalid string".into()))?;
+                let s: String = serde_json::from_str(literal)
+                    .map_err(|e| err(start, format!("invalid string literal ({e})")))?;
+                out.push(Token {
+                    tok: Tok::Str(s),
+                    at: start,
+                });
+                i = end + 1;
+            }
+            _ => {
+                let start = i;
+                let rest = input.get(start..).unwrap_or_default();
+                let Some(first) = rest.chars().next() else {
+                    break;
+                };
+                if first.is_whitespace() {
+                    // Non-ASCII whitespace, e.g. U+00A0.
+                    i += first.len_utf8();
+                    continue;
+                }
+                let len = rest
+                    .find(|ch: char| ch.is_whitespace() || "()[]\"".contains(ch))
+                    .unwrap_or(rest.len());
+                out.push(Token {
+                    tok: Tok::Word(rest[..len].to_string()),
+                    at: start,
+                });
+                i = start + len;
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parser
+
+struct Parser {
+    toks: Vec<Token>,
+    pos: usize,
+    /// Offset reported for "the end of the input".
+    end: usize,
+    scim_type: ScimType,
+    depth: usize,
+}
+
+impl Parser {
+    fn new(input: &str, scim_type: ScimType, what: &str) -> Result<Parser, ScimError> {
+        let err =
+            |at: usize, msg: String| ScimError::bad_request(scim_type, format!("{msg} at {at}"));
+        if input.len() > MAX_FILTER_LEN {
+            return Err(ScimError::bad_request(
+                scim_type,
+                format!("the {what} is longer than {MAX_FILTER_LEN} bytes"),
+            ));
+        }
+        Ok(Parser {
+            toks: tokenize(input, err)?,
+            pos: 0,
+            end: input.len(),
+            scim_type,
+            depth: 0,
+        })
+    }
+
+    fn err(&self, at: usize, msg: impl fmt::Display) -> ScimError {
+        ScimError::bad_request(self.scim_type, format!("{msg} at {at}"))
+    }
+
+    fn peek(&self) -> Option<&Token> {
+        self.toks.get(self.pos)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let t = self.toks.get(self.pos).cloned();
+        if t.is_some() {
+            self.pos += 1;
+        }
+        t
+    }
+
+    /// Offset and description of the next token, for error messages.
+    fn found(&self) -> (usize, String) {
+        match self.peek() {
+            Some(t) => (t.at, t.tok.describe()),
+            None => (self.end, "the end of the input".into()),
+        }
+    }
+
+    /// Consumes the next token if it is `tok`; returns its offset.
+    fn eat(&mut self, tok: &Tok) -> Option<usize> {
+        match self.peek() {
+            Some(t) if &t.tok == tok => {
+                let at = t.at;
+                self.pos += 1;
+                Some(at)
+            }
+            _ => None,
+        }
+    }
+
+    /// Consumes the next token if it is the keyword `kw` (case-insensitive).
+    fn eat_keyword(&mut self, kw: &str) -> bool {
+        match self.peek() {
+            Some(Token {
+                tok: Tok::Word(w), ..
+            }) if w.eq_ignore_ascii_case(kw) => {
+                self.pos += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn enter(&mut self, at: usize) -> Result<(), ScimError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.err(
+                at,
+                format!("nesting deeper than {MAX_DEPTH} levels of \"(\", \"not\" and \"[\""),
+            ));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    /// `or_expr := and_expr ("or" and_expr)*`
+    fn or_expr(&mut self, in_brackets: bool) -> Result<Filter, ScimError> {
+        let mut f = self.and_expr(in_brackets)?;
+        while self.eat_keyword("or") {
+            let rhs = self.and_expr(in_brackets)?;
+            f = Filter::Or(Box::new(f), Box::new(rhs));
+        }
+        Ok(f)
+    }
+
+    /// `and_expr := unary ("and" unary)*`
+    fn and_expr(&mut self, in_brackets: bool) -> Result<Filter, ScimError> {
+        let mut f = self.unary(in_brackets)?;
+        while self.eat_keyword("and") {
+            let rhs = self.unary(in_brackets)?;
+            f = Filter::And(Box::new(f), Box::new(rhs));
+        }
+        Ok(f)
+    }
+
+    /// `unary := "not" "(" or_expr ")" | "(" or_expr ")" | attrExp`
+    fn unary(&mut self, in_brackets: bool) -> Result<Filter, ScimError> {
+        let Some(t) = self.next() else {
+            let (at, found) = self.found();
+            return Err(self.err(
+                at,
+                format!("expected an attribute path, \"not\" or \"(\", found {found}"),
+            ));
+        };
+        match t.tok {
+            Tok::Word(w) if w.eq_ignore_ascii_case("not") => {
+                self.enter(t.at)?;
+                let Some(open) = self.eat(&Tok::LParen) else {
+                    let (at, found) = self.found();
+                    return Err(
+                        self.err(at, format!("expected \"(\" after \"not\", found {found}"))
+                    );
+                };
+                let inner = self.parenthesised(open, in_brackets)?;
+                self.leave();
+                Ok(Filter::Not(Box::new(inner)))
+            }
+            Tok::LParen => self.parenthesised(t.at, in_brackets),
+            Tok::Word(w) => self.attr_exp(&w, t.at, in_brackets),
+            other => Err(self.err(
+                t.at,
+                format!(
+                    "expected an attribute path, \"not\" or \"(\", found {}",
+                    other.describe()
+                ),
+            )),
+        }
+    }
+
+    /// The rest of `"(" or_expr ")"` after the `(` at `open`.
+    fn parenthesised(&mut self, open: usize, in_brackets: bool) -> Result<Filter, ScimError> {
+        self.enter(open)?;
+        let inner = self.or_expr(in_brackets)?;
+        if self.eat(&Tok::RParen).is_none() {
+            let (at, found) = self.found();
+            return Err(self.err(
+                at,
+                format!(
+                    "expected \")\" closing the \"(\" at {open}, or \"and\"/\"or\", found {found}"
+                ),
+            ));
+        }
+        self.leave();
+        Ok(inner)
+    }
+
+    /// The rest of `"[" valFilter "]"` after the `[` at `open`.
+    fn bracketed(&mut self, open: usize) -> Result<Filter, ScimError> {
+        self.enter(open)?;
+        let inner = self.or_expr(true)?;
+        if self.eat(&Tok::RBracket).is_none() {
+            let (at, found) = self.found();
+            return Err(self.err(
+                at,
+                format!(
+                    "expected \"]\" closing the \"[\" at {open}, or \"and\"/\"or\", found {found}"
+                ),
+            ));
+        }
+        self.leave();
+        Ok(inner)
+    }
+
+    /// An optional `.subAttr` right after `]`.
+    fn sub_after_bracket(&mut self) -> Result<Option<String>, ScimError> {
+        let Some(Token {
+            tok: Tok::Word(w),
+            at,
+        }) = self.peek().cloned()
+        else {
+            return Ok(None);
+        };
+        let Some(name) = w.strip_prefix('.') else {
+            return Ok(None);
+        };
+        if !valid_name(name) {
+            return Err(self.err(
+                at,
+                format!("expected a sub-attribute name after \"].\", found \"{w}\""),
+            ));
+        }
+        self.pos += 1;
+        Ok(Some(name.to_string()))
+    }
+
+    /// `attrExp := attrPath ("pr" | compareOp compValue) | attrPath "[" valFilter "]" [...]`
+    fn attr_exp(&mut self, word: &str, at: usize, in_brackets: bool) -> Result<Filter, ScimError> {
+        let path = self.attr_path(word, at, in_brackets)?;
+        if let Some(open) = self.eat(&Tok::LBracket) {
+            if in_brackets {
+                return Err(self.err(open, "a value filter cannot be nested inside \"[...]\""));
+            }
+            if path.sub.is_some() {
+                return Err(self.err(
+                    open,
+                    format!("\"{word}\" names a sub-attribute; \"[\" must follow a multi-valued attribute"),
+                ));
+            }
+            let inner = self.bracketed(open)?;
+            // Entra's `emails[type eq "work"].value eq "x"`: fold the trailing comparison into
+            // the element filter.
+            let filter = match self.sub_after_bracket()? {
+                None => inner,
+                Some(sub) => {
+                    let rel = AttrPath::simple(sub);
+                    let text = format!("{word}[...].{}", rel.attr);
+                    let cmp = self.operator(rel, &text)?;
+                    Filter::And(Box::new(inner), Box::new(cmp))
+                }
+            };
+            return Ok(Filter::ValuePath {
+                path,
+                filter: Box::new(filter),
+            });
+        }
+        self.operator(path, word)
+    }
+
+    /// `"pr" | compareOp compValue` after the path written as `text`.
+    fn operator(&mut self, path: AttrPath, text: &str) -> Result<Filter, ScimError> {
+        let (op_at, op_word) = match self.peek() {
+            Some(Token {
+                tok: Tok::Word(w),
+                at,
+            }) => (*at, w.clone()),
+            _ => {
+                let (at, found) = self.found();
+                return Err(self.err(
+                    at,
+                    format!("expected an operator after \"{text}\", found {found}"),
+                ));
+            }
+        };
+        if op_word.eq_ignore_ascii_case("pr") {
+            self.pos += 1;
+            return Ok(Filter::Present(path));
+        }
+        let Some(op) = CompareOp::from_keyword(&op_word) else {
+            return Err(self.err(
+                op_at,
+                format!(
+                    "expected an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr) after \"{text}\", found \"{op_word}\""
+                ),
+            ));
+        };
+        self.pos += 1;
+        let (value, value_at) = self.value(text, op)?;
+        match (op, &value) {
+            (
+                CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le,
+                Value::Bool(_) | Value::Null,
+            ) => Err(self.err(
+                value_at,
+                format!(
+                    "\"{}\" cannot compare with {value}; booleans and null support only eq and ne",
+                    op.as_str()
+                ),
+            )),
+            (CompareOp::Co | CompareOp::Sw | CompareOp::Ew, v) if !v.is_string() => Err(self.err(
+                value_at,
+                format!("\"{}\" needs a quoted string, found {value}", op.as_str()),
+            )),
+            _ => Ok(Filter::Compare { path, op, value }),
+        }
+    }
+
+    /// A comparison value: a JSON string, number, `true`, `false` or `null`.
+    fn value(&mut self, text: &str, op: CompareOp) -> Result<(Value, usize), ScimError> {
+        let t = match self.next() {
+            Some(t) => t,
+            None => {
+                return Err(self.err(
+                    self.end,
+                    format!(
+                        "expected a value after \"{text} {}\", found the end of the input",
+                        op.as_str()
+                    ),
+                ))
+            }
+        };
+        let v = match &t.tok {
+            Tok::Str(s) => Value::String(s.clone()),
+            Tok::Word(w) if w.eq_ignore_ascii_case("true") => Value::Bool(true),
+            Tok::Word(w) if w.eq_ignore_ascii_case("false") => Value::Bool(false),
+            Tok::Word(w) if w.eq_ignore_ascii_case("null") => Value::Null,
+            Tok::Word(w) if w.starts_with(|c: char| c.is_ascii_digit() || c == '-') => {
+                match serde_json::from_str::<serde_json::Number>(w) {
+                    Ok(n) => Value::Number(n),
+                    Err(_) => {
+                        return Err(self.err(t.at, format!("\"{w}\" is not a valid number")))
+                    }
+                }
+            }
+            other => {
+                return Err(self.err(
+                    t.at,
+                    format!(
+                        "expected a value (a \"quoted string\", a number, true, false or null) after \"{text} {}\", found {}",
+                        op.as_str(),
+                        other.describe()
+                    ),
+                ))
+            }
+        };
+        Ok((v, t.at))
+    }
+
+    /// Splits `[urn:]attr[.sub]`. Inside `[...]` paths are relative to an element: no URN,
+    /// no sub-attribute.
+    fn attr_path(&self, word: &str, at: usize, in_brackets: bool) -> Result<AttrPath, ScimError> {
+        let bad = |why: &str| {
+            self.err(
+                at,
+                format!("\"{word}\" is not a valid attribute path ({why})"),
+            )
+        };
+        let (urn, rest) = split_urn(word).map_err(&bad)?;
+        if rest.split('.').any(str::is_empty) {
+            return Err(bad("a name before or after \".\" is empty"));
+        }
+        let mut parts = rest.split('.');
+        let attr = parts.next().unwrap_or_default();
+        let sub = parts.next();
+        if parts.next().is_some() {
+            return Err(bad("at most one \".\" is allowed"));
+        }
+        if !valid_name(attr) || sub.is_some_and(|s| !valid_name(s)) {
+            return Err(bad(
+                "names start with a letter and contain letters, digits, \"-\" and \"_\"",
+            ));
+        }
+        if in_brackets && (urn.is_some() || sub.is_some()) {
+            return Err(bad(
+                "inside \"[...]\" a path names one sub-attribute of the element, without URN or \".\"",
+            ));
+        }
+        Ok(AttrPath {
+            urn,
+            attr: attr.to_string(),
+            sub: sub.map(str::to_string),
+        })
+    }
+}
+
+/// Splits a leading schema URN off `word`. Known URNs (`SCHEMA_URNS`, which contain dots such as
+/// `2.0`) match case-insensitively and come back in canonical case; an unknown `urn:` prefix is
+/// split at the last `:` and kept as written.
+fn split_urn(word: &str) -> Result<(Option<String>, &str), &'static str> {
+    let is_urn = word
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
+    if !is_urn {
+        if word.contains(':') {
+            return Err("only a \"urn:\" prefix may contain \":\"");
+        }
+        return Ok((None, word));
+    }
+    for known in SCHEMA_URNS {
+        if word
+            .get(..known.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(known))
+        {
+            match word.get(known.len()..) {
+                Some("") => return Err("a schema URN needs \":attribute\" after it"),
+                Some(rest) => {
+                    if let Some(attr) = rest.strip_prefix(':') {
+                        return Ok((Some(known.to_string()), attr));
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+    match word.rfind(':') {
+        Some(i) if i > 4 => Ok((Some(word[..i].to_string()), &word[i + 1..])),
+        _ => Err("expected \"urn:...:attribute\""),
+    }
+}
+
+/// RFC 7643 §2.1 ATTRNAME (`ALPHA *(nameChar)`), plus `$ref`.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '$' => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema resolution
+
+const fn meta_sub(name: &'static str, ty: AttrType, description: &'static str) -> AttrDef {
+    AttrDef {
+        name,
+        ty,
+        multi: false,
+        required: false,
+        case_exact: true,
+        mutability: Mutability::ReadOnly,
+        returned: Returned::Default,
+        uniqueness: Uniqueness::None,
+        canonical: &[],
+        reference_types: &[],
+        sub: &[],
+        description,
+    }
+}
+
+static META_SUB: [AttrDef; 5] = [
+    meta_sub(
+        "resourceType",
+        AttrType::String,
+        "The name of the resource type of the resource.",
+    ),
+    meta_sub(
+        "created",
+        AttrType::DateTime,
+        "When the resource was added to the service provider.",
+    ),
+    meta_sub(
+        "lastModified",
+        AttrType::DateTime,
+        "When the resource was last updated.",
+    ),
+    meta_sub(
+        "location",
+        AttrType::Reference,
+        "The URI of the resource being returned.",
+    ),
+    meta_sub(
+        "version",
+        AttrType::String,
+        "The version (ETag) of the resource.",
+    ),
+];
+
+/// `meta` (RFC 7643 §3.1) as rendered by the server; for filter resolution only.
+pub static META: AttrDef = AttrDef {
+    name: "meta",
+    ty: AttrType::Complex,
+    multi: false,
+    required: false,
+    case_exact: false,
+    mutability: Mutability::ReadOnly,
+    returned: Returned::Default,
+    uniqueness: Uniqueness::None,
+    canonical: &[],
+    reference_types: &[],
+    sub: &META_SUB,
+    description: "Resource metadata.",
+};
+
+/// An [`AttrPath`] resolved against the schema of a resource type.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved {
+    /// `Some(ENTERPRISE_URN)` when the attribute lives under that key of the resource JSON;
+    /// `None` for top-level (core, `id`, `externalId`, `meta`) attributes.
+    pub container: Option<&'static str>,
+    pub attr: &'static AttrDef,
+    /// The sub-attribute written after `.`, if any.
+    pub sub: Option<&'static AttrDef>,
+}
+
+impl Resolved {
+    /// The definition the path finally names (`sub`, else `attr`).
+    pub fn leaf(&self) -> &'static AttrDef {
+        self.sub.unwrap_or(self.attr)
+    }
+}
+
+/// Resolves a path for `kind`, case-insensitively. Without a URN a name is looked up in
+/// `id`/`externalId`/`meta`, then the core schema, then (Users) the Enterprise extension (RFC
+/// 7644 §3.10 only says extension names SHOULD be qualified; no name is in both). With the
+/// kind's core URN, only the common and core attributes; with the Enterprise URN (Users), only
+/// the extension. `None` for anything else: unknown URN, unknown name, unknown sub-attribute,
+/// and attributes never returned (`password`), which must not be observable through filters.
+pub fn resolve(kind: ResourceKind, path: &AttrPath) -> Option<Resolved> {
+    let core_defs: &'static [AttrDef] = match kind {
+        ResourceKind::User => &USER,
+        ResourceKind::Group => &GROUP,
+    };
+    let core = || {
+        find(&COMMON, &path.attr)
+            .or_else(|| find(core_defs, &path.attr))
+            .or_else(|| path.attr.eq_ignore_ascii_case(META.name).then_some(&META))
+    };
+    let enterprise = || {
+        (kind == ResourceKind::User)
+            .then(|| find(&ENTERPRISE_USER, &path.attr))
+            .flatten()
+    };
+    let (container, attr) = match path.urn.as_deref() {
+        None => match core() {
+            Some(a) => (None, a),
+            None => (Some(ENTERPRISE_URN), enterprise()?),
+        },
+        Some(u) if u.eq_ignore_ascii_case(kind.core_urn()) => (None, core()?),
+        Some(u) if u.eq_ignore_ascii_case(ENTERPRISE_URN) => (Some(ENTERPRISE_URN), enterprise()?),
+        Some(_) => return None,
+    };
+    let sub = match &path.sub {
+        None => None,
+        Some(s) => Some(attr.sub_attr(s)?),
+    };
+    if attr.returned == Returned::Never || sub.is_some_and(|s| s.returned == Returned::Never) {
+        return None;
+    }
+    Some(Resolved {
+        container,
+        attr,
+        sub,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluator
+
+/// The case fold used for `caseExact: false` attributes, on both sides of every operator:
+/// full Unicode lower-casing (`str::to_lowercase`, so `"ÄB"` → `"äb"`, not only ASCII). A SQL
+/// backend must fold the same way (e.g. register this function with SQLite) to agree with
+/// [`matches`].
+pub fn fold_case(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// Whether `filter` selects `resource`, a resource rendered as the API returns it. These are
+/// the reference semantics:
+///
+/// - Names resolve with [`resolve`]. A path that does not resolve (unknown attribute, URN or
+///   sub-attribute, or `password`) has no values: `pr` and every comparison are false, so `ne`
+///   and `not (...)` on it are true.
+/// - A comparison on a complex attribute without sub-attribute (`emails eq "x"`,
+///   `manager eq "id"`) compares its `value` sub-attribute; without one, it is false. `pr`
+///   without sub-attribute tests the attribute itself.
+/// - Multi-valued attributes are any-of: `emails.value co "@x"` is true if any element's value
+///   contains it. `ne` is exactly `not eq`: true iff NO value equals (so also true when the
+///   attribute is absent).
+/// - `eq null` is "not present" and `ne null` is "present" (same path rules as `pr`).
+/// - `pr`: a value is present unless it is absent, null, `""`, `[]` or `{}`; a multi-valued
+///   attribute is present if any element (or, with a sub-attribute, any element's
+///   sub-attribute) is.
+/// - Strings, references and binaries: only string literals match. `caseExact: false`
+///   attributes compare [`fold_case`]d on both sides; others exactly. `gt`/`ge`/`lt`/`le`
+///   order by Unicode code point (byte order of UTF-8, as SQLite's BINARY collation).
+/// - dateTime (`meta.created`, `meta.lastModified`): `eq ne gt ge lt le` compare instants,
+///   both sides parsed as RFC 3339; if either side does not parse the comparison is false.
+///   `co`/`sw`/`ew` work on the stored text, case-exactly.
+/// - Booleans: only boolean literals with `eq` (and `ne`); numbers (integer, decimal): only
+///   number literals, compared as f64; `co`/`sw`/`ew` on them are false.
+/// - A value of the wrong JSON type in the resource never matches; nothing panics.
+/// - `attr[filter]` is true if any element of `attr` satisfies `filter`, evaluated with
+///   [`matches_value`]; a singular complex attribute counts as its one element.
+pub fn matches(filter: &Filter, kind: ResourceKind, resource: &Value) -> bool {
+    eval(filter, &Scope::Resource(kind, resource))
+}
+
+/// Evaluates a value-path filter (paths relative to the element, e.g. `type`, `value`, `primary`)
+/// against ONE element of the multi-valued attribute `parent` (its schema definition). For a
+/// parent without sub-attributes, the path `value` is the element itself. Paths with a URN or
+/// a sub-attribute, and nested value paths, match nothing; otherwise the rules of [`matches`]
+/// apply.
+pub fn matches_value(filter: &Filter, parent: &'static AttrDef, element: &Value) -> bool {
+    eval(filter, &Scope::Element(parent, element))
+}
+
+enum Scope<'a> {
+    Resource(ResourceKind, &'a Value),
+    Element(&'static AttrDef, &'a Value),
+}
+
+impl<'a> Scope<'a> {
+    /// The definition a path names and its values. For comparisons, a complex attribute without
+    /// sub-attribute stands for its `value` sub-attribute.
+    fn values(
+        &self,
+        path: &AttrPath,
+        for_compare: bool,
+    ) -> Option<(&'static AttrDef, Vec<&'a Value>)> {
+        match *self {
+            Scope::Resource(kind, resource) => {
+                let mut r = resolve(kind, path)?;
+                if for_compare && r.sub.is_none() && r.attr.ty == AttrType::Complex {
+                    r.sub = Some(r.attr.sub_attr("value")?);
+                }
+                Some((r.leaf(), resource_values(&r, resource)))
+            }
+            Scope::Element(parent, element) => {
+                if path.urn.is_some() || path.sub.is_some() {
+                    return None;
+                }
+                if parent.sub.is_empty() {
+                    return path
+                        .attr
+                        .eq_ignore_ascii_case("value")
+                        .then(|| (parent, vec![element]));
+                }
+                let def = parent.sub_attr(&path.attr)?;
+                Some((def, element.get(def.name).into_iter().collect()))
+            }
+        }
+    }
+}
+
+/// The values of a resolved path in a rendered resource: the attribute's value (each element
+/// of a JSON array), or with a sub-attribute, that member of each.
+fn resource_values<'a>(r: &Resolved, resource: &'a Value) -> Vec<&'a Value> {
+    let base = match r.container {
+        None => Some(resource),
+        Some(key) => resource.get(key),
+    };
+    let Some(v) = base.and_then(|b| b.get(r.attr.name)) else {
+        return Vec::new();
+    };
+    let elements: Vec<&Value> = match v {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    match r.sub {
+        None => elements,
+        Some(sub) => elements
+            .into_iter()
+            .filter_map(|e| e.get(sub.name))
+            .collect(),
+    }
+}
+
+fn eval(f: &Filter, scope: &Scope) -> bool {
+    match f {
+        Filter::And(a, b) => eval(a, scope) && eval(b, scope),
+        Filter::Or(a, b) => eval(a, scope) || eval(b, scope),
+        Filter::Not(a) => !eval(a, scope),
+        Filter::Present(path) => present(scope, path),
+        Filter::Compare { path, op, value } => match (op, value) {
+            (CompareOp::Eq, Value::Null) => !present(scope, path),
+            (CompareOp::Ne, Value::Null) => present(scope, path),
+            (CompareOp::Ne, v) => !any_compares(scope, path, CompareOp::Eq, v),
+            (op, v) => any_compares(scope, path, *op, v),
+        },
+        Filter::ValuePath { path, filter } => match *scope {
+            Scope::Resource(kind, resource) => {
+                let Some(r) = resolve(kind, path) else {
+                    return false;
+                };
+                if r.sub.is_some() {
+                    return false;
+                }
+                resource_values(&r, resource)
+                    .into_iter()
+                    .any(|e| eval(filter, &Scope::Element(r.attr, e)))
+            }
+            Scope::Element(..) => false,
+        },
+    }
+}
+
+fn present(scope: &Scope, path: &AttrPath) -> bool {
+    scope
+        .values(path, false)
+        .is_some_and(|(_, vals)| vals.into_iter().any(is_present))
+}
+
+/// Not absent, null, `""`, `[]` or `{}`.
+fn is_present(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        Value::Bool(_) | Value::Number(_) => true,
+    }
+}
+
+fn any_compares(scope: &Scope, path: &AttrPath, op: CompareOp, literal: &Value) -> bool {
+    scope.values(path, true).is_some_and(|(def, vals)| {
+        vals.into_iter()
+            .any(|stored| compare(def, op, stored, literal))
+    })
+}
+
+/// One stored value against the literal, by the attribute's type.
+fn compare(def: &AttrDef, op: CompareOp, stored: &Value, literal: &Value) -> bool {
+    match def.ty {
+        AttrType::Boolean => match (stored, literal) {
+            (Value::Bool(a), Value::Bool(b)) => match op {
+                CompareOp::Eq => a == b,
+                CompareOp::Ne => a != b,
+                _ => false,
+            },
+            _ => false,
+        },
+        AttrType::Integer | AttrType::Decimal => match (stored, literal) {
+            (Value::Number(a), Value::Number(b)) => match (a.as_f64(), b.as_f64()) {
+                (Some(a), Some(b)) => a.partial_cmp(&b).is_some_and(|o| ordering_holds(op, o)),
+                _ => false,
+            },
+            _ => false,
+        },
+        AttrType::DateTime => match (stored.as_str(), literal.as_str()) {
+            (Some(a), Some(b)) => match op {
+                CompareOp::Co | CompareOp::Sw | CompareOp::Ew => string_op(op, a, b),
+                _ => match (instant(a), instant(b)) {
+                    (Some(a), Some(b)) => ordering_holds(op, a.cmp(&b)),
+                    _ => false,
+                },
+            },
+            _ => false,
+        },
+        AttrType::String | AttrType::Reference | AttrType::Binary => {
+            match (stored.as_str(), literal.as_str()) {
+                (Some(a), Some(b)) if def.case_exact => string_op(op, a, b),
+                (Some(a), Some(b)) => string_op(op, &fold_case(a), &fold_case(b)),
+                _ => false,
+            }
+        }
+        AttrType::Complex => false,
+    }
+}
+
+fn instant(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+fn string_op(op: CompareOp, a: &str, b: &str) -> bool {
+    match op {
+        CompareOp::Co => a.contains(b),
+        CompareOp::Sw => a.starts_with(b),
+        CompareOp::Ew => a.ends_with(b),
+        _ => ordering_holds(op, a.cmp(b)),
+    }
+}
+
+fn ordering_holds(op: CompareOp, o: Ordering) -> bool {
+    match op {
+        CompareOp::Eq => o == Ordering::Equal,
+        CompareOp::Ne => o != Ordering::Equal,
+        CompareOp::Gt => o == Ordering::Greater,
+        CompareOp::Ge => o != Ordering::Less,
+        CompareOp::Lt => o == Ordering::Less,
+        CompareOp::Le => o != Ordering::Greater,
+        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => false,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::{GROUP_URN, USER_URN};
     use serde_json::json;
 
-    fn eq(path: &str, value: Value) -> Filter {
-        Filter::Eq {
-            path: path.into(),
-            value,
+    fn p(attr: &str) -> AttrPath {
+        AttrPath::simple(attr)
+    }
+
+    fn ps(attr: &str, sub: &str) -> AttrPath {
+        AttrPath {
+            urn: None,
+            attr: attr.into(),
+            sub: Some(sub.into()),
         }
     }
 
-    #[test]
-    fn parses_what_the_idps_send() {
-        assert_eq!(
-            parse(r#"userName eq "a@b.c""#).unwrap(),
-            eq("userName", json!("a@b.c"))
-        );
-        assert_eq!(
-            parse(r#"userName EQ "x\"y""#).unwrap(),
-            eq("userName", json!("x\"y"))
-        );
-        assert_eq!(
-            parse("externalId eq jyoung").unwrap(),
-            eq("externalId", json!("jyoung"))
-        );
-        assert_eq!(
-            parse(r#"id eq "1" and displayName eq "g""#).unwrap(),
-            Filter::And(
-                Box::new(eq("id", json!("1"))),
-                Box::new(eq("displayName", json!("g")))
-            )
-        );
-        assert_eq!(parse("active eq true").unwrap(), eq("active", json!(true)));
+    fn cmp(path: AttrPath, op: CompareOp, value: Value) -> Filter {
+        Filter::Compare { path, op, value }
     }
 
+    fn eq(attr: &str, value: Value) -> Filter {
+        cmp(p(attr), CompareOp::Eq, value)
+    }
+
+    fn and(a: Filter, b: Filter) -> Filter {
+        Filter::And(Box::new(a), Box::new(b))
+    }
+
+    fn or(a: Filter, b: Filter) -> Filter {
+        Filter::Or(Box::new(a), Box::new(b))
+    }
+
+    fn not(a: Filter) -> Filter {
+        Filter::Not(Box::new(a))
+    }
+
+    fn ok(input: &str) -> Filter {
+        match parse(input) {
+            Ok(f) => f,
+            Err(e) => panic!("{input}: {e}"),
+        }
+    }
+
+    fn bad(input: &str) -> String {
+        let e = parse(input).expect_err(input);
+        assert_eq!(e.status, 400, "{input}");
+        assert_eq!(e.scim_type, Some(ScimType::InvalidFilter), "{input}");
+        e.detail
+    }
+
+    fn bad_path(input: &str) -> String {
+        let e = parse_path(input).expect_err(input);
+        assert_eq!(e.status, 400, "{input}");
+        assert_eq!(e.scim_type, Some(ScimType::InvalidPath), "{input}");
+        e.detail
+    }
+
+    // ---- parser ------------------------------------------------------------------------------
+
     #[test]
-    fn rejects_what_it_cannot_do() {
-        for bad in [
-            "",
-            "userName",
-            "userName eq",
-            r#"userName eq "x"#,
-            r#"userName co "x""#,
-            r#"userName zz "x""#,
-            r#"emails[type eq "work"]"#,
-            r#"a eq "b" or c eq "d""#,
-            r#"(a eq "b")"#,
+    fn every_operator() {
+        for (kw, op) in [
+            ("eq", CompareOp::Eq),
+            ("ne", CompareOp::Ne),
+            ("co", CompareOp::Co),
+            ("sw", CompareOp::Sw),
+            ("ew", CompareOp::Ew),
+            ("gt", CompareOp::Gt),
+            ("ge", CompareOp::Ge),
+            ("lt", CompareOp::Lt),
+            ("le", CompareOp::Le),
         ] {
-            let e = parse(bad).unwrap_err();
             assert_eq!(
-                e.scim_type,
-                Some(crate::scim::ScimType::InvalidFilter),
-                "{bad}"
+                ok(&format!(r#"title {kw} "x""#)),
+                cmp(p("title"), op, json!("x"))
+            );
+            assert_eq!(
+                ok(&format!(r#"title {} "x""#, kw.to_uppercase())),
+                cmp(p("title"), op, json!("x"))
             );
         }
-        assert!(parse(&"a".repeat(MAX_FILTER_LEN + 1)).is_err());
+        assert_eq!(ok("title pr"), Filter::Present(p("title")));
+        assert_eq!(ok("title PR"), Filter::Present(p("title")));
+    }
+
+    #[test]
+    fn literals() {
+        assert_eq!(ok("active eq true"), eq("active", json!(true)));
+        assert_eq!(ok("active eq TRUE"), eq("active", json!(true)));
+        assert_eq!(ok("active eq False"), eq("active", json!(false)));
+        assert_eq!(ok("title eq NULL"), eq("title", Value::Null));
+        assert_eq!(ok("n eq 42"), eq("n", json!(42)));
+        assert_eq!(ok("n gt -3"), cmp(p("n"), CompareOp::Gt, json!(-3)));
+        assert_eq!(ok("n le 2.5"), cmp(p("n"), CompareOp::Le, json!(2.5)));
+        assert_eq!(ok("n eq 1e3"), eq("n", json!(1000.0)));
+        assert_eq!(ok("n eq -1.5E-2"), eq("n", json!(-0.015)));
+        assert_eq!(ok(r#"title eq """#), eq("title", json!("")));
+    }
+
+    #[test]
+    fn json_escapes_in_strings() {
+        assert_eq!(
+            ok(r#"userName eq "a\"b\\c\/d\n\t""#),
+            eq("userName", json!("a\"b\\c/d\n\t"))
+        );
+        assert_eq!(
+            ok(r#"userName eq "caf\u00e9""#),
+            eq("userName", json!("café"))
+        );
+        assert_eq!(
+            ok(r#"userName eq "\ud83d\ude00""#),
+            eq("userName", json!("😀"))
+        );
+        assert_eq!(
+            ok(r#"userName eq "日本 ()[]""#),
+            eq("userName", json!("日本 ()[]"))
+        );
+        assert!(bad(r#"userName eq "\x""#).contains("at 12"));
+        assert!(bad(r#"userName eq "\ud83d""#).contains("invalid string"));
+        assert!(bad(r#"userName eq "abc"#).contains("unterminated string at 12"));
+        assert!(bad(r#"userName eq "abc\""#).contains("unterminated"));
+    }
+
+    #[test]
+    fn logic_and_precedence() {
+        let (a, b, c) = (eq("a", json!(1)), eq("b", json!(2)), eq("c", json!(3)));
+        assert_eq!(
+            ok("a eq 1 or b eq 2 and c eq 3"),
+            or(a.clone(), and(b.clone(), c.clone()))
+        );
+        assert_eq!(
+            ok("a eq 1 and b eq 2 or c eq 3"),
+            or(and(a.clone(), b.clone()), c.clone())
+        );
+        assert_eq!(
+            ok("(a eq 1 or b eq 2) and c eq 3"),
+            and(or(a.clone(), b.clone()), c.clone())
+        );
+        assert_eq!(
+            ok("a eq 1 and b eq 2 and c eq 3"),
+            and(and(a.clone(), b.clone()), c.clone())
+        );
+        assert_eq!(
+            ok("a eq 1 or b eq 2 or c eq 3"),
+            or(or(a.clone(), b.clone()), c.clone())
+        );
+        assert_eq!(
+            ok("not (a eq 1) and b eq 2"),
+            and(not(a.clone()), b.clone())
+        );
+        assert_eq!(ok("NOT(a eq 1 or b eq 2)"), not(or(a.clone(), b.clone())));
+        assert_eq!(ok("a eq 1 AND b eq 2"), and(a.clone(), b.clone()));
+        assert_eq!(ok("a eq 1 Or b eq 2"), or(a.clone(), b.clone()));
+        assert_eq!(ok("((a eq 1))"), a.clone());
+        assert_eq!(ok("  a   eq\t1\n"), a);
+        // Non-ASCII whitespace separates tokens too.
+        assert_eq!(ok("a\u{a0}eq\u{a0}1"), eq("a", json!(1)));
+    }
+
+    #[test]
+    fn attribute_paths() {
+        assert_eq!(
+            ok("name.familyName pr"),
+            Filter::Present(ps("name", "familyName"))
+        );
+        assert_eq!(
+            ok("NAME.FAMILYNAME pr"),
+            Filter::Present(ps("NAME", "FAMILYNAME"))
+        );
+        assert_eq!(
+            ok("members.$ref pr"),
+            Filter::Present(ps("members", "$ref"))
+        );
+        assert_eq!(
+            ok("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq \"x\""),
+            cmp(
+                AttrPath {
+                    urn: Some(ENTERPRISE_URN.into()),
+                    attr: "department".into(),
+                    sub: None
+                },
+                CompareOp::Eq,
+                json!("x")
+            )
+        );
+        assert_eq!(
+            ok("URN:IETF:params:scim:schemas:EXTENSION:enterprise:2.0:user:manager.value pr"),
+            Filter::Present(AttrPath {
+                urn: Some(ENTERPRISE_URN.into()),
+                attr: "manager".into(),
+                sub: Some("value".into())
+            })
+        );
+        assert_eq!(
+            ok("urn:ietf:params:scim:schemas:core:2.0:User:userName pr"),
+            Filter::Present(AttrPath {
+                urn: Some(USER_URN.into()),
+                attr: "userName".into(),
+                sub: None
+            })
+        );
+        assert_eq!(
+            ok("urn:ietf:params:scim:schemas:core:2.0:Group:displayName pr"),
+            Filter::Present(AttrPath {
+                urn: Some(GROUP_URN.into()),
+                attr: "displayName".into(),
+                sub: None
+            })
+        );
+        // Unknown URN: split at the last ':' and kept as written.
+        assert_eq!(
+            ok("urn:Example:ext:1.0:Thing:color.hue pr"),
+            Filter::Present(AttrPath {
+                urn: Some("urn:Example:ext:1.0:Thing".into()),
+                attr: "color".into(),
+                sub: Some("hue".into())
+            })
+        );
+        assert_eq!(
+            ok("urn:ietf:params:scim:schemas:core:2.0:UserX:foo pr"),
+            Filter::Present(AttrPath {
+                urn: Some("urn:ietf:params:scim:schemas:core:2.0:UserX".into()),
+                attr: "foo".into(),
+                sub: None
+            })
+        );
+        let shown = AttrPath {
+            urn: Some(ENTERPRISE_URN.into()),
+            attr: "manager".into(),
+            sub: Some("value".into()),
+        };
+        assert_eq!(shown.to_string(), format!("{ENTERPRISE_URN}:manager.value"));
+    }
+
+    #[test]
+    fn value_paths() {
+        assert_eq!(
+            ok(r#"emails[type eq "work" and primary eq true]"#),
+            Filter::ValuePath {
+                path: p("emails"),
+                filter: Box::new(and(eq("type", json!("work")), eq("primary", json!(true))))
+            }
+        );
+        assert_eq!(
+            ok(
+                r#"emails[not (type eq "work") or (value co "@x" and primary pr)] and active eq true"#
+            ),
+            and(
+                Filter::ValuePath {
+                    path: p("emails"),
+                    filter: Box::new(or(
+                        not(eq("type", json!("work"))),
+                        and(
+                            cmp(p("value"), CompareOp::Co, json!("@x")),
+                            Filter::Present(p("primary"))
+                        )
+                    ))
+                },
+                eq("active", json!(true))
+            )
+        );
+        // Entra's non-RFC form.
+        let entra = Filter::ValuePath {
+            path: p("emails"),
+            filter: Box::new(and(eq("type", json!("work")), eq("value", json!("x")))),
+        };
+        assert_eq!(ok(r#"emails[type eq "work"].value eq "x""#), entra);
+        assert_eq!(ok(r#"emails[type EQ "work"].value EQ "x""#), entra);
+        assert_eq!(
+            ok(r#"emails[type eq "work"].value pr or userName eq "u""#),
+            or(
+                Filter::ValuePath {
+                    path: p("emails"),
+                    filter: Box::new(and(eq("type", json!("work")), Filter::Present(p("value"))))
+                },
+                eq("userName", json!("u"))
+            )
+        );
+        assert_eq!(
+            ok(r#"urn:ietf:params:scim:schemas:core:2.0:User:emails[value ew "@x"]"#),
+            Filter::ValuePath {
+                path: AttrPath {
+                    urn: Some(USER_URN.into()),
+                    attr: "emails".into(),
+                    sub: None
+                },
+                filter: Box::new(cmp(p("value"), CompareOp::Ew, json!("@x")))
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_what_was_expected_and_where() {
+        assert_eq!(
+            bad("userName"),
+            "expected an operator after \"userName\", found the end of the input at 8"
+        );
+        assert_eq!(
+            bad(r#"userName zz "x""#),
+            "expected an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr) after \"userName\", found \"zz\" at 9"
+        );
+        assert!(bad("userName eq").contains("expected a value after \"userName eq\""));
+        assert!(bad("").contains("empty"));
+        assert!(bad("   ").contains("empty"));
+        // Bare words are not values.
+        let e = bad("externalId eq jyoung");
+        assert!(
+            e.contains("expected a value") && e.contains("\"jyoung\" at 14"),
+            "{e}"
+        );
+        assert!(bad("n eq 1x").contains("\"1x\" is not a valid number at 5"));
+        assert!(bad("n eq 01").contains("not a valid number"));
+        assert!(bad("n eq 1e999").contains("not a valid number"));
+        // Operator/value type rules.
+        assert!(bad("active gt true").contains("\"gt\" cannot compare with true"));
+        assert!(bad("title le null").contains("cannot compare with null"));
+        assert!(bad("title co 1").contains("\"co\" needs a quoted string"));
+        assert!(bad("title sw true").contains("needs a quoted string"));
+        assert!(bad("title ew null").contains("needs a quoted string"));
+        assert!(bad("title pr \"x\"").contains("expected \"and\", \"or\" or the end"));
+        // Structure.
+        for input in [
+            "userName eq \"x\" and",
+            "userName eq \"x\" or",
+            "and userName eq \"x\"",
+            "(userName eq \"x\"",
+            "userName eq \"x\")",
+            "()",
+            "not userName eq \"x\"",
+            "not",
+            "userName eq \"x\" userName eq \"y\"",
+            "emails[type eq \"work\"",
+            "emails[]",
+            "emails]",
+            "emails[type eq \"work\"].value",
+            "emails[type eq \"work\"].value.x eq \"y\"",
+            "emails[type eq \"work\"].1 eq \"y\"",
+            "emails[type[value eq \"a\"]]",
+            "emails[value[value eq \"a\"] eq \"b\"]",
+            "emails[urn:x:y:type eq \"a\"]",
+            "emails[type.value eq \"a\"]",
+            "emails.value[type eq \"a\"]",
+            "a..b eq 1",
+            ".a eq 1",
+            "a. eq 1",
+            "a.b.c eq 1",
+            "1abc eq 1",
+            "na!me eq 1",
+            "foo:bar eq 1",
+            "urn:foo eq 1",
+            "urn:ietf:params:scim:schemas:core:2.0:User eq 1",
+            "urn:ietf:params:scim:schemas:core:2.0:User: eq 1",
+            "\"userName\" eq 1",
+            "userName eq \"a\" [",
+        ] {
+            bad(input);
+        }
+        assert!(bad("(userName eq \"x\"").contains("expected \")\" closing the \"(\" at 0"));
+        assert!(bad("emails[type eq \"work\"").contains("expected \"]\" closing the \"[\" at 6"));
+        assert!(bad("not userName eq 1")
+            .contains("expected \"(\" after \"not\", found \"userName\" at 4"));
+        assert!(bad("emails[type[value eq 1]]").contains("nested"));
+        assert!(bad("a..b eq 1").contains(
+            "\"a..b\" is not a valid attribute path (a name before or after \".\" is empty) at 0"
+        ));
+        assert!(bad(&"a".repeat(MAX_FILTER_LEN + 1)).contains("longer than 4096"));
+    }
+
+    #[test]
+    fn depth_limits_do_not_overflow_the_stack() {
+        let parens = "(".repeat(MAX_FILTER_LEN);
+        assert!(bad(&parens).contains("nesting deeper than 64"));
+        let nots = "not(".repeat(MAX_FILTER_LEN / 4);
+        assert!(bad(&nots).contains("nesting deeper than 64"));
+        let brackets = format!("{}{}", "(".repeat(40), "not(".repeat(40));
+        assert!(bad(&brackets).contains("nesting"));
+        // Exactly at the limit is fine; one more is not.
+        let at = format!("{}a pr{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert_eq!(ok(&at), Filter::Present(p("a")));
+        let over = format!(
+            "{}a pr{}",
+            "(".repeat(MAX_DEPTH + 1),
+            ")".repeat(MAX_DEPTH + 1)
+        );
+        assert!(bad(&over).contains(&format!("at {MAX_DEPTH}")));
+        let nested_not = format!("{}a pr{}", "not (".repeat(32), ")".repeat(32));
+        assert!(parse(&nested_not).is_ok());
+        let too_many_not = format!("{}a pr{}", "not (".repeat(33), ")".repeat(33));
+        bad(&too_many_not);
+        let in_brackets = format!("emails[{}type pr{}]", "(".repeat(63), ")".repeat(63));
+        assert!(parse(&in_brackets).is_ok());
+        let in_brackets = format!("emails[{}type pr{}]", "(".repeat(64), ")".repeat(64));
+        bad(&in_brackets);
+        // A long flat chain is not nesting.
+        let chain = vec!["userName pr"; 250].join(" and ");
+        assert!(chain.len() <= MAX_FILTER_LEN);
+        assert!(matches(&ok(&chain), ResourceKind::User, &user()));
+        let chain = vec!["a pr"; 450].join(" or ");
+        assert!(!matches(&ok(&chain), ResourceKind::User, &user()));
+    }
+
+    // ---- parse_path --------------------------------------------------------------------------
+
+    #[test]
+    fn patch_paths() {
+        let pp =
+            |urn: Option<&str>, attr: &str, filter: Option<Filter>, sub: Option<&str>| PatchPath {
+                urn: urn.map(str::to_string),
+                attr: attr.into(),
+                filter,
+                sub: sub.map(str::to_string),
+            };
+        assert_eq!(
+            parse_path("userName").unwrap(),
+            pp(None, "userName", None, None)
+        );
+        assert_eq!(
+            parse_path("name.givenName").unwrap(),
+            pp(None, "name", None, Some("givenName"))
+        );
+        assert_eq!(
+            parse_path(r#"emails[type eq "work"].value"#).unwrap(),
+            pp(
+                None,
+                "emails",
+                Some(eq("type", json!("work"))),
+                Some("value")
+            )
+        );
+        assert_eq!(
+            parse_path(r#"members[value eq "x"]"#).unwrap(),
+            pp(None, "members", Some(eq("value", json!("x"))), None)
+        );
+        assert_eq!(
+            parse_path(r#" emails[type eq "work" and primary eq TRUE] "#).unwrap(),
+            pp(
+                None,
+                "emails",
+                Some(and(eq("type", json!("work")), eq("primary", json!(true)))),
+                None
+            )
+        );
+        assert_eq!(
+            parse_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value")
+                .unwrap(),
+            pp(Some(ENTERPRISE_URN), "manager", None, Some("value"))
+        );
+        assert_eq!(
+            parse_path("urn:ietf:params:scim:schemas:extension:Enterprise:2.0:User:employeeNumber")
+                .unwrap(),
+            pp(Some(ENTERPRISE_URN), "employeeNumber", None, None)
+        );
+        assert_eq!(
+            parse_path("urn:ietf:params:scim:schemas:core:2.0:User:emails[type eq \"work\"].value")
+                .unwrap(),
+            pp(
+                Some(USER_URN),
+                "emails",
+                Some(eq("type", json!("work"))),
+                Some("value")
+            )
+        );
+        for input in [
+            "",
+            "  ",
+            "emails[",
+            "emails[type eq \"work\"",
+            "emails[type eq \"work\"]x",
+            "emails[type eq \"work\"].value extra",
+            "emails[type eq \"work\"].value.x",
+            "emails[type eq \"work\"] and",
+            "userName eq \"x\"",
+            "userName)",
+            "a..b",
+            "a.b.c",
+            "(userName)",
+            "\"userName\"",
+            "emails[typo \"work\"]",
+            "emails[type[value eq 1]]",
+            "name.givenName[value eq 1]",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        ] {
+            bad_path(input);
+        }
+        assert!(bad_path("").contains("empty"));
+        assert!(bad_path("userName eq").contains("expected the end of the path, found \"eq\" at 9"));
+        assert!(bad_path(&"a".repeat(MAX_FILTER_LEN + 1)).contains("longer"));
+        assert!(bad_path(&format!("emails[{}type pr]", "(".repeat(100))).contains("nesting"));
+    }
+
+    // ---- evaluator ---------------------------------------------------------------------------
+
+    fn user() -> Value {
+        json!({
+            "schemas": [USER_URN, ENTERPRISE_URN],
+            "id": "2819c223-7f76-453a-919d-413861904646",
+            "externalId": "Ext-1",
+            "userName": "Bjensen@Example.com",
+            "name": {"familyName": "Jensen", "givenName": "Barbara", "middleName": ""},
+            "displayName": "Ärger Jensen",
+            "active": true,
+            "title": "",
+            "nickName": null,
+            "emails": [
+                {"value": "bjensen@example.com", "type": "work", "primary": true},
+                {"value": "babs@jensen.org", "type": "home"}
+            ],
+            "phoneNumbers": [],
+            "addresses": [{}],
+            "ims": {},
+            "groups": [{"value": "G1", "display": "Admins", "type": "direct",
+                        "$ref": "https://h/scim/v2/Groups/G1"}],
+            ENTERPRISE_URN: {
+                "employeeNumber": "701984",
+                "department": "Tour Operations",
+                "manager": {"value": "M1", "displayName": "John Smith"}
+            },
+            "meta": {
+                "resourceType": "User",
+                "created": "2024-01-23T04:56:22Z",
+                "lastModified": "2024-05-13T04:42:34.5+02:00",
+                "location": "https://h/scim/v2/Users/2819c223",
+                "version": "W/\"3\""
+            }
+        })
+    }
+
+    fn group() -> Value {
+        json!({
+            "schemas": [GROUP_URN],
+            "id": "G1",
+            "displayName": "Admins",
+            "members": [
+                {"value": "U1", "display": "Babs", "type": "User", "$ref": "https://h/scim/v2/Users/U1"},
+                {"value": "G2", "type": "Group"}
+            ],
+            "meta": {"resourceType": "Group", "created": "2024-01-01T00:00:00Z",
+                     "lastModified": "2024-01-01T00:00:00Z"}
+        })
+    }
+
+    fn u(input: &str) -> bool {
+        matches(&ok(input), ResourceKind::User, &user())
+    }
+
+    fn g(input: &str) -> bool {
+        matches(&ok(input), ResourceKind::Group, &group())
+    }
+
+    fn all_true(cases: &[&str], eval: fn(&str) -> bool) {
+        for c in cases {
+            assert!(eval(c), "expected a match: {c}");
+        }
+    }
+
+    fn all_false(cases: &[&str], eval: fn(&str) -> bool) {
+        for c in cases {
+            assert!(!eval(c), "expected no match: {c}");
+        }
+    }
+
+    #[test]
+    fn case_insensitive_strings() {
+        all_true(
+            &[
+                r#"userName eq "bjensen@example.com""#,
+                r#"USERNAME Eq "BJENSEN@EXAMPLE.COM""#,
+                r#"userName ne "other""#,
+                r#"userName co "JENSEN@""#,
+                r#"userName sw "bJ""#,
+                r#"userName ew ".COM""#,
+                r#"userName gt "BJENSEN@EXAMPLE.CO""#,
+                r#"userName ge "bjensen@example.com""#,
+                r#"userName lt "c""#,
+                r#"userName le "BJENSEN@EXAMPLE.COM""#,
+                // Full Unicode fold, not only ASCII.
+                r#"displayName eq "ärger jensen""#,
+                r#"displayName sw "ÄRG""#,
+                r#"name.givenName eq "barbara""#,
+                r#"name.GIVENNAME co "ARB""#,
+                r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "BJensen@example.com""#,
+            ],
+            u,
+        );
+        all_false(
+            &[
+                r#"userName ne "BJENSEN@example.com""#,
+                r#"userName co "zz""#,
+                r#"userName sw "jensen""#,
+                r#"userName ew "@example""#,
+                r#"userName gt "c""#,
+                r#"userName ge "c""#,
+                r#"userName lt "BJENSEN@EXAMPLE.COM""#,
+                r#"userName le "a""#,
+                r#"userName eq 1"#,
+                r#"userName eq true"#,
+                r#"name.givenName eq "x""#,
+                r#"urn:ietf:params:scim:schemas:core:2.0:Group:userName pr"#,
+            ],
+            u,
+        );
+    }
+
+    #[test]
+    fn case_exact_strings() {
+        all_true(
+            &[
+                r#"externalId eq "Ext-1""#,
+                r#"externalId ne "ext-1""#,
+                r#"externalId co "t-""#,
+                r#"externalId sw "E""#,
+                r#"externalId ew "-1""#,
+                r#"externalId gt "Ext-0""#,
+                r#"externalId ge "Ext-1""#,
+                r#"externalId lt "ext""#,
+                r#"externalId le "Ext-1""#,
+                r#"id eq "2819c223-7f76-453a-919d-413861904646""#,
+                r#"meta.resourceType eq "User""#,
+                r#"meta.version eq "W/\"3\"""#,
+                r#"groups.value eq "G1""#,
+                r#"groups.$ref ew "/Groups/G1""#,
+            ],
+            u,
+        );
+        all_false(
+            &[
+                r#"externalId eq "ext-1""#,
+                r#"externalId co "T-""#,
+                r#"externalId sw "e""#,
+                r#"externalId ew "-X""#,
+                r#"externalId gt "ext""#,
+                r#"externalId lt "Ext-1""#,
+                r#"id eq "2819C223-7F76-453A-919D-413861904646""#,
+                r#"meta.resourceType eq "user""#,
+            ],
+            u,
+        );
+        // members.value and groups.value are caseExact: false in the schema (RFC 7643 §8.7.1).
+        all_true(&[r#"members.value eq "u1""#, r#"members eq "G2""#], g);
+        all_true(&[r#"groups.value eq "g1""#], u);
+        all_false(
+            &[r#"members.$ref ew "users/u1""#, r#"members.value co "x""#],
+            g,
+        );
+    }
+
+    #[test]
+    fn booleans() {
+        all_true(
+            &[
+                "active eq true",
+                "active EQ TRUE",
+                "active ne false",
+                "not (active eq false)",
+                "emails[primary eq true]",
+                "emails[primary ne true]",
+            ],
+            u,
+        );
+        all_false(
+            &[
+                "active eq false",
+                "active ne true",
+                r#"active eq "true""#,
+                "active eq 1",
+                r#"active co "t""#,
+                "emails[primary eq false]",
+            ],
+            u,
+        );
+    }
+
+    static NUM_SUB: [AttrDef; 2] = [
+        meta_sub("n", AttrType::Integer, "test"),
+        meta_sub("d", AttrType::Decimal, "test"),
+    ];
+    static NUMS: AttrDef = AttrDef {
+        name: "nums",
+        ty: AttrType::Complex,
+        multi: true,
+        required: false,
+        case_exact: false,
+        mutability: Mutability::ReadWrite,
+        returned: Returned::Default,
+        uniqueness: Uniqueness::None,
+        canonical: &[],
+        reference_types: &[],
+        sub: &NUM_SUB,
+        description: "test",
+    };
+
+    #[test]
+    fn numbers() {
+        let el = json!({"n": 5, "d": 2.5});
+        let t = |input: &str| matches_value(&ok(input), &NUMS, &el);
+        for yes in [
+            "n eq 5",
+            "n eq 5.0",
+            "n eq 5e0",
+            "n ne 4",
+            "n gt 4",
+            "n ge 5",
+            "n lt 5.5",
+            "n le 5",
+            "n gt -1",
+            "d eq 2.5",
+            "d gt 2",
+            "d lt 3",
+            "d le 2.5",
+            "d ge 25e-1",
+        ] {
+            assert!(t(yes), "{yes}");
+        }
+        for no in [
+            "n eq 4",
+            "n ne 5",
+            "n gt 5",
+            "n ge 6",
+            "n lt 5",
+            "n le 4.9",
+            r#"n eq "5""#,
+            r#"n co "5""#,
+            r#"n sw "5""#,
+            "n eq true",
+            "d eq 2",
+        ] {
+            assert!(!t(no), "{no}");
+        }
+        // A stored string is not a number.
+        assert!(!matches_value(&ok("n eq 5"), &NUMS, &json!({"n": "5"})));
+    }
+
+    #[test]
+    fn date_times_compare_as_instants() {
+        all_true(
+            &[
+                r#"meta.created eq "2024-01-23T04:56:22Z""#,
+                r#"meta.created eq "2024-01-23T05:56:22+01:00""#,
+                r#"meta.created eq "2024-01-23T04:56:22.000Z""#,
+                r#"meta.created ne "2024-01-23T04:56:23Z""#,
+                r#"meta.created gt "2024-01-23T04:56:21.999Z""#,
+                r#"meta.created ge "2024-01-23T04:56:22Z""#,
+                r#"meta.created lt "2024-01-23T04:56:22.001Z""#,
+                r#"meta.created le "2024-01-23T04:56:22Z""#,
+                // 04:42:34.5+02:00 is 02:42:34.5Z, earlier than 03:00Z though "04" > "03" as text.
+                r#"meta.lastModified gt "2024-05-13T02:42:34Z""#,
+                r#"meta.lastModified lt "2024-05-13T03:00:00Z""#,
+                r#"META.LASTMODIFIED lt "2024-05-13T04:00:00+01:00""#,
+                r#"meta.created sw "2024-01""#,
+                r#"meta.created co "T04""#,
+                r#"meta.created ew "Z""#,
+            ],
+            u,
+        );
+        all_false(
+            &[
+                r#"meta.created eq "2024-01-23""#,
+                r#"meta.created gt "yesterday""#,
+                r#"meta.created lt "yesterday""#,
+                r#"meta.created eq 2024"#,
+                r#"meta.created gt "2024-01-23T04:56:22Z""#,
+                r#"meta.lastModified gt "2024-05-13T03:00:00Z""#,
+                r#"meta.lastModified gt "2024-05-13T05:00:00+02:00""#,
+                r#"meta.created sw "2024-01-23t""#,
+            ],
+            u,
+        );
+        // An unparsable stored value never matches either.
+        let odd = json!({"meta": {"created": "not a date"}});
+        assert!(!matches(
+            &ok(r#"meta.created lt "2030-01-01T00:00:00Z""#),
+            ResourceKind::User,
+            &odd
+        ));
+    }
+
+    #[test]
+    fn multi_valued_any_of() {
+        all_true(
+            &[
+                r#"emails eq "babs@jensen.org""#,
+                r#"emails.value eq "BJENSEN@example.com""#,
+                r#"emails co "jensen.org""#,
+                r#"emails.type eq "home""#,
+                r#"emails.value ne "x@y""#,
+                r#"emails.primary eq true"#,
+                r#"groups eq "G1""#,
+                r#"groups.display eq "admins""#,
+            ],
+            u,
+        );
+        all_false(
+            &[
+                // ne is "not eq": false because one element equals.
+                r#"emails ne "babs@jensen.org""#,
+                r#"emails.value ne "BJENSEN@example.com""#,
+                r#"emails.type ne "home""#,
+                r#"emails eq "work""#,
+                r#"emails.value eq "nope""#,
+                r#"phoneNumbers eq "1""#,
+                r#"emails.primary eq false"#,
+                // A complex attribute without `value` cannot be compared.
+                r#"name eq "Jensen""#,
+                r#"addresses eq "x""#,
+            ],
+            u,
+        );
+        // ne on an absent attribute: nothing equals, so true.
+        assert!(u(r#"phoneNumbers ne "1""#));
+        assert!(u(r#"phoneNumbers.value ne "1""#));
+    }
+
+    #[test]
+    fn complex_sub_attributes_and_extension() {
+        all_true(
+            &[
+                r#"name.familyName eq "jensen""#,
+                r#"name.familyName pr"#,
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "tour operations""#,
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:DEPARTMENT sw "Tour""#,
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "M1""#,
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager eq "m1""#,
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.displayName co "smith""#,
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber gt "7""#,
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager pr"#,
+                // Unqualified extension names resolve too (no clash with core names).
+                r#"department eq "Tour Operations""#,
+                r#"manager.value eq "m1""#,
+            ],
+            u,
+        );
+        all_false(
+            &[
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "x""#,
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:division pr"#,
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq 701984"#,
+                r#"urn:ietf:params:scim:schemas:core:2.0:User:department pr"#,
+                r#"name.nope pr"#,
+            ],
+            u,
+        );
+        // Groups have no Enterprise extension.
+        let with_ext = json!({ENTERPRISE_URN: {"department": "x"}});
+        for f in [
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department pr"#,
+            "department pr",
+        ] {
+            assert!(!matches(&ok(f), ResourceKind::Group, &with_ext), "{f}");
+        }
+    }
+
+    #[test]
+    fn value_path_filters() {
+        all_true(
+            &[
+                r#"emails[type eq "work" and primary eq true]"#,
+                r#"emails[type eq "WORK"]"#,
+                r#"emails[type eq "work"].value eq "bjensen@example.com""#,
+                r#"emails[not (type eq "work")]"#,
+                r#"emails[value ew "jensen.org" or primary eq true]"#,
+                r#"EMAILS[TYPE pr]"#,
+                r#"groups[value eq "G1" and type eq "direct"]"#,
+                r#"urn:ietf:params:scim:schemas:core:2.0:User:emails[type eq "home"]"#,
+                // A singular complex attribute is its one element.
+                r#"name[givenName eq "barbara"]"#,
+            ],
+            u,
+        );
+        all_false(
+            &[
+                // Both conditions must hold on the SAME element.
+                r#"emails[type eq "home" and primary eq true]"#,
+                r#"emails[type eq "home"].value eq "bjensen@example.com""#,
+                r#"emails[type eq "other"]"#,
+                r#"phoneNumbers[type pr]"#,
+                r#"addresses[type pr]"#,
+                r#"emails[nope eq "x"]"#,
+                r#"nope[type eq "work"]"#,
+            ],
+            u,
+        );
+        all_true(
+            &[
+                r#"members[value eq "U1" and type eq "User"]"#,
+                r#"members[display pr]"#,
+            ],
+            g,
+        );
+        all_false(
+            &[
+                r#"members[value eq "G2" and display pr]"#,
+                r#"members[type eq "Robot"]"#,
+            ],
+            g,
+        );
+        assert!(u(r#"not (emails[type eq "other"])"#));
+    }
+
+    #[test]
+    fn matches_value_on_one_element() {
+        let emails = find(&USER, "emails").unwrap();
+        let el = json!({"value": "A@X.org", "type": "work", "primary": true});
+        let t = |input: &str| matches_value(&ok(input), emails, &el);
+        assert!(t(r#"value eq "a@x.org""#));
+        assert!(t(r#"VALUE sw "a@" and Type eq "WORK" and primary eq true"#));
+        assert!(t("display eq null"));
+        assert!(t(r#"display ne "x""#));
+        assert!(!t("display pr"));
+        assert!(!t(r#"value eq "b@x.org""#));
+        assert!(!t(r#"nope eq "x""#));
+        assert!(t(r#"nope ne "x""#));
+        // URNs, sub-attributes and nested value paths inside an element match nothing.
+        let rel = |path: AttrPath| Filter::Present(path);
+        assert!(!matches_value(&rel(ps("value", "x")), emails, &el));
+        assert!(!matches_value(
+            &rel(AttrPath {
+                urn: Some(USER_URN.into()),
+                attr: "value".into(),
+                sub: None
+            }),
+            emails,
+            &el
+        ));
+        let nested = Filter::ValuePath {
+            path: p("value"),
+            filter: Box::new(Filter::Present(p("value"))),
+        };
+        assert!(!matches_value(&nested, emails, &el));
+        // A multi-valued attribute without sub-attributes: `value` is the element itself.
+        static TAGS: AttrDef = meta_sub("tags", AttrType::String, "test");
+        assert!(matches_value(
+            &ok(r#"value eq "Blue""#),
+            &TAGS,
+            &json!("Blue")
+        ));
+        assert!(!matches_value(
+            &ok(r#"value eq "blue""#),
+            &TAGS,
+            &json!("Blue")
+        ));
+        assert!(!matches_value(
+            &ok(r#"type eq "Blue""#),
+            &TAGS,
+            &json!("Blue")
+        ));
+    }
+
+    #[test]
+    fn presence() {
+        all_true(
+            &[
+                "userName pr",
+                "active pr",
+                "emails pr",
+                "emails.value pr",
+                "emails.primary pr",
+                "name pr",
+                "meta pr",
+                "meta.created pr",
+                "id pr",
+                "externalId pr",
+                "groups pr",
+                "groups.$ref pr",
+                "title eq null",
+                "nickName eq null",
+                "userName ne null",
+                "not (title pr)",
+            ],
+            u,
+        );
+        all_false(
+            &[
+                // "" / null / [] / {} / [{}] / absent are not present.
+                "title pr",
+                "nickName pr",
+                "phoneNumbers pr",
+                "phoneNumbers.value pr",
+                "addresses pr",
+                "addresses.type pr",
+                "ims pr",
+                "name.middleName pr",
+                "profileUrl pr",
+                "userName eq null",
+                "title ne null",
+                "emails.display pr",
+            ],
+            u,
+        );
+    }
+
+    #[test]
+    fn unknown_attributes_match_nothing_but_negations_follow() {
+        all_false(
+            &[
+                "nope pr",
+                r#"nope eq "x""#,
+                r#"nope co "x""#,
+                r#"nope gt "x""#,
+                "nope eq true",
+                r#"urn:example:ext:1.0:User:userName eq "bjensen@example.com""#,
+                // Never-returned attributes are unknown to filters.
+                "password pr",
+                r#"password eq "secret""#,
+            ],
+            u,
+        );
+        all_true(
+            &[
+                r#"nope ne "x""#,
+                "not (nope pr)",
+                "nope eq null",
+                r#"not (nope eq "x")"#,
+                r#"nope eq "x" or userName pr"#,
+            ],
+            u,
+        );
+        let with_password = json!({"password": "secret"});
+        assert!(!matches(
+            &ok("password pr"),
+            ResourceKind::User,
+            &with_password
+        ));
+        // Groups: user attributes are unknown.
+        all_false(&["userName pr", "emails pr", "active eq true"], g);
+        all_true(
+            &[
+                r#"displayName eq "ADMINS""#,
+                "id pr",
+                r#"meta.resourceType eq "Group""#,
+            ],
+            g,
+        );
+    }
+
+    #[test]
+    fn logic_in_the_evaluator() {
+        all_true(
+            &[
+                r#"userName sw "b" and active eq true"#,
+                r#"userName sw "x" or active eq true"#,
+                r#"not (userName sw "x")"#,
+                r#"userName sw "x" or active eq true and title eq null"#,
+                r#"(userName sw "x" or active eq true) and not (title pr)"#,
+            ],
+            u,
+        );
+        all_false(
+            &[
+                r#"userName sw "b" and active eq false"#,
+                r#"userName sw "x" or active eq false"#,
+                r#"not (userName sw "b")"#,
+                r#"(userName sw "b" or active eq true) and title pr"#,
+            ],
+            u,
+        );
+    }
+
+    #[test]
+    fn wrong_stored_types_never_panic_or_match() {
+        let odd = json!({
+            "userName": 5, "active": "true", "emails": "a@b", "name": "x",
+            "meta": [], "groups": [1, null, "G1"]
+        });
+        for f in [
+            r#"userName eq "5""#,
+            "active eq true",
+            r#"emails.value eq "a@b""#,
+            r#"name.givenName eq "x""#,
+            r#"meta.created gt "2020-01-01T00:00:00Z""#,
+            r#"groups.value eq "G1""#,
+            r#"groups[value eq "G1"]"#,
+        ] {
+            assert!(!matches(&ok(f), ResourceKind::User, &odd), "{f}");
+        }
+        assert!(!matches(
+            &ok("userName pr"),
+            ResourceKind::User,
+            &json!(null)
+        ));
+        assert!(!matches(
+            &ok("userName pr"),
+            ResourceKind::User,
+            &json!([1, 2])
+        ));
+    }
+
+    #[test]
+    fn resolve_reports_location_and_definitions() {
+        let r = resolve(
+            ResourceKind::User,
+            &AttrPath {
+                urn: None,
+                attr: "MANAGER".into(),
+                sub: Some("VALUE".into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(r.container, Some(ENTERPRISE_URN));
+        assert_eq!((r.attr.name, r.leaf().name), ("manager", "value"));
+        let r = resolve(ResourceKind::Group, &ps("meta", "lastmodified")).unwrap();
+        assert_eq!((r.container, r.leaf().ty), (None, AttrType::DateTime));
+        assert!(resolve(ResourceKind::User, &p("password")).is_none());
+        assert!(resolve(ResourceKind::Group, &p("userName")).is_none());
+        assert_eq!(fold_case("ÄbC"), "äbc");
     }
 }

@@ -11,7 +11,7 @@ use rusqlite::{
 use serde_json::{Map, Value};
 
 use super::{now_rfc3339, Store, StoreError, StoredResource, TokenRecord};
-use crate::scim::filter::Filter;
+use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::list::Page;
 use crate::scim::resource::{MemberInput, Meta, Reference, ValidResource};
 use crate::scim::{schema, ResourceKind};
@@ -326,8 +326,12 @@ fn compile_filter(
             sql.push(')');
             Ok(())
         }
-        Filter::Eq { path, value } => {
-            let (column, case_exact) = filter_column(kind, path)?;
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value,
+        } => {
+            let (column, case_exact) = filter_column(kind, &path.to_string())?;
             match value {
                 Value::Null => {
                     sql.push_str(&format!("{column} IS NULL"));
@@ -352,6 +356,18 @@ fn compile_filter(
             };
             sql.push_str(&format!("{column} = ?{}{collate}", args.len()));
             Ok(())
+        }
+        Filter::Compare { op, .. } => Err(StoreError::UnsupportedFilter(format!(
+            "the \"{}\" operator is not supported yet; only \"eq\" comparisons joined by \"and\"",
+            op.as_str()
+        ))),
+        Filter::Present(_) => Err(StoreError::UnsupportedFilter(
+            "the \"pr\" operator is not supported yet; only \"eq\" comparisons joined by \"and\"".into(),
+        )),
+        Filter::Or(..) | Filter::Not(_) | Filter::ValuePath { .. } => {
+            Err(StoreError::UnsupportedFilter(
+                "\"or\", \"not\" and \"[...]\" filters are not supported yet; only \"eq\" comparisons joined by \"and\"".into(),
+            ))
         }
     }
 }
