@@ -883,6 +883,27 @@ mod tests {
             ),
             Err(StoreError::UnsupportedFilter(_))
         ));
+        for shape in [
+            r#"userName ne "a""#,
+            "userName pr",
+            r#"userName eq "a" or userName eq "b""#,
+            r#"not (userName eq "a")"#,
+            r#"emails[type eq "work"]"#,
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "x""#,
+        ] {
+            let f = crate::scim::filter::parse(shape).unwrap();
+            let page = Page {
+                start_index: 1,
+                count: 10,
+            };
+            assert!(
+                matches!(
+                    s.list(T, ResourceKind::User, Some(&f), page),
+                    Err(StoreError::UnsupportedFilter(_))
+                ),
+                "{shape}"
+            );
+        }
         let f = crate::scim::filter::parse(r#"name.givenName eq "X" and active eq true"#).unwrap();
         assert!(s
             .list(
