@@ -81,6 +81,19 @@ fn serve(config: &Config) -> ExitCode {
             return fail(format!("could not hand over the first token: {e}"));
         }
     }
+    // Announced only now, so whoever waits for this line finds the first token handed over.
+    log::info!(
+        "serving SCIM on {}://{}{} ({} workers, database {})",
+        if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+        handle.local_addr(),
+        crate::api::BASE_PATH,
+        config.workers,
+        config.database.display()
+    );
     match crate::server::run_until_signalled(handle) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),

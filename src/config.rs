@@ -40,6 +40,7 @@ struct RawConfig {
     behind_tls_proxy: Option<bool>,
     synchronous: Option<String>,
     pbkdf2_rounds: Option<u32>,
+    group_patch_response: Option<String>,
     tls: Option<RawTls>,
 }
 
@@ -73,6 +74,8 @@ pub struct Config {
     pub behind_tls_proxy: bool,
     pub synchronous: Synchronous,
     pub pbkdf2_rounds: u32,
+    /// Whether a Group PATCH answers 200 with the group instead of 204.
+    pub group_patch_returns_resource: bool,
     pub tls: Option<TlsFiles>,
 }
 
@@ -213,6 +216,22 @@ impl Config {
                 format!("{pbkdf2_rounds} is below the minimum of 1000"),
             ));
         }
+        let group_patch_returns_resource = match raw
+            .group_patch_response
+            .as_deref()
+            .unwrap_or("no-content")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "no-content" => false,
+            "resource" => true,
+            other => {
+                return Err(invalid(
+                    "group_patch_response",
+                    format!("\"{other}\" is not \"no-content\" or \"resource\""),
+                ))
+            }
+        };
         let tls = raw.tls.map(|t| TlsFiles {
             cert: resolve(&t.cert),
             key: resolve(&t.key),
@@ -239,6 +258,7 @@ impl Config {
             behind_tls_proxy,
             synchronous,
             pbkdf2_rounds,
+            group_patch_returns_resource,
             tls,
         })
     }
@@ -308,6 +328,7 @@ mod tests {
             ("workers = 0", "workers"),
             ("log_level = \"loud\"", "log_level"),
             ("synchronous = \"off\"", "synchronous"),
+            ("group_patch_response = \"body\"", "group_patch_response"),
             ("max_body_bytes = 1", "max_body_bytes"),
             ("pbkdf2_rounds = 1", "pbkdf2_rounds"),
         ] {

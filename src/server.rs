@@ -74,6 +74,7 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         max_page_size: config.max_page_size,
         max_body_bytes: config.max_body_bytes,
         pbkdf2_rounds: config.pbkdf2_rounds,
+        group_patch_returns_resource: config.group_patch_returns_resource,
         https: config.tls.is_some() || config.behind_tls_proxy,
         default_host: config.listen.to_string(),
     });
@@ -87,18 +88,6 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         },
         Arc::new(move |req| app.handle(req)),
     )?;
-    log::info!(
-        "serving SCIM on {}://{}{} ({} workers, database {})",
-        if config.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        },
-        http.local_addr(),
-        crate::api::BASE_PATH,
-        config.workers,
-        config.database.display()
-    );
     Ok(ServerHandle { http, first_token })
 }
 

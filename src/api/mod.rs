@@ -2,6 +2,7 @@
 //! media types, and the one mapping from store errors to SCIM errors.
 
 mod discovery;
+mod patch;
 mod resources;
 
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct App {
     pub max_page_size: u64,
     pub max_body_bytes: u64,
     pub pbkdf2_rounds: u32,
+    /// Group PATCH answers 200 with the group instead of 204 (config `group_patch_response`).
+    pub group_patch_returns_resource: bool,
     /// Absolute URLs use https when TLS terminates here or at a proxy in front.
     pub https: bool,
     pub default_host: String,
@@ -37,6 +40,7 @@ impl From<StoreError> for ScimError {
             StoreError::Conflict(m) => ScimError::uniqueness(m),
             StoreError::InvalidReference(m) => ScimError::invalid_value(m),
             StoreError::UnsupportedFilter(m) => ScimError::invalid_filter(m),
+            StoreError::Rejected(e) => e,
             other => {
                 log::error!("store failure: {other}");
                 ScimError::internal()
@@ -205,7 +209,7 @@ impl App {
                     "GET" => resources::get(self, ctx, k, id),
                     "PUT" => resources::replace(self, ctx, k, id),
                     "DELETE" => resources::delete(self, ctx, k, id),
-                    "PATCH" => Err(ScimError::new(501, None, "PATCH is not implemented yet")),
+                    "PATCH" => patch::patch(self, ctx, k, id),
                     _ => not_allowed("GET, PUT, PATCH, DELETE"),
                 }
             }

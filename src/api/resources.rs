@@ -12,13 +12,13 @@ use crate::store::StoredResource;
 /// Top-level attribute names from `attributes` / `excludedAttributes`. Sub-attribute and
 /// extension projection come with the query-engine issue; here a dotted name projects its
 /// top-level attribute.
-struct Projection {
+pub(super) struct Projection {
     attributes: Option<Vec<String>>,
     excluded: Vec<String>,
 }
 
 impl Projection {
-    fn from(ctx: &Ctx) -> Projection {
+    pub(super) fn from(ctx: &Ctx) -> Projection {
         let names = |v: &str| -> Vec<String> {
             v.split(',')
                 .map(|s| s.trim())
@@ -57,7 +57,12 @@ impl Projection {
 
 /// Renders a stored resource; the membership table is read only when the projection keeps
 /// `members` / `groups` (Entra reads groups with `excludedAttributes=members`, entra.md Q7).
-fn render(app: &App, ctx: &Ctx, r: &StoredResource, proj: &Projection) -> Result<Value, ScimError> {
+pub(super) fn render(
+    app: &App,
+    ctx: &Ctx,
+    r: &StoredResource,
+    proj: &Projection,
+) -> Result<Value, ScimError> {
     let refs_name = match r.kind {
         ResourceKind::User => "groups",
         ResourceKind::Group => "members",
@@ -71,7 +76,7 @@ fn render(app: &App, ctx: &Ctx, r: &StoredResource, proj: &Projection) -> Result
     Ok(proj.apply(v))
 }
 
-fn single(status: u16, v: &Value, r: &StoredResource) -> Response {
+pub(super) fn single(status: u16, v: &Value, r: &StoredResource) -> Response {
     Response::json(status, v).with_header("ETag", r.meta.etag())
 }
 

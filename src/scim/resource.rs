@@ -257,7 +257,9 @@ fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value
     }
 }
 
-fn parse_members(value: &Value) -> Result<Vec<MemberInput>, ScimError> {
+/// Parses a `members` array: ids with an optional `type`; `display` and `$ref` are computed
+/// at read time and ignored; duplicates collapse.
+pub fn parse_members(value: &Value) -> Result<Vec<MemberInput>, ScimError> {
     let items = value
         .as_array()
         .ok_or_else(|| ScimError::invalid_syntax("\"members\" must be an array"))?;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::scim::filter::Filter;
 use crate::scim::list::Page;
 use crate::scim::resource::{Meta, Reference, ValidResource};
-use crate::scim::ResourceKind;
+use crate::scim::{ResourceKind, ScimError};
 
 pub use sqlite::SqliteStore;
 
@@ -35,7 +35,33 @@ pub enum StoreError {
     Backend(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The caller's update function refused the change (a PATCH that does not apply).
+    #[error("{0}")]
+    Rejected(ScimError),
 }
+
+pub use crate::scim::patch::MemberChange;
+
+/// A User's password after an update: kept, replaced by a new PHC hash, or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordUpdate {
+    Keep,
+    Set(String),
+    Clear,
+}
+
+/// What an update function wants stored: the whole new document (already validated), the
+/// password and the membership changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceUpdate {
+    pub doc: Map<String, Value>,
+    pub password: PasswordUpdate,
+    pub members: Vec<MemberChange>,
+}
+
+/// The function a PATCH hands to [`Store::update`]: it sees the current resource inside the
+/// write transaction and returns the change, or refuses it.
+pub type UpdateFn<'a> = dyn FnMut(&StoredResource) -> Result<ResourceUpdate, ScimError> + 'a;
 
 /// A resource as stored: its id, document (client attributes) and meta.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +108,16 @@ pub trait Store: Send + Sync {
         res: &ValidResource,
         password_hash: Option<String>,
     ) -> Result<StoredResource, StoreError>;
+    /// Read-modify-write in one write transaction, so concurrent updates of one resource never
+    /// lose each other's changes. `meta.version` and `lastModified` move only when the
+    /// document, the password or the membership actually changed; the bool says whether it did.
+    fn update(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        apply: &mut UpdateFn<'_>,
+    ) -> Result<(StoredResource, bool), StoreError>;
     /// Deletes a resource and every membership that names it.
     fn delete(&self, tenant: &str, kind: ResourceKind, id: &str) -> Result<(), StoreError>;
     /// Total number of matches and one page of them, in a stable order.

@@ -10,7 +10,10 @@ use rusqlite::{
 };
 use serde_json::{Map, Value};
 
-use super::{now_rfc3339, Store, StoreError, StoredResource, TokenRecord};
+use super::{
+    now_rfc3339, MemberChange, PasswordUpdate, Store, StoreError, StoredResource, TokenRecord,
+    UpdateFn,
+};
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::list::Page;
 use crate::scim::resource::{MemberInput, Meta, Reference, ValidResource};
@@ -214,20 +217,21 @@ fn into_resource(
 /// Maps a unique-constraint failure to a readable conflict.
 fn conflict(
     kind: ResourceKind,
-    res: &ValidResource,
+    doc: &Map<String, Value>,
 ) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
     move |e| match &e {
         rusqlite::Error::SqliteFailure(f, _)
             if f.code == rusqlite::ErrorCode::ConstraintViolation =>
         {
+            let text = |name: &str| doc.get(name).and_then(Value::as_str).unwrap_or_default();
             match kind {
                 ResourceKind::User => StoreError::Conflict(format!(
                     "a User with userName \"{}\" already exists",
-                    res.str_attr("userName").unwrap_or_default()
+                    text("userName")
                 )),
                 ResourceKind::Group => StoreError::Conflict(format!(
                     "a Group with displayName \"{}\" already exists",
-                    res.str_attr("displayName").unwrap_or_default()
+                    text("displayName")
                 )),
             }
         }
@@ -237,17 +241,14 @@ fn conflict(
 
 fn search_columns(
     kind: ResourceKind,
-    res: &ValidResource,
+    doc: &Map<String, Value>,
 ) -> (Option<&str>, Option<&str>, Option<&str>) {
+    let text = |name: &str| doc.get(name).and_then(Value::as_str);
     let user_name = match kind {
-        ResourceKind::User => res.str_attr("userName"),
+        ResourceKind::User => text("userName"),
         ResourceKind::Group => None,
     };
-    (
-        user_name,
-        res.str_attr("displayName"),
-        res.str_attr("externalId"),
-    )
+    (user_name, text("displayName"), text("externalId"))
 }
 
 fn pk_of(
@@ -265,6 +266,79 @@ fn pk_of(
         .optional()?)
 }
 
+/// Looks up a prospective member: it must exist in the same tenant, match the `type` the
+/// client gave, and not be the group itself.
+fn member_pk(
+    tx: &Connection,
+    tenant: &str,
+    group_id: &str,
+    m: &MemberInput,
+) -> Result<i64, StoreError> {
+    if m.value == group_id {
+        return Err(StoreError::InvalidReference(
+            "a group cannot be a member of itself".into(),
+        ));
+    }
+    let mut find =
+        tx.prepare_cached("SELECT pk, kind FROM resources WHERE tenant = ?1 AND id = ?2")?;
+    let found: Option<(i64, String)> = find
+        .query_row(params![tenant, m.value], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((pk, kind)) = found else {
+        return Err(StoreError::InvalidReference(format!(
+            "member \"{}\" is not an existing User or Group",
+            m.value
+        )));
+    };
+    if let Some(expected) = m.kind {
+        if parse_kind(&kind)? != expected {
+            return Err(StoreError::InvalidReference(format!(
+                "member \"{}\" is a {kind}, not a {}",
+                m.value,
+                expected.name()
+            )));
+        }
+    }
+    Ok(pk)
+}
+
+/// Adds members; returns how many were not members before.
+fn add_members(
+    tx: &Connection,
+    tenant: &str,
+    group_pk: i64,
+    group_id: &str,
+    members: &[MemberInput],
+) -> Result<usize, StoreError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO memberships (group_pk, member_pk) VALUES (?1, ?2)",
+    )?;
+    let mut added = 0;
+    for m in members {
+        let pk = member_pk(tx, tenant, group_id, m)?;
+        added += insert.execute(params![group_pk, pk])?;
+    }
+    Ok(added)
+}
+
+/// Removes members by id; returns how many were removed.
+fn remove_members(
+    tx: &Connection,
+    tenant: &str,
+    group_pk: i64,
+    ids: &[String],
+) -> Result<usize, StoreError> {
+    let mut delete = tx.prepare_cached(
+        "DELETE FROM memberships WHERE group_pk = ?1
+         AND member_pk = (SELECT pk FROM resources WHERE tenant = ?2 AND id = ?3)",
+    )?;
+    let mut removed = 0;
+    for id in ids {
+        removed += delete.execute(params![group_pk, tenant, id])?;
+    }
+    Ok(removed)
+}
+
 /// Replaces a group's member rows. Every member must exist in the same tenant; a group may
 /// contain groups but not itself.
 fn set_members(
@@ -273,40 +347,67 @@ fn set_members(
     group_pk: i64,
     group_id: &str,
     members: &[MemberInput],
-) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM memberships WHERE group_pk = ?1", [group_pk])?;
-    let mut find =
-        tx.prepare_cached("SELECT pk, kind FROM resources WHERE tenant = ?1 AND id = ?2")?;
-    let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO memberships (group_pk, member_pk) VALUES (?1, ?2)",
-    )?;
-    for m in members {
-        if m.value == group_id {
-            return Err(StoreError::InvalidReference(
-                "a group cannot be a member of itself".into(),
-            ));
-        }
-        let found: Option<(i64, String)> = find
-            .query_row(params![tenant, m.value], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let Some((pk, kind)) = found else {
-            return Err(StoreError::InvalidReference(format!(
-                "member \"{}\" is not an existing User or Group",
-                m.value
-            )));
-        };
-        if let Some(expected) = m.kind {
-            if parse_kind(&kind)? != expected {
-                return Err(StoreError::InvalidReference(format!(
-                    "member \"{}\" is a {kind}, not a {}",
-                    m.value,
-                    expected.name()
-                )));
+) -> Result<usize, StoreError> {
+    let current = member_ids(tx, group_pk)?;
+    let wanted: std::collections::HashSet<&str> =
+        members.iter().map(|m| m.value.as_str()).collect();
+    let gone: Vec<String> = current
+        .iter()
+        .filter(|id| !wanted.contains(id.as_str()))
+        .cloned()
+        .collect();
+    let removed = remove_members(tx, tenant, group_pk, &gone)?;
+    let added = add_members(tx, tenant, group_pk, group_id, members)?;
+    Ok(removed + added)
+}
+
+/// Applies membership changes in order; returns how many rows changed.
+fn apply_member_changes(
+    tx: &Connection,
+    tenant: &str,
+    group_pk: i64,
+    group_id: &str,
+    changes: &[MemberChange],
+) -> Result<usize, StoreError> {
+    let mut changed = 0;
+    for change in changes {
+        changed += match change {
+            MemberChange::Add(members) => add_members(tx, tenant, group_pk, group_id, members)?,
+            MemberChange::Remove(ids) => remove_members(tx, tenant, group_pk, ids)?,
+            MemberChange::Clear => {
+                tx.execute("DELETE FROM memberships WHERE group_pk = ?1", [group_pk])?
             }
-        }
-        insert.execute(params![group_pk, pk])?;
+            MemberChange::Replace(members) => set_members(tx, tenant, group_pk, group_id, members)?,
+            MemberChange::RemoveWhere(filter) => {
+                // Rare (the IdPs select members by value, which becomes `Remove`): this one
+                // reads the group's members to evaluate the filter on each.
+                let members_def = crate::scim::schema::find(&crate::scim::schema::GROUP, "members")
+                    .ok_or_else(|| StoreError::Corrupt("no members attribute".into()))?;
+                let mut stmt = tx.prepare_cached(
+                    "SELECT r.id, r.kind, COALESCE(r.display_name, r.user_name) FROM memberships m
+                     JOIN resources r ON r.pk = m.member_pk WHERE m.group_pk = ?1",
+                )?;
+                let rows = stmt.query_map([group_pk], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })?;
+                let mut doomed = Vec::new();
+                for row in rows {
+                    let (id, kind, display) = row?;
+                    let element =
+                        serde_json::json!({"value": id, "type": kind, "display": display});
+                    if crate::scim::filter::matches_value(filter, members_def, &element) {
+                        doomed.push(id);
+                    }
+                }
+                remove_members(tx, tenant, group_pk, &doomed)?
+            }
+        };
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Compiles the IdP filter subset to a parameterised WHERE fragment. No value is ever spliced
@@ -436,14 +537,14 @@ impl Store for SqliteStore {
         let now = now_rfc3339();
         let doc_text =
             serde_json::to_string(&res.doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let (user_name, display_name, external_id) = search_columns(kind, res);
+        let (user_name, display_name, external_id) = search_columns(kind, &res.doc);
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO resources (tenant, kind, id, user_name, display_name, external_id, doc, password_hash, created, last_modified, version)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1)",
                 params![tenant, kind_str(kind), id, user_name, display_name, external_id, doc_text, password_hash, now],
             )
-            .map_err(conflict(kind, res))?;
+            .map_err(conflict(kind, &res.doc))?;
             if let Some(members) = &res.members {
                 set_members(tx, tenant, tx.last_insert_rowid(), &id, members)?;
             }
@@ -488,7 +589,7 @@ impl Store for SqliteStore {
     ) -> Result<StoredResource, StoreError> {
         let doc_text =
             serde_json::to_string(&res.doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let (user_name, display_name, external_id) = search_columns(kind, res);
+        let (user_name, display_name, external_id) = search_columns(kind, &res.doc);
         self.write(|tx| {
             let (pk, old_doc, created, last_modified, version): (i64, String, String, String, i64) = tx
                 .query_row(
@@ -522,7 +623,7 @@ impl Store for SqliteStore {
                  password_hash = COALESCE(?5, password_hash), last_modified = ?6, version = version + 1 WHERE pk = ?7",
                 params![user_name, display_name, external_id, doc_text, password_hash, now, pk],
             )
-            .map_err(conflict(kind, res))?;
+            .map_err(conflict(kind, &res.doc))?;
             if kind == ResourceKind::Group {
                 set_members(tx, tenant, pk, id, res.members.as_deref().unwrap_or(&[]))?;
             }
@@ -532,6 +633,83 @@ impl Store for SqliteStore {
                 doc: res.doc.clone(),
                 meta: Meta { created, last_modified: now, version: version + 1 },
             })
+        })
+    }
+
+    fn update(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        apply: &mut UpdateFn<'_>,
+    ) -> Result<(StoredResource, bool), StoreError> {
+        self.write(|tx| {
+            let (pk, row) = tx
+                .query_row(
+                    &format!("SELECT pk, {RESOURCE_COLUMNS} FROM resources WHERE tenant = ?1 AND id = ?2 AND kind = ?3"),
+                    params![tenant, id, kind_str(kind)],
+                    |r| {
+                        let pk: i64 = r.get(0)?;
+                        Ok((pk, (
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            Meta {
+                                created: r.get(4)?,
+                                last_modified: r.get(5)?,
+                                version: r.get(6)?,
+                            },
+                        )))
+                    },
+                )
+                .optional()?
+                .ok_or(StoreError::NotFound)?;
+            let old_doc_text = row.2.clone();
+            let current = into_resource(row)?;
+            let update = apply(&current).map_err(StoreError::Rejected)?;
+            let doc_text = serde_json::to_string(&update.doc)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let members_changed = match kind {
+                ResourceKind::Group => apply_member_changes(tx, tenant, pk, id, &update.members)?,
+                ResourceKind::User if update.members.is_empty() => 0,
+                ResourceKind::User => {
+                    return Err(StoreError::InvalidReference(
+                        "a User has no members; its groups are changed through the Groups".into(),
+                    ))
+                }
+            };
+            let password_changed = update.password != PasswordUpdate::Keep;
+            if doc_text == old_doc_text && !password_changed && members_changed == 0 {
+                return Ok((current, false));
+            }
+            let now = now_rfc3339();
+            let (user_name, display_name, external_id) = search_columns(kind, &update.doc);
+            let (set_password, password_hash) = match &update.password {
+                PasswordUpdate::Keep => (false, None),
+                PasswordUpdate::Set(h) => (true, Some(h.as_str())),
+                PasswordUpdate::Clear => (true, None),
+            };
+            tx.execute(
+                "UPDATE resources SET user_name = ?1, display_name = ?2, external_id = ?3, doc = ?4,
+                 password_hash = CASE WHEN ?5 THEN ?6 ELSE password_hash END,
+                 last_modified = ?7, version = version + 1 WHERE pk = ?8",
+                params![user_name, display_name, external_id, doc_text, set_password, password_hash, now, pk],
+            )
+            .map_err(conflict(kind, &update.doc))?;
+            let meta = Meta {
+                created: current.meta.created.clone(),
+                last_modified: now,
+                version: current.meta.version + 1,
+            };
+            Ok((
+                StoredResource {
+                    id: id.to_string(),
+                    kind,
+                    doc: update.doc,
+                    meta,
+                },
+                true,
+            ))
         })
     }
 

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::common::{user_body, TestServer};
 
-fn assert_scim_error(r: &crate::common::Reply, status: u16, scim_type: Option<&str>) {
+pub fn assert_scim_error(r: &crate::common::Reply, status: u16, scim_type: Option<&str>) {
     assert_eq!(r.status, status, "{}", r.text);
     assert_eq!(r.header("content-type"), Some("application/scim+json"));
     let v = r.json();
@@ -389,7 +389,11 @@ fn bad_requests_get_scim_errors_and_change_nothing() {
         Some("invalidFilter"),
     );
     assert_scim_error(&s.get("/Users?count=abc"), 400, Some("invalidValue"));
-    assert_scim_error(&s.call("PATCH", "/Users/x", Some(&json!({}))), 501, None);
+    assert_scim_error(
+        &s.call("PATCH", "/Users/x", Some(&json!({}))),
+        400,
+        Some("invalidValue"),
+    );
     assert_scim_error(&s.get("/Nope"), 404, None);
     assert_scim_error(&s.get("/Users/does-not-exist"), 404, None);
     let r = s.call("DELETE", "/Users", None);
