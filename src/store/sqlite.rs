@@ -1014,6 +1014,113 @@ mod tests {
     }
 
     #[test]
+    fn membership_changes_are_deltas_and_move_the_version_only_when_rows_change() {
+        use crate::scim::resource::MemberInput;
+        let (_d, s) = store();
+        let ids: Vec<String> = (0..4)
+            .map(|i| {
+                s.create(T, ResourceKind::User, &user(&format!("m{i}")), None)
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        let g = validate(ResourceKind::Group, &json!({"displayName": "g"})).unwrap();
+        let g = s.create(T, ResourceKind::Group, &g, None).unwrap();
+        let input = |v: &[usize]| -> Vec<MemberInput> {
+            v.iter()
+                .map(|&i| MemberInput {
+                    value: ids[i].clone(),
+                    kind: None,
+                })
+                .collect()
+        };
+        let mut run = |changes: Vec<MemberChange>| {
+            let mut f = |cur: &StoredResource| {
+                Ok(super::super::ResourceUpdate {
+                    doc: cur.doc.clone(),
+                    password: PasswordUpdate::Keep,
+                    members: changes.clone(),
+                })
+            };
+            let (r, changed) = s.update(T, ResourceKind::Group, &g.id, &mut f).unwrap();
+            let mut members: Vec<String> = s
+                .references(T, ResourceKind::Group, &g.id)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            members.sort();
+            (r.meta.version, changed, members)
+        };
+        let sorted = |v: &[usize]| {
+            let mut out: Vec<String> = v.iter().map(|&i| ids[i].clone()).collect();
+            out.sort();
+            out
+        };
+        assert_eq!(
+            run(vec![MemberChange::Add(input(&[0, 1]))]),
+            (2, true, sorted(&[0, 1]))
+        );
+        // Re-adding and removing a non-member change nothing.
+        assert_eq!(
+            run(vec![
+                MemberChange::Add(input(&[0])),
+                MemberChange::Remove(vec![ids[3].clone()])
+            ]),
+            (2, false, sorted(&[0, 1]))
+        );
+        assert_eq!(
+            run(vec![MemberChange::Replace(input(&[1, 2]))]),
+            (3, true, sorted(&[1, 2]))
+        );
+        assert_eq!(
+            run(vec![MemberChange::Replace(input(&[2, 1]))]),
+            (3, false, sorted(&[1, 2]))
+        );
+        let by_name = crate::scim::filter::parse("display eq \"D m2\"").unwrap();
+        assert_eq!(
+            run(vec![MemberChange::RemoveWhere(by_name)]),
+            (4, true, sorted(&[1]))
+        );
+        assert_eq!(run(vec![MemberChange::Clear]), (5, true, vec![]));
+        // A refused update stores nothing.
+        let mut refuse = |_: &StoredResource| Err(crate::scim::ScimError::invalid_value("no"));
+        assert!(matches!(
+            s.update(T, ResourceKind::Group, &g.id, &mut refuse),
+            Err(StoreError::Rejected(_))
+        ));
+        let mut bad = |cur: &StoredResource| {
+            Ok(super::super::ResourceUpdate {
+                doc: cur.doc.clone(),
+                password: PasswordUpdate::Keep,
+                members: vec![
+                    MemberChange::Add(input(&[3])),
+                    MemberChange::Add(vec![MemberInput {
+                        value: "nope".into(),
+                        kind: None,
+                    }]),
+                ],
+            })
+        };
+        assert!(matches!(
+            s.update(T, ResourceKind::Group, &g.id, &mut bad),
+            Err(StoreError::InvalidReference(_))
+        ));
+        assert!(s
+            .references(T, ResourceKind::Group, &g.id)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            s.get(T, ResourceKind::Group, &g.id)
+                .unwrap()
+                .unwrap()
+                .meta
+                .version,
+            5
+        );
+    }
+
+    #[test]
     fn replace_bumps_version_only_on_change() {
         let (_d, s) = store();
         let u = s.create(T, ResourceKind::User, &user("u1"), None).unwrap();
