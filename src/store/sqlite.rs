@@ -1034,7 +1034,7 @@ mod tests {
                 })
                 .collect()
         };
-        let mut run = |changes: Vec<MemberChange>| {
+        let run = |changes: Vec<MemberChange>| {
             let mut f = |cur: &StoredResource| {
                 Ok(super::super::ResourceUpdate {
                     doc: cur.doc.clone(),
