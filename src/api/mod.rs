@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::auth::{Authenticator, Principal};
 use crate::http::query;
 use crate::http::{Request, Response};
+use crate::scim::resource::Meta;
 use crate::scim::{ResourceKind, ScimError};
 use crate::store::{SqliteStore, Store, StoreError};
 
@@ -46,6 +47,32 @@ impl From<StoreError> for ScimError {
                 ScimError::internal()
             }
         }
+    }
+}
+
+/// Whether an `If-Match` / `If-None-Match` header names the current ETag (RFC 7232 §3.1–3.2,
+/// weak comparison, as RFC 7644 §3.14 uses weak ETags): `*` or a list containing it.
+fn etag_listed(header: &str, current: &Meta) -> bool {
+    let strip = |t: &str| t.trim().trim_start_matches("W/").trim().to_string();
+    let current = strip(&current.etag());
+    header
+        .split(',')
+        .any(|t| t.trim() == "*" || strip(t) == current)
+}
+
+/// `If-Match` on PUT/PATCH/DELETE: 412 unless it names the current version. Callers run it
+/// inside the write transaction, so the check and the write see the same version.
+fn check_if_match(header: Option<&str>, current: &Meta) -> Result<(), ScimError> {
+    match header {
+        Some(h) if !etag_listed(h, current) => Err(ScimError::new(
+            412,
+            None,
+            format!(
+                "If-Match {h} does not match the current version {}",
+                current.etag()
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::resources::{render, single, Projection};
-use super::{App, Ctx};
+use super::{check_if_match, App, Ctx};
 use crate::auth::hash_secret;
 use crate::http::Response;
 use crate::scim::patch::{self, OpKind, Operation, PasswordChange, Quirks, Target};
@@ -22,18 +22,7 @@ pub fn patch(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Respo
     let if_match = ctx.req.headers.if_match.clone();
     let mut apply = |current: &StoredResource| -> Result<ResourceUpdate, ScimError> {
         // Checked inside the write transaction, so nothing can change in between.
-        if let Some(expected) = &if_match {
-            if !etag_matches(expected, &current.meta.etag()) {
-                return Err(ScimError::new(
-                    412,
-                    None,
-                    format!(
-                        "If-Match {expected} does not match the current version {}",
-                        current.meta.etag()
-                    ),
-                ));
-            }
-        }
+        check_if_match(if_match.as_deref(), &current.meta)?;
         let outcome = patch::apply(kind, id, &current.doc, &ops, &mut quirks)?;
         let password = match outcome.password {
             PasswordChange::Keep => PasswordUpdate::Keep,
@@ -107,14 +96,4 @@ fn last_password(ops: &[Operation]) -> Option<&str> {
         }
     }
     found
-}
-
-/// `If-Match` (RFC 7232 §3.1 with weak comparison, as RFC 7644 §3.14 uses weak ETags): `*`
-/// or a list containing the current tag.
-fn etag_matches(header: &str, current: &str) -> bool {
-    let strip = |t: &str| t.trim().trim_start_matches("W/").trim().to_string();
-    let current = strip(current);
-    header
-        .split(',')
-        .any(|t| t.trim() == "*" || strip(t) == current)
 }

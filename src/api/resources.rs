@@ -2,12 +2,12 @@
 
 use serde_json::Value;
 
-use super::{App, Ctx};
+use super::{check_if_match, etag_listed, App, Ctx};
 use crate::auth::hash_secret;
 use crate::http::Response;
 use crate::scim::resource::{self, ValidResource};
 use crate::scim::{filter, list, ResourceKind, ScimError};
-use crate::store::StoredResource;
+use crate::store::{MemberChange, PasswordUpdate, ResourceUpdate, StoreError, StoredResource};
 
 /// Top-level attribute names from `attributes` / `excludedAttributes`. Sub-attribute and
 /// extension projection come with the query-engine issue; here a dotted name projects its
@@ -110,6 +110,12 @@ pub fn get(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Respons
         .store
         .get(&ctx.principal.tenant, kind, id)?
         .ok_or_else(|| ScimError::not_found(format!("{} \"{id}\" not found", kind.name())))?;
+    // RFC 7644 §3.14: a client holding the current version gets 304 and no body.
+    if let Some(h) = &ctx.req.headers.if_none_match {
+        if etag_listed(h, &stored.meta) {
+            return Ok(Response::new(304).with_header("ETag", stored.meta.etag()));
+        }
+    }
     let v = render(app, ctx, &stored, &Projection::from(ctx))?;
     Ok(single(200, &v, &stored))
 }
@@ -126,12 +132,30 @@ pub fn replace(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Res
         }
     }
     let res = resource::validate(kind, &body)?;
-    let password_hash = hash_password(app, &res)?;
-    let stored = app
+    let password = match hash_password(app, &res)? {
+        Some(h) => PasswordUpdate::Set(h),
+        None => PasswordUpdate::Keep,
+    };
+    let if_match = ctx.req.headers.if_match.clone();
+    let mut apply = |current: &StoredResource| -> Result<ResourceUpdate, ScimError> {
+        check_if_match(if_match.as_deref(), &current.meta)?;
+        Ok(ResourceUpdate {
+            doc: res.doc.clone(),
+            password: password.clone(),
+            // A full replace: a Group PUT without `members` has none (RFC 7644 §3.5.1).
+            members: match kind {
+                ResourceKind::Group => vec![MemberChange::Replace(
+                    res.members.clone().unwrap_or_default(),
+                )],
+                ResourceKind::User => Vec::new(),
+            },
+        })
+    };
+    let (stored, _) = app
         .store
-        .replace(&ctx.principal.tenant, kind, id, &res, password_hash)
+        .update(&ctx.principal.tenant, kind, id, &mut apply)
         .map_err(|e| match e {
-            crate::store::StoreError::NotFound => {
+            StoreError::NotFound => {
                 ScimError::not_found(format!("{} \"{id}\" not found", kind.name()))
             }
             other => other.into(),
@@ -141,10 +165,13 @@ pub fn replace(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Res
 }
 
 pub fn delete(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response, ScimError> {
+    let if_match = ctx.req.headers.if_match.clone();
     app.store
-        .delete(&ctx.principal.tenant, kind, id)
+        .delete(&ctx.principal.tenant, kind, id, &mut |meta| {
+            check_if_match(if_match.as_deref(), meta)
+        })
         .map_err(|e| match e {
-            crate::store::StoreError::NotFound => {
+            StoreError::NotFound => {
                 ScimError::not_found(format!("{} \"{id}\" not found", kind.name()))
             }
             other => other.into(),

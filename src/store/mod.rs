@@ -59,8 +59,11 @@ pub struct ResourceUpdate {
     pub members: Vec<MemberChange>,
 }
 
-/// The function a PATCH hands to [`Store::update`]: it sees the current resource inside the
-/// write transaction and returns the change, or refuses it.
+/// A precondition on the current version, checked inside the write transaction.
+pub type CheckFn<'a> = dyn FnMut(&Meta) -> Result<(), ScimError> + 'a;
+
+/// The function PUT and PATCH hand to [`Store::update`]: it sees the current resource inside
+/// the write transaction and returns the change, or refuses it.
 pub type UpdateFn<'a> = dyn FnMut(&StoredResource) -> Result<ResourceUpdate, ScimError> + 'a;
 
 /// A resource as stored: its id, document (client attributes) and meta.
@@ -98,16 +101,6 @@ pub trait Store: Send + Sync {
         kind: ResourceKind,
         id: &str,
     ) -> Result<Option<StoredResource>, StoreError>;
-    /// Full replace (PUT). A `None` password hash keeps the stored one; `members: None` on a
-    /// Group means "no members".
-    fn replace(
-        &self,
-        tenant: &str,
-        kind: ResourceKind,
-        id: &str,
-        res: &ValidResource,
-        password_hash: Option<String>,
-    ) -> Result<StoredResource, StoreError>;
     /// Read-modify-write in one write transaction, so concurrent updates of one resource never
     /// lose each other's changes. `meta.version` and `lastModified` move only when the
     /// document, the password or the membership actually changed; the bool says whether it did.
@@ -118,8 +111,15 @@ pub trait Store: Send + Sync {
         id: &str,
         apply: &mut UpdateFn<'_>,
     ) -> Result<(StoredResource, bool), StoreError>;
-    /// Deletes a resource and every membership that names it.
-    fn delete(&self, tenant: &str, kind: ResourceKind, id: &str) -> Result<(), StoreError>;
+    /// Deletes a resource and every membership that names it, if `check` (run inside the
+    /// write transaction with the current meta, e.g. for `If-Match`) accepts.
+    fn delete(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        check: &mut CheckFn<'_>,
+    ) -> Result<(), StoreError>;
     /// Total number of matches and one page of them, in a stable order.
     fn list(
         &self,

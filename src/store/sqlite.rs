@@ -11,8 +11,8 @@ use rusqlite::{
 use serde_json::{Map, Value};
 
 use super::{
-    now_rfc3339, MemberChange, PasswordUpdate, Store, StoreError, StoredResource, TokenRecord,
-    UpdateFn,
+    now_rfc3339, CheckFn, MemberChange, PasswordUpdate, Store, StoreError, StoredResource,
+    TokenRecord, UpdateFn,
 };
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::list::Page;
@@ -579,63 +579,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn replace(
-        &self,
-        tenant: &str,
-        kind: ResourceKind,
-        id: &str,
-        res: &ValidResource,
-        password_hash: Option<String>,
-    ) -> Result<StoredResource, StoreError> {
-        let doc_text =
-            serde_json::to_string(&res.doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let (user_name, display_name, external_id) = search_columns(kind, &res.doc);
-        self.write(|tx| {
-            let (pk, old_doc, created, last_modified, version): (i64, String, String, String, i64) = tx
-                .query_row(
-                    "SELECT pk, doc, created, last_modified, version FROM resources WHERE tenant = ?1 AND id = ?2 AND kind = ?3",
-                    params![tenant, id, kind_str(kind)],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                )
-                .optional()?
-                .ok_or(StoreError::NotFound)?;
-            let old_members = match kind {
-                ResourceKind::Group => member_ids(tx, pk)?,
-                ResourceKind::User => Vec::new(),
-            };
-            let new_members: Vec<String> = {
-                let mut v: Vec<String> = res.members.iter().flatten().map(|m| m.value.clone()).collect();
-                v.sort();
-                v
-            };
-            // meta.version and lastModified move only when something changed.
-            if old_doc == doc_text && password_hash.is_none() && old_members == new_members {
-                return Ok(StoredResource {
-                    id: id.to_string(),
-                    kind,
-                    doc: res.doc.clone(),
-                    meta: Meta { created, last_modified, version },
-                });
-            }
-            let now = now_rfc3339();
-            tx.execute(
-                "UPDATE resources SET user_name = ?1, display_name = ?2, external_id = ?3, doc = ?4,
-                 password_hash = COALESCE(?5, password_hash), last_modified = ?6, version = version + 1 WHERE pk = ?7",
-                params![user_name, display_name, external_id, doc_text, password_hash, now, pk],
-            )
-            .map_err(conflict(kind, &res.doc))?;
-            if kind == ResourceKind::Group {
-                set_members(tx, tenant, pk, id, res.members.as_deref().unwrap_or(&[]))?;
-            }
-            Ok(StoredResource {
-                id: id.to_string(),
-                kind,
-                doc: res.doc.clone(),
-                meta: Meta { created, last_modified: now, version: version + 1 },
-            })
-        })
-    }
-
     fn update(
         &self,
         tenant: &str,
@@ -713,16 +656,34 @@ impl Store for SqliteStore {
         })
     }
 
-    fn delete(&self, tenant: &str, kind: ResourceKind, id: &str) -> Result<(), StoreError> {
+    fn delete(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        check: &mut CheckFn<'_>,
+    ) -> Result<(), StoreError> {
         self.write(|tx| {
+            let meta = tx
+                .query_row(
+                    "SELECT created, last_modified, version FROM resources WHERE tenant = ?1 AND id = ?2 AND kind = ?3",
+                    params![tenant, id, kind_str(kind)],
+                    |r| {
+                        Ok(Meta {
+                            created: r.get(0)?,
+                            last_modified: r.get(1)?,
+                            version: r.get(2)?,
+                        })
+                    },
+                )
+                .optional()?
+                .ok_or(StoreError::NotFound)?;
+            check(&meta).map_err(StoreError::Rejected)?;
             // Membership rows go with it (ON DELETE CASCADE), so no group keeps a dangling member.
-            let n = tx.execute(
+            tx.execute(
                 "DELETE FROM resources WHERE tenant = ?1 AND id = ?2 AND kind = ?3",
                 params![tenant, id, kind_str(kind)],
             )?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
             Ok(())
         })
     }
@@ -980,13 +941,14 @@ mod tests {
             s.references(T, ResourceKind::User, &u.id).unwrap()[0].id,
             g.id
         );
-        s.delete(T, ResourceKind::User, &u.id).unwrap();
+        s.delete(T, ResourceKind::User, &u.id, &mut |_| Ok(()))
+            .unwrap();
         assert!(s
             .references(T, ResourceKind::Group, &g.id)
             .unwrap()
             .is_empty());
         assert!(matches!(
-            s.delete(T, ResourceKind::User, &u.id),
+            s.delete(T, ResourceKind::User, &u.id, &mut |_| Ok(())),
             Err(StoreError::NotFound)
         ));
         let bad = validate(
@@ -1121,21 +1083,34 @@ mod tests {
     }
 
     #[test]
-    fn replace_bumps_version_only_on_change() {
+    fn update_bumps_version_only_on_change() {
         let (_d, s) = store();
         let u = s.create(T, ResourceKind::User, &user("u1"), None).unwrap();
-        let same = s
-            .replace(T, ResourceKind::User, &u.id, &user("u1"), None)
-            .unwrap();
-        assert_eq!(same.meta.version, 1);
-        let changed = s
-            .replace(T, ResourceKind::User, &u.id, &user("u2"), None)
-            .unwrap();
-        assert_eq!(changed.meta.version, 2);
-        assert!(matches!(
-            s.replace(T, ResourceKind::User, "nope", &user("x"), None),
-            Err(StoreError::NotFound)
-        ));
+        let put = |s: &SqliteStore, id: &str, name: &str| {
+            let doc = user(name).doc;
+            let mut f = |_: &StoredResource| {
+                Ok(super::super::ResourceUpdate {
+                    doc: doc.clone(),
+                    password: PasswordUpdate::Keep,
+                    members: Vec::new(),
+                })
+            };
+            s.update(T, ResourceKind::User, id, &mut f)
+        };
+        let (same, changed) = put(&s, &u.id, "u1").unwrap();
+        assert_eq!((same.meta.version, changed), (1, false));
+        let (other, changed) = put(&s, &u.id, "u2").unwrap();
+        assert_eq!((other.meta.version, changed), (2, true));
+        assert!(matches!(put(&s, "nope", "x"), Err(StoreError::NotFound)));
+        // Users have no members.
+        let mut f = |cur: &StoredResource| {
+            Ok(super::super::ResourceUpdate {
+                doc: cur.doc.clone(),
+                password: PasswordUpdate::Keep,
+                members: vec![MemberChange::Clear],
+            })
+        };
+        assert!(s.update(T, ResourceKind::User, &u.id, &mut f).is_err());
     }
 
     #[test]

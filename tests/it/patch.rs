@@ -351,3 +351,44 @@ fn concurrent_member_adds_are_all_kept() {
     });
     assert_eq!(member_ids(&s, &gid), sorted(users));
 }
+
+/// ETags on the other methods: If-Match on PUT and DELETE (checked in the write
+/// transaction), If-None-Match on GET (RFC 7644 §3.14).
+#[test]
+fn etag_preconditions_on_put_delete_and_get() {
+    let s = TestServer::start();
+    let id = user(&s, "tagged");
+    let path = format!("/Users/{id}");
+    let auth = format!("Bearer {}", s.token);
+    let with = |method: &str, header: &str, tag: &str, body: Option<&Value>| {
+        s.raw(
+            method,
+            &path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/scim+json"),
+                (header, tag),
+            ],
+            body.map(|b| b.to_string().into_bytes()),
+        )
+    };
+    let v1 = s.get(&path).header("etag").unwrap().to_string();
+    let r = with("GET", "If-None-Match", &v1, None);
+    assert_eq!(r.status, 304);
+    assert!(r.text.is_empty());
+    let mut body = user_body("tagged");
+    body["title"] = json!("New");
+    let r = with("PUT", "If-Match", &v1, Some(&body));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v2 = r.header("etag").unwrap().to_string();
+    assert_ne!(v1, v2);
+    // Stale tags: 412, nothing changes.
+    body["title"] = json!("Lost update");
+    assert_scim_error(&with("PUT", "If-Match", &v1, Some(&body)), 412, None);
+    assert_scim_error(&with("DELETE", "If-Match", &v1, None), 412, None);
+    let now = s.get(&path);
+    assert_eq!(now.json()["title"], "New");
+    assert_eq!(with("GET", "If-None-Match", &v1, None).status, 200);
+    assert_eq!(with("DELETE", "If-Match", &v2, None).status, 204);
+    assert_eq!(s.get(&path).status, 404);
+}
