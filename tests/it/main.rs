@@ -3,5 +3,6 @@
 mod api;
 mod cli;
 mod common;
+mod integrity;
 mod patch;
 mod transport;
