@@ -3,6 +3,10 @@
 //!
 //!     cargo run --release --example bench -- membership
 //!
+//! `writes`: durable user creates per second (`synchronous = full`) at concurrency 1, 8 and
+//! 32 through the store, next to the ceiling: a bare rusqlite loop doing one durable commit
+//! per row (WAL, `synchronous = FULL`) on the same disk.
+//!
 //! `membership`: the cost of one PATCH that adds one member to groups of 10, 10,000 and
 //! 100,000 members, through the PATCH engine and the SQLite store (no HTTP), with
 //! `synchronous = normal` so the fsync of each commit, equal for every group size, does not
@@ -26,8 +30,9 @@ fn main() {
         .unwrap_or_else(|| "membership".into());
     match which.as_str() {
         "membership" => membership(),
+        "writes" => writes(),
         other => {
-            eprintln!("unknown benchmark {other:?}; available: membership");
+            eprintln!("unknown benchmark {other:?}; available: membership, writes");
             std::process::exit(2);
         }
     }
@@ -110,4 +115,61 @@ fn membership() {
     }
     let ratio = medians[2].as_secs_f64() / medians[0].as_secs_f64();
     println!("median(100k) / median(10) = {ratio:.2} (goal: within 1.5)");
+}
+
+/// The machine's ceiling: one row per durable commit, nothing else.
+fn raw_commit_rate(seconds: f64) -> f64 {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conn = rusqlite::Connection::open(dir.path().join("raw.db")).expect("open");
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .expect("wal");
+    conn.pragma_update(None, "synchronous", "FULL")
+        .expect("sync");
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, doc TEXT NOT NULL)")
+        .expect("table");
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        conn.execute(
+            "INSERT INTO t (doc) VALUES (?1)",
+            [r#"{"userName":"raw","active":true}"#],
+        )
+        .expect("insert");
+        n += 1;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn writes() {
+    const SECONDS: f64 = 3.0;
+    let raw = raw_commit_rate(SECONDS);
+    println!("raw rusqlite, one durable commit per row: {raw:.0} commits/s");
+    println!("{:>12} {:>14} {:>10}", "concurrency", "creates/s", "vs raw");
+    for concurrency in [1usize, 8, 32] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store =
+            SqliteStore::open(&dir.path().join("bench.db"), Synchronous::Full).expect("open store");
+        let started = Instant::now();
+        let counts: Vec<u64> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..concurrency)
+                .map(|t| {
+                    let store = &store;
+                    scope.spawn(move || {
+                        let mut n = 0u64;
+                        while started.elapsed().as_secs_f64() < SECONDS {
+                            user(store, &format!("w{t}-{n}"));
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("writer"))
+                .collect()
+        });
+        let rate = counts.iter().sum::<u64>() as f64 / started.elapsed().as_secs_f64();
+        println!("{concurrency:>12} {rate:>14.0} {:>9.2}x", rate / raw);
+    }
 }

@@ -35,6 +35,9 @@ pub enum StoreError {
     Backend(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A commit happened but could not be made durable (the WAL fsync failed).
+    #[error("could not make the write durable: {0}")]
+    Durability(String),
     /// The caller's update function refused the change (a PATCH that does not apply).
     #[error("{0}")]
     Rejected(ScimError),
