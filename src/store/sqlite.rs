@@ -348,13 +348,13 @@ fn pk_of(
 }
 
 /// Looks up a prospective member: it must exist in the same tenant, match the `type` the
-/// client gave, and not be the group itself.
+/// client gave, and not be the group itself. Returns its pk and whether it is a Group.
 fn member_pk(
     tx: &Connection,
     tenant: &str,
     group_id: &str,
     m: &MemberInput,
-) -> Result<i64, StoreError> {
+) -> Result<(i64, bool), StoreError> {
     if m.value == group_id {
         return Err(StoreError::InvalidReference(
             "a group cannot be a member of itself".into(),
@@ -380,7 +380,26 @@ fn member_pk(
             )));
         }
     }
-    Ok(pk)
+    Ok((pk, kind == "Group"))
+}
+
+/// Whether `candidate` already contains `group_pk`, directly or through nested groups, so
+/// that adding it to the group would make a cycle. Walks up from the group (its ancestors
+/// are few), never down through a big member group.
+fn contains_transitively(
+    tx: &Connection,
+    candidate: i64,
+    group_pk: i64,
+) -> Result<bool, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "WITH RECURSIVE up(pk) AS (
+            SELECT group_pk FROM memberships WHERE member_pk = ?1
+            UNION
+            SELECT m.group_pk FROM memberships m JOIN up ON m.member_pk = up.pk
+         )
+         SELECT EXISTS (SELECT 1 FROM up WHERE pk = ?2)",
+    )?;
+    Ok(stmt.query_row(params![group_pk, candidate], |r| r.get(0))?)
 }
 
 /// Adds members; returns how many were not members before.
@@ -396,7 +415,14 @@ fn add_members(
     )?;
     let mut added = 0;
     for m in members {
-        let pk = member_pk(tx, tenant, group_id, m)?;
+        let (pk, is_group) = member_pk(tx, tenant, group_id, m)?;
+        // Groups may contain groups, but not in a cycle: "members of members" must end.
+        if is_group && contains_transitively(tx, pk, group_pk)? {
+            return Err(StoreError::InvalidReference(format!(
+                "group \"{}\" already contains this group; adding it would make a cycle",
+                m.value
+            )));
+        }
         added += insert.execute(params![group_pk, pk])?;
     }
     Ok(added)

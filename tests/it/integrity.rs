@@ -117,3 +117,49 @@ fn deletes_racing_member_adds_leave_no_dangling_members() {
     );
     assert_eq!(s.total("Users"), 0);
 }
+
+/// Groups may contain groups, but never in a cycle (A ∋ B ∋ C, then C ∋ A is refused).
+#[test]
+fn nested_groups_are_allowed_but_cycles_are_refused() {
+    let s = TestServer::start();
+    let make = |name: &str| {
+        s.post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name}),
+        )
+        .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (a, b, c) = (make("A"), make("B"), make("C"));
+    let add = |group: &str, member: &str| {
+        s.call(
+            "PATCH",
+            &format!("/Groups/{group}"),
+            Some(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": member, "type": "Group"}]}]})),
+        )
+    };
+    assert_eq!(add(&a, &b).status, 204);
+    assert_eq!(add(&b, &c).status, 204);
+    let r = add(&c, &a);
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("cycle"), "{}", r.text);
+    let r = add(&b, &a);
+    assert_eq!(r.status, 400, "{}", r.text);
+    // The same through PUT.
+    let r = s.call(
+        "PUT",
+        &format!("/Groups/{c}"),
+        Some(
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "C",
+            "members": [{"value": a}]}),
+        ),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    let members = s.get(&format!("/Groups/{c}")).json();
+    assert!(members
+        .get("members")
+        .is_none_or(|m| m.as_array().is_some_and(|v| v.is_empty())));
+}
