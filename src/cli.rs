@@ -94,6 +94,11 @@ fn serve(config: &Config) -> ExitCode {
         config.workers,
         config.database.display()
     );
+    // Type=notify units start dependents only now: the listener is bound and migrations ran.
+    crate::server::tell_systemd(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!("serving on {}", handle.local_addr())),
+    ]);
     match crate::server::run_until_signalled(handle) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),

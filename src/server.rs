@@ -100,7 +100,16 @@ pub fn run_until_signalled(handle: ServerHandle) -> std::io::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     log::info!("shutting down: finishing requests in flight");
+    tell_systemd(&[sd_notify::NotifyState::Stopping]);
     handle.shutdown();
     log::info!("stopped");
     Ok(())
+}
+
+/// Tells systemd about a state change when it runs us as `Type=notify` (`NOTIFY_SOCKET`
+/// set); does nothing otherwise.
+pub fn tell_systemd(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        log::warn!("could not notify systemd: {e}");
+    }
 }

@@ -216,3 +216,53 @@ fn config_comes_from_scimlite_config_env_and_defaults_without_a_file() {
         "{err}"
     );
 }
+
+/// Under systemd `Type=notify`: READY=1 once the listener answers, STOPPING=1 on SIGTERM.
+#[test]
+fn tells_systemd_when_ready_and_when_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).expect("READY notification");
+    let ready = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(ready.contains("READY=1"), "{ready}");
+    // By the time systemd hears READY, the server answers.
+    let port: u16 = ready
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|p| p.trim().parse().ok())
+        .expect("status names the address");
+    let health = send(
+        &agent(None),
+        "GET",
+        &format!("http://127.0.0.1:{port}/healthz"),
+        &[],
+        None,
+    );
+    assert_eq!(health.status, 200);
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let n = socket.recv(&mut buf).expect("STOPPING notification");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    assert!(child.wait().unwrap().success());
+}
