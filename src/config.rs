@@ -41,6 +41,8 @@ struct RawConfig {
     synchronous: Option<String>,
     pbkdf2_rounds: Option<u32>,
     group_patch_response: Option<String>,
+    bulk_max_operations: Option<usize>,
+    bulk_max_payload_bytes: Option<u64>,
     tls: Option<RawTls>,
 }
 
@@ -76,6 +78,10 @@ pub struct Config {
     pub pbkdf2_rounds: u32,
     /// Whether a Group PATCH answers 200 with the group instead of 204.
     pub group_patch_returns_resource: bool,
+    /// Most operations in one Bulk request (advertised as `bulk.maxOperations`).
+    pub bulk_max_operations: usize,
+    /// Largest Bulk request body (advertised as `bulk.maxPayloadSize`); at most `max_body_bytes`.
+    pub bulk_max_payload_bytes: u64,
     pub tls: Option<TlsFiles>,
 }
 
@@ -84,6 +90,7 @@ pub const DEFAULT_DATABASE: &str = "scimlite.db";
 pub const DEFAULT_HTTP_THREADS: usize = 128;
 pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
 pub const DEFAULT_MAX_PAGE: u64 = 1000;
+pub const DEFAULT_BULK_MAX_OPERATIONS: usize = 1000;
 
 fn default_workers() -> usize {
     std::thread::available_parallelism()
@@ -232,6 +239,25 @@ impl Config {
                 ))
             }
         };
+        let bulk_max_operations = raw
+            .bulk_max_operations
+            .unwrap_or(DEFAULT_BULK_MAX_OPERATIONS);
+        if !(1..=100_000).contains(&bulk_max_operations) {
+            return Err(invalid(
+                "bulk_max_operations",
+                format!("{bulk_max_operations} is outside 1..=100000"),
+            ));
+        }
+        // A larger value could never apply: the HTTP layer refuses bodies over max_body_bytes.
+        let bulk_max_payload_bytes = raw.bulk_max_payload_bytes.unwrap_or(max_body_bytes);
+        if !(1024..=max_body_bytes).contains(&bulk_max_payload_bytes) {
+            return Err(invalid(
+                "bulk_max_payload_bytes",
+                format!(
+                    "{bulk_max_payload_bytes} is outside 1024..={max_body_bytes} (it cannot exceed max_body_bytes)"
+                ),
+            ));
+        }
         let tls = raw.tls.map(|t| TlsFiles {
             cert: resolve(&t.cert),
             key: resolve(&t.key),
@@ -259,6 +285,8 @@ impl Config {
             synchronous,
             pbkdf2_rounds,
             group_patch_returns_resource,
+            bulk_max_operations,
+            bulk_max_payload_bytes,
             tls,
         })
     }
@@ -331,11 +359,38 @@ mod tests {
             ("group_patch_response = \"body\"", "group_patch_response"),
             ("max_body_bytes = 1", "max_body_bytes"),
             ("pbkdf2_rounds = 1", "pbkdf2_rounds"),
+            ("bulk_max_operations = 0", "bulk_max_operations"),
+            ("bulk_max_payload_bytes = 100", "bulk_max_payload_bytes"),
         ] {
             let e = Config::from_file(&write(dir.path(), text))
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn bulk_limits_default_and_stay_within_the_body_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::from_file(&write(dir.path(), "max_body_bytes = 4096\n")).unwrap();
+        assert_eq!(c.bulk_max_operations, DEFAULT_BULK_MAX_OPERATIONS);
+        assert_eq!(c.bulk_max_payload_bytes, 4096);
+        let c = Config::from_file(&write(
+            dir.path(),
+            "bulk_max_operations = 5\nbulk_max_payload_bytes = 2048\n",
+        ))
+        .unwrap();
+        assert_eq!(c.bulk_max_operations, 5);
+        assert_eq!(c.bulk_max_payload_bytes, 2048);
+        let e = Config::from_file(&write(
+            dir.path(),
+            "max_body_bytes = 4096\nbulk_max_payload_bytes = 8192\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`bulk_max_payload_bytes`") && e.contains("max_body_bytes"),
+            "{e}"
+        );
     }
 }

@@ -75,6 +75,8 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         max_body_bytes: config.max_body_bytes,
         pbkdf2_rounds: config.pbkdf2_rounds,
         group_patch_returns_resource: config.group_patch_returns_resource,
+        bulk_max_operations: config.bulk_max_operations,
+        bulk_max_payload_bytes: config.bulk_max_payload_bytes,
         https: config.tls.is_some() || config.behind_tls_proxy,
         default_host: config.listen.to_string(),
     });

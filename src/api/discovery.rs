@@ -7,9 +7,12 @@ use crate::scim::{discovery, list, schema, ScimError};
 pub fn serve(app: &App, ctx: &Ctx, segs: &[&str]) -> Result<Response, ScimError> {
     let base = &ctx.base;
     let doc = match segs {
-        ["ServiceProviderConfig"] => {
-            discovery::service_provider_config(base, app.max_page_size, app.max_body_bytes)
-        }
+        ["ServiceProviderConfig"] => discovery::service_provider_config(
+            base,
+            app.max_page_size,
+            app.bulk_max_operations,
+            app.bulk_max_payload_bytes,
+        ),
         ["Schemas"] => {
             let all: Vec<_> = schema::SCHEMA_URNS
                 .iter()

@@ -1,6 +1,7 @@
 //! Endpoint handlers: the only layer that sees both HTTP and the store. Routing, auth,
 //! media types, and the one mapping from store errors to SCIM errors.
 
+mod bulk;
 mod discovery;
 mod patch;
 mod resources;
@@ -27,6 +28,9 @@ pub struct App {
     pub pbkdf2_rounds: u32,
     /// Group PATCH answers 200 with the group instead of 204 (config `group_patch_response`).
     pub group_patch_returns_resource: bool,
+    /// Bulk limits (config `bulk_max_operations`, `bulk_max_payload_bytes`).
+    pub bulk_max_operations: usize,
+    pub bulk_max_payload_bytes: u64,
     /// Absolute URLs use https when TLS terminates here or at a proxy in front.
     pub https: bool,
     pub default_host: String,
@@ -240,6 +244,8 @@ impl App {
                     _ => not_allowed("GET, PUT, PATCH, DELETE"),
                 }
             }
+            ["Bulk"] if method == "POST" => bulk::bulk(self, ctx),
+            ["Bulk"] => not_allowed("POST"),
             ["ServiceProviderConfig"]
             | ["Schemas"]
             | ["Schemas", _]

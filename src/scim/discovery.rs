@@ -5,12 +5,17 @@ use serde_json::{json, Value};
 use super::{schema, ENTERPRISE_URN, GROUP_URN, RESOURCE_TYPE_URN, SPC_URN, USER_URN};
 
 /// `/ServiceProviderConfig`. Features not built yet are advertised as unsupported.
-pub fn service_provider_config(base: &str, max_results: u64, max_body: u64) -> Value {
+pub fn service_provider_config(
+    base: &str,
+    max_results: u64,
+    bulk_max_operations: usize,
+    bulk_max_payload: u64,
+) -> Value {
     json!({
         "schemas": [SPC_URN],
         "documentationUri": "https://github.com/scimlite/scimlite#readme",
-        "patch": {"supported": false},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": max_body},
+        "patch": {"supported": true},
+        "bulk": {"supported": true, "maxOperations": bulk_max_operations, "maxPayloadSize": bulk_max_payload},
         "filter": {"supported": true, "maxResults": max_results},
         "changePassword": {"supported": false},
         "sort": {"supported": false},
@@ -62,8 +67,11 @@ mod tests {
 
     #[test]
     fn documents_are_consistent() {
-        let spc = service_provider_config("https://h/scim/v2", 1000, 1024);
-        assert_eq!(spc["patch"]["supported"], false);
+        let spc = service_provider_config("https://h/scim/v2", 1000, 50, 4096);
+        assert_eq!(spc["patch"]["supported"], true);
+        assert_eq!(spc["bulk"]["supported"], true);
+        assert_eq!(spc["bulk"]["maxOperations"], 50);
+        assert_eq!(spc["bulk"]["maxPayloadSize"], 4096);
         assert_eq!(spc["filter"]["maxResults"], 1000);
         for rt in RESOURCE_TYPES {
             let doc = resource_type(rt, "b").unwrap();

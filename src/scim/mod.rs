@@ -1,6 +1,7 @@
 //! Pure SCIM protocol: schemas, resource validation, filters, list responses, errors.
 //! Never HTTP, never SQL.
 
+pub mod bulk;
 pub mod discovery;
 pub mod error;
 pub mod filter;

@@ -413,8 +413,8 @@ fn discovery_describes_what_is_implemented() {
         spc["schemas"][0],
         "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
     );
-    assert_eq!(spc["patch"]["supported"], false);
-    assert_eq!(spc["bulk"]["supported"], false);
+    assert_eq!(spc["patch"]["supported"], true);
+    assert_eq!(spc["bulk"]["supported"], true);
     assert_eq!(spc["filter"]["supported"], true);
     assert_eq!(spc["authenticationSchemes"][0]["type"], "oauthbearertoken");
     let schemas = s.get("/Schemas").json();

@@ -1,6 +1,7 @@
 //! The one integration-test binary: servers on 127.0.0.1:0 in temp dirs, spoken to over HTTP.
 
 mod api;
+mod bulk;
 mod cli;
 mod common;
 mod integrity;
