@@ -3,6 +3,7 @@
 
 mod discovery;
 mod resources;
+mod search;
 
 use std::sync::Arc;
 
@@ -191,6 +192,15 @@ impl App {
             _ => None,
         };
         match segs {
+            // Before `[collection, id]`: `.search` is not an id.
+            [collection, ".search"] if kind(collection).is_some() => match method {
+                "POST" => search::search(self, ctx, kind(collection)),
+                _ => not_allowed("POST"),
+            },
+            [".search"] => match method {
+                "POST" => search::search(self, ctx, None),
+                _ => not_allowed("POST"),
+            },
             [collection] if kind(collection).is_some() => {
                 let k = kind(collection).unwrap_or(ResourceKind::User);
                 match method {
