@@ -208,12 +208,9 @@ impl ListQuery {
         let obj: &Map<String, Value> = body
             .as_object()
             .ok_or_else(|| ScimError::invalid_syntax("a search request must be a JSON object"))?;
-        let mut seen: Vec<&str> = Vec::new();
-        let mut schemas_ok = false;
-        let mut attributes = Vec::new();
-        let mut excluded = Vec::new();
-        let (mut filter, mut sort_by, mut sort_order) = (None, None, None);
-        let (mut start, mut count) = (None, None);
+        // The members' names first, so a body with both an unknown member and a bad value
+        // is always reported as the unknown member.
+        let mut members: Vec<(&str, &Value)> = Vec::new();
         for (key, value) in obj {
             let Some(member) = SEARCH_MEMBERS
                 .iter()
@@ -225,12 +222,19 @@ impl ListQuery {
                     SEARCH_MEMBERS.join(", ")
                 )));
             };
-            if seen.contains(&member) {
+            if members.iter().any(|(m, _)| *m == member) {
                 return Err(ScimError::invalid_syntax(format!(
                     "\"{member}\" appears more than once in the search request"
                 )));
             }
-            seen.push(member);
+            members.push((member, value));
+        }
+        let mut schemas_ok = false;
+        let mut attributes = Vec::new();
+        let mut excluded = Vec::new();
+        let (mut filter, mut sort_by, mut sort_order) = (None, None, None);
+        let (mut start, mut count) = (None, None);
+        for (member, value) in members {
             if value.is_null() {
                 continue;
             }

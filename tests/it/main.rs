@@ -3,4 +3,5 @@
 mod api;
 mod cli;
 mod common;
+mod query;
 mod transport;
