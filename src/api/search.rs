@@ -5,7 +5,9 @@
 //! paging runs over the concatenation of all matching Users and then all matching Groups, each
 //! in the store's stable creation order. A filter that the store cannot evaluate for one of
 //! the two types (an attribute only the other type has, such as `userName`) matches no
-//! resource of that type; only when neither type can evaluate it is it a 400.
+//! resource of that type; only when neither type can evaluate it is it a 400. The two types
+//! are read one after the other, not in one snapshot: a write in between can shift a root
+//! page by that one change, as it could between two pages anyway.
 
 use super::resources::render;
 use super::{App, Ctx};
@@ -35,7 +37,7 @@ pub fn run(
     query: &ListQuery,
 ) -> Result<Response, ScimError> {
     // `query.sort` is not passed on: the store has no sort parameter yet (see ListQuery).
-    let mut skip = query.page.start_index - 1;
+    let mut skip = query.page.start_index.saturating_sub(1);
     let mut want = query.page.count;
     let mut total: u64 = 0;
     let mut rows = Vec::new();
