@@ -5,6 +5,7 @@ mod bulk;
 mod discovery;
 mod patch;
 mod resources;
+mod search;
 
 use std::sync::Arc;
 
@@ -226,6 +227,15 @@ impl App {
             _ => None,
         };
         match segs {
+            // Before `[collection, id]`: `.search` is not an id.
+            [collection, ".search"] if kind(collection).is_some() => match method {
+                "POST" => search::search(self, ctx, kind(collection)),
+                _ => not_allowed("POST"),
+            },
+            [".search"] => match method {
+                "POST" => search::search(self, ctx, None),
+                _ => not_allowed("POST"),
+            },
             [collection] if kind(collection).is_some() => {
                 let k = kind(collection).unwrap_or(ResourceKind::User);
                 match method {

@@ -5,58 +5,24 @@ use serde_json::Value;
 use super::{check_if_match, etag_listed, App, Ctx};
 use crate::auth::hash_secret;
 use crate::http::Response;
+use crate::scim::list::ListQuery;
 use crate::scim::resource::{self, ValidResource};
-use crate::scim::{filter, list, ResourceKind, ScimError};
+use crate::scim::{ResourceKind, ScimError};
 use crate::store::{MemberChange, PasswordUpdate, ResourceUpdate, StoreError, StoredResource};
 
-/// Top-level attribute names from `attributes` / `excludedAttributes`. Sub-attribute and
-/// extension projection come with the query-engine issue; here a dotted name projects its
-/// top-level attribute.
-pub(super) struct Projection {
-    attributes: Option<Vec<String>>,
-    excluded: Vec<String>,
-}
+pub(super) use crate::scim::projection::Projection;
 
-impl Projection {
-    pub(super) fn from(ctx: &Ctx) -> Projection {
-        let names = |v: &str| -> Vec<String> {
-            v.split(',')
-                .map(|s| s.trim())
-                .filter(|s| !s.is_empty())
-                .map(|s| s.split('.').next().unwrap_or(s).to_ascii_lowercase())
-                .collect()
-        };
-        Projection {
-            attributes: ctx.param("attributes").map(names).filter(|v| !v.is_empty()),
-            excluded: ctx
-                .param("excludedAttributes")
-                .map(names)
-                .unwrap_or_default(),
-        }
-    }
-
-    fn wants(&self, name: &str) -> bool {
-        let lower = name.to_ascii_lowercase();
-        // returned "always" (RFC 7643 §7): never projected away.
-        if ["id", "schemas", "meta"].contains(&lower.as_str()) {
-            return true;
-        }
-        match &self.attributes {
-            Some(list) => list.contains(&lower),
-            None => !self.excluded.contains(&lower),
-        }
-    }
-
-    fn apply(&self, mut v: Value) -> Value {
-        if let Value::Object(map) = &mut v {
-            map.retain(|k, _| self.wants(k));
-        }
-        v
+/// The `attributes` / `excludedAttributes` query parameters of any request that returns a
+/// resource (GET, POST, PUT).
+impl From<&Ctx<'_>> for Projection {
+    fn from(ctx: &Ctx) -> Projection {
+        Projection::from_params(ctx.param("attributes"), ctx.param("excludedAttributes"))
     }
 }
 
-/// Renders a stored resource; the membership table is read only when the projection keeps
-/// `members` / `groups` (Entra reads groups with `excludedAttributes=members`, entra.md Q7).
+/// Renders and projects a stored resource. The membership table is read only when the
+/// projection keeps `members` / `groups` (Entra reads groups with
+/// `excludedAttributes=members`, entra.md Q7; a big group's members are the expensive part).
 pub(super) fn render(
     app: &App,
     ctx: &Ctx,
@@ -67,13 +33,13 @@ pub(super) fn render(
         ResourceKind::User => "groups",
         ResourceKind::Group => "members",
     };
-    let refs = if proj.wants(refs_name) {
+    let refs = if proj.returns(r.kind, refs_name) {
         Some(app.store.references(&ctx.principal.tenant, r.kind, &r.id)?)
     } else {
         None
     };
     let v = resource::render(r.kind, &r.id, &r.doc, &r.meta, refs.as_deref(), &ctx.base);
-    Ok(proj.apply(v))
+    Ok(proj.apply(r.kind, v))
 }
 
 pub(super) fn single(status: u16, v: &Value, r: &StoredResource) -> Response {
@@ -181,26 +147,6 @@ pub fn delete(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Resp
 }
 
 pub fn list(app: &App, ctx: &Ctx, kind: ResourceKind) -> Result<Response, ScimError> {
-    let filter = ctx
-        .param("filter")
-        .filter(|f| !f.trim().is_empty())
-        .map(filter::parse)
-        .transpose()?;
-    let page = list::Page::parse(
-        ctx.param("startIndex"),
-        ctx.param("count"),
-        app.max_page_size,
-    )?;
-    let (total, rows) = app
-        .store
-        .list(&ctx.principal.tenant, kind, filter.as_ref(), page)?;
-    let proj = Projection::from(ctx);
-    let resources = rows
-        .iter()
-        .map(|r| render(app, ctx, r, &proj))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Response::json(
-        200,
-        &list::list_response(total, page.start_index, resources),
-    ))
+    let query = ListQuery::from_params(|name| ctx.param(name), app.max_page_size)?;
+    super::search::run(app, ctx, &[kind], &query)
 }

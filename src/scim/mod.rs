@@ -1,4 +1,5 @@
-//! Pure SCIM protocol: schemas, resource validation, filters, list responses, errors.
+//! Pure SCIM protocol: schemas, resource validation, filters, list and search requests,
+//! projection, list responses, errors.
 //! Never HTTP, never SQL.
 
 pub mod bulk;
@@ -7,6 +8,7 @@ pub mod error;
 pub mod filter;
 pub mod list;
 pub mod patch;
+pub mod projection;
 pub mod resource;
 pub mod schema;
 
@@ -17,6 +19,7 @@ pub const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterpr
 pub const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub const LIST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub const SEARCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 pub const SPC_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 pub const RESOURCE_TYPE_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
 pub const SCHEMA_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";

@@ -237,6 +237,42 @@ pub static COMMON: [AttrDef; 2] = [
     },
 ];
 
+const META_SUB: [AttrDef; 5] = [
+    read_only(s(
+        "resourceType",
+        "The name of the resource type of the resource.",
+    )),
+    read_only(attr(
+        "created",
+        AttrType::DateTime,
+        "When the resource was added to the service provider.",
+    )),
+    read_only(attr(
+        "lastModified",
+        AttrType::DateTime,
+        "When the resource was last updated.",
+    )),
+    read_only(reference(
+        "location",
+        &["uri"],
+        "The URI of the resource being returned.",
+    )),
+    {
+        let mut a = read_only(s("version", "The version (ETag) of the resource."));
+        a.case_exact = true;
+        a
+    },
+];
+
+/// `meta` (RFC 7643 §3.1): rendered by the server, never stored from a client. The RFC gives
+/// its sub-attributes `returned: default`, so `attributes` / `excludedAttributes` can project
+/// it. Not part of `/Schemas` documents, like `id`.
+pub static META: AttrDef = read_only(complex(
+    "meta",
+    &META_SUB,
+    "Resource metadata, assigned by the service provider.",
+));
+
 /// Core User attributes, RFC 7643 §4.1.
 pub static USER: [AttrDef; 21] = [
     {

@@ -80,6 +80,11 @@ impl TestServer {
         }
     }
 
+    /// The server's SQLite file, for tests that inspect or tamper with it directly.
+    pub fn db_path(&self) -> PathBuf {
+        self._dir.path().join("test.db")
+    }
+
     pub fn addr(&self) -> std::net::SocketAddr {
         self.handle.as_ref().unwrap().local_addr()
     }

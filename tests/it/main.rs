@@ -6,4 +6,5 @@ mod cli;
 mod common;
 mod integrity;
 mod patch;
+mod query;
 mod transport;

@@ -1,0 +1,545 @@
+//! Attribute projection: which attributes of a rendered resource a response carries
+//! (RFC 7644 §3.4.2.5 `attributes` / `excludedAttributes`, RFC 7643 §7 `returned`).
+//!
+//! - `returned: always` (`id`; and `schemas`, which says how to read the rest) is always there;
+//!   `never` (`password`) never is; `request` only when named in `attributes`.
+//! - `attributes` returns only the named attributes (plus the `always` ones); naming a
+//!   sub-attribute (`name.givenName`, `emails.value`) returns only that part of its parent.
+//! - `excludedAttributes` returns the default set minus the named attributes or sub-attributes;
+//!   `always` attributes cannot be excluded.
+//! - When both are given, `attributes` wins and `excludedAttributes` is ignored.
+//! - `meta` follows RFC 7643 §3.1: its sub-attributes are `returned: default`, so it can be
+//!   projected like any other attribute (`attributes=userName` leaves it out; the ETag header
+//!   still carries the version).
+//! - Names are case-insensitive and may carry a schema URN prefix:
+//!   `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value`, or the bare
+//!   URN for the whole extension. URNs are matched as known prefixes (they contain dots, so a
+//!   name is never split on dots before the URN is taken off). Names that match nothing are
+//!   ignored, not errors; an extension attribute must be named with its URN.
+//! - `schemas` is never rewritten, even when an extension's attributes are projected away.
+
+use serde_json::{Map, Value};
+
+use super::schema::{self, AttrDef, Returned};
+use super::{ResourceKind, ENTERPRISE_URN};
+
+/// One name from `attributes` / `excludedAttributes`, resolved against the known schema URNs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Name {
+    /// The schema URN the name was qualified with (canonical spelling); `None` for a bare name,
+    /// which means the resource's core schema.
+    urn: Option<&'static str>,
+    /// Lower-case attribute name; `None` names the whole schema.
+    attr: Option<String>,
+    /// Lower-case sub-attribute name.
+    sub: Option<String>,
+}
+
+impl Name {
+    fn parse(raw: &str) -> Option<Name> {
+        let raw = raw.trim();
+        let mut urn = None;
+        let mut rest = raw;
+        for known in schema::SCHEMA_URNS {
+            let Some(head) = raw.get(..known.len()) else {
+                continue;
+            };
+            if !head.eq_ignore_ascii_case(known) {
+                continue;
+            }
+            // `get` succeeded, so this is a char boundary.
+            let tail = &raw[known.len()..];
+            if tail.is_empty() {
+                return Some(Name {
+                    urn: Some(known),
+                    attr: None,
+                    sub: None,
+                });
+            }
+            if let Some(t) = tail.strip_prefix(':') {
+                urn = Some(known);
+                rest = t;
+                break;
+            }
+        }
+        if urn.is_none() && raw.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
+            // A schema this server does not know: it names nothing here.
+            return None;
+        }
+        let (attr, sub) = match rest.split_once('.') {
+            Some((a, s)) => (a, Some(s)),
+            None => (rest, None),
+        };
+        if attr.is_empty() || sub.is_some_and(str::is_empty) {
+            return None;
+        }
+        Some(Name {
+            urn,
+            attr: Some(attr.to_ascii_lowercase()),
+            sub: sub.map(str::to_ascii_lowercase),
+        })
+    }
+
+    /// Whether this name reaches attribute `attr` of the schema `container`.
+    fn reaches(&self, container: &str, is_core: bool, attr: &str) -> bool {
+        let schema_ok = match self.urn {
+            None => is_core,
+            Some(u) => u == container,
+        };
+        schema_ok
+            && self
+                .attr
+                .as_deref()
+                .is_none_or(|a| a.eq_ignore_ascii_case(attr))
+    }
+}
+
+/// Which sub-attributes of a kept complex attribute survive.
+#[derive(Debug)]
+enum Subs<'a> {
+    /// The default set, plus `returned: request` sub-attributes named here.
+    Default(Vec<&'a str>),
+    /// Only these (plus `returned: always` ones).
+    Only(Vec<&'a str>),
+    /// The default set minus these (`returned: always` ones stay).
+    Except(Vec<&'a str>),
+}
+
+/// A parsed `attributes` / `excludedAttributes` pair; the default value returns the default
+/// attribute set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Projection {
+    /// `Some` when `attributes` was given with at least one name (even one that matches
+    /// nothing: then only the `always` attributes are returned).
+    only: Option<Vec<Name>>,
+    excluded: Vec<Name>,
+}
+
+/// Splits comma-separated lists of names (RFC 7644 §3.4.2.5); empty entries are dropped.
+fn split<'a>(lists: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    lists
+        .into_iter()
+        .flat_map(|l| l.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl Projection {
+    /// Builds a projection from lists of names; each entry may itself be comma-separated.
+    pub fn new<'a>(
+        attributes: impl IntoIterator<Item = &'a str>,
+        excluded: impl IntoIterator<Item = &'a str>,
+    ) -> Projection {
+        let attributes = split(attributes);
+        if !attributes.is_empty() {
+            return Projection {
+                only: Some(attributes.into_iter().filter_map(Name::parse).collect()),
+                excluded: Vec::new(),
+            };
+        }
+        Projection {
+            only: None,
+            excluded: split(excluded)
+                .into_iter()
+                .filter_map(Name::parse)
+                .collect(),
+        }
+    }
+
+    /// From the query parameters' values (`attributes=a,b&excludedAttributes=c`).
+    pub fn from_params(attributes: Option<&str>, excluded: Option<&str>) -> Projection {
+        Projection::new(attributes, excluded)
+    }
+
+    /// Whether the core attribute `name` of a `kind` resource appears in the projected
+    /// output at all. Callers use it to skip work, such as reading group memberships when
+    /// `members` / `groups` would be projected away.
+    pub fn returns(&self, kind: ResourceKind, name: &str) -> bool {
+        let def = core_def(kind, name);
+        self.decide(kind.core_urn(), true, def, name).is_some()
+    }
+
+    /// Projects a rendered resource of `kind`.
+    pub fn apply(&self, kind: ResourceKind, resource: Value) -> Value {
+        let Value::Object(map) = resource else {
+            return resource;
+        };
+        let mut out = Map::new();
+        for (key, value) in map {
+            if key == "schemas" {
+                out.insert(key, value);
+                continue;
+            }
+            if kind == ResourceKind::User && key.eq_ignore_ascii_case(ENTERPRISE_URN) {
+                if let Value::Object(ext) = value {
+                    let projected =
+                        self.object(ENTERPRISE_URN, false, &schema::ENTERPRISE_USER, ext);
+                    if !projected.is_empty() {
+                        out.insert(key, Value::Object(projected));
+                    }
+                }
+                continue;
+            }
+            let def = core_def(kind, &key);
+            if let Some(v) = self.attribute(kind.core_urn(), true, def, &key, value) {
+                out.insert(key, v);
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// Projects the attributes of one schema (an extension's object).
+    fn object(
+        &self,
+        container: &'static str,
+        is_core: bool,
+        defs: &'static [AttrDef],
+        map: Map<String, Value>,
+    ) -> Map<String, Value> {
+        map.into_iter()
+            .filter_map(|(key, value)| {
+                let def = schema::find(defs, &key);
+                self.attribute(container, is_core, def, &key, value)
+                    .map(|v| (key, v))
+            })
+            .collect()
+    }
+
+    fn attribute(
+        &self,
+        container: &'static str,
+        is_core: bool,
+        def: Option<&'static AttrDef>,
+        key: &str,
+        value: Value,
+    ) -> Option<Value> {
+        let subs = self.decide(container, is_core, def, key)?;
+        match def {
+            Some(d) if !d.sub.is_empty() => project_complex(d, &subs, value),
+            _ => Some(value),
+        }
+    }
+
+    /// `None` when the attribute is left out, otherwise which of its sub-attributes stay.
+    fn decide(
+        &self,
+        container: &'static str,
+        is_core: bool,
+        def: Option<&'static AttrDef>,
+        key: &str,
+    ) -> Option<Subs<'_>> {
+        let returned = def.map_or(Returned::Default, |d| d.returned);
+        match returned {
+            Returned::Never => return None,
+            Returned::Always => return Some(Subs::Default(Vec::new())),
+            Returned::Default | Returned::Request => {}
+        }
+        match &self.only {
+            Some(names) => {
+                let hits: Vec<&Name> = names
+                    .iter()
+                    .filter(|n| n.reaches(container, is_core, key))
+                    .collect();
+                let whole = hits.iter().any(|n| n.sub.is_none());
+                if whole {
+                    let requested = hits.iter().filter_map(|n| n.sub.as_deref()).collect();
+                    return Some(Subs::Default(requested));
+                }
+                // Only sub-attributes that exist count; `userName.x` names nothing.
+                let subs: Vec<&str> = hits
+                    .iter()
+                    .filter_map(|n| n.sub.as_deref())
+                    .filter(|s| def.is_some_and(|d| d.sub_attr(s).is_some()))
+                    .collect();
+                if subs.is_empty() {
+                    None
+                } else {
+                    Some(Subs::Only(subs))
+                }
+            }
+            None => {
+                if returned == Returned::Request {
+                    return None;
+                }
+                let hits: Vec<&Name> = self
+                    .excluded
+                    .iter()
+                    .filter(|n| n.reaches(container, is_core, key))
+                    .collect();
+                if hits.iter().any(|n| n.sub.is_none()) {
+                    return None;
+                }
+                Some(Subs::Except(
+                    hits.iter().filter_map(|n| n.sub.as_deref()).collect(),
+                ))
+            }
+        }
+    }
+}
+
+fn core_def(kind: ResourceKind, name: &str) -> Option<&'static AttrDef> {
+    let core: &'static [AttrDef] = match kind {
+        ResourceKind::User => &schema::USER,
+        ResourceKind::Group => &schema::GROUP,
+    };
+    schema::find(&schema::COMMON, name)
+        .or_else(|| schema::find(core, name))
+        .or_else(|| {
+            schema::META
+                .name
+                .eq_ignore_ascii_case(name)
+                .then_some(&schema::META)
+        })
+}
+
+/// Applies a sub-attribute rule to a complex value (an object, or an array of objects).
+/// A value that had content and loses all of it is left out (RFC 7643 §2.5: empty is
+/// unassigned).
+fn project_complex(def: &AttrDef, subs: &Subs, value: Value) -> Option<Value> {
+    let keep = |key: &str| -> bool {
+        let named = |list: &[&str]| list.iter().any(|s| s.eq_ignore_ascii_case(key));
+        let returned = def.sub_attr(key).map_or(Returned::Default, |d| d.returned);
+        match returned {
+            Returned::Never => false,
+            Returned::Always => true,
+            Returned::Request => match subs {
+                Subs::Default(list) | Subs::Only(list) => named(list),
+                Subs::Except(_) => false,
+            },
+            Returned::Default => match subs {
+                Subs::Default(_) => true,
+                Subs::Only(list) => named(list),
+                Subs::Except(list) => !named(list),
+            },
+        }
+    };
+    let filter = |map: Map<String, Value>| -> Map<String, Value> {
+        map.into_iter().filter(|(k, _)| keep(k)).collect()
+    };
+    match value {
+        Value::Object(map) => {
+            let had = !map.is_empty();
+            let out = filter(map);
+            if out.is_empty() && had {
+                None
+            } else {
+                Some(Value::Object(out))
+            }
+        }
+        Value::Array(items) => {
+            let had = !items.is_empty();
+            let out: Vec<Value> = items
+                .into_iter()
+                .filter_map(|item| match item {
+                    Value::Object(map) => {
+                        let m = filter(map);
+                        (!m.is_empty()).then_some(Value::Object(m))
+                    }
+                    other => Some(other),
+                })
+                .collect();
+            if out.is_empty() && had {
+                None
+            } else {
+                Some(Value::Array(out))
+            }
+        }
+        other => Some(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn user() -> Value {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE_URN],
+            "id": "u1",
+            "externalId": "x1",
+            "userName": "alice",
+            "name": {"givenName": "Alice", "familyName": "Smith"},
+            "emails": [
+                {"value": "a@example.com", "type": "work", "primary": true},
+                {"value": "b@example.com", "type": "home"}
+            ],
+            "groups": [],
+            "password": "must-never-show",
+            ENTERPRISE_URN: {
+                "department": "R&D",
+                "costCenter": "42",
+                "manager": {"value": "m1", "displayName": "Boss"}
+            },
+            "meta": {"resourceType": "User", "created": "c", "lastModified": "m",
+                     "location": "https://h/scim/v2/Users/u1", "version": "W/\"1\""}
+        })
+    }
+
+    fn project(attributes: &str, excluded: &str) -> Value {
+        let p = Projection::from_params(
+            Some(attributes).filter(|s| !s.is_empty()),
+            Some(excluded).filter(|s| !s.is_empty()),
+        );
+        p.apply(ResourceKind::User, user())
+    }
+
+    fn keys(v: &Value) -> Vec<&str> {
+        let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        k.sort_unstable();
+        k
+    }
+
+    #[test]
+    fn default_set_drops_never_and_keeps_the_rest() {
+        let v = project("", "");
+        assert!(v.get("password").is_none());
+        let mut expected = user();
+        expected.as_object_mut().unwrap().remove("password");
+        assert_eq!(v, expected);
+    }
+
+    #[test]
+    fn attributes_returns_only_named_plus_always() {
+        let v = project("userName,displayName", "");
+        assert_eq!(keys(&v), ["id", "schemas", "userName"]);
+        // `schemas` is kept as is, extension URN included.
+        assert_eq!(v["schemas"], user()["schemas"]);
+        // `password` is never returned, not even on request.
+        let v = project("password,USERNAME", "");
+        assert_eq!(keys(&v), ["id", "schemas", "userName"]);
+        // Names matching nothing are ignored: only the always-returned attributes remain.
+        let v = project("nope,urn:example:unknown:attr", "");
+        assert_eq!(keys(&v), ["id", "schemas"]);
+    }
+
+    #[test]
+    fn excluded_attributes_cannot_remove_always() {
+        let v = project("", "id,schemas,emails,Name,password");
+        assert_eq!(
+            keys(&v),
+            [
+                "externalId",
+                "groups",
+                "id",
+                "meta",
+                "schemas",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+                "userName"
+            ]
+        );
+    }
+
+    #[test]
+    fn attributes_wins_over_excluded() {
+        let v = project("userName", "userName");
+        assert_eq!(keys(&v), ["id", "schemas", "userName"]);
+    }
+
+    #[test]
+    fn sub_attributes() {
+        let v = project("name.givenName,emails.value,meta.lastModified", "");
+        assert_eq!(v["name"], json!({"givenName": "Alice"}));
+        assert_eq!(
+            v["emails"],
+            json!([{"value": "a@example.com"}, {"value": "b@example.com"}])
+        );
+        assert_eq!(v["meta"], json!({"lastModified": "m"}));
+        assert!(v.get("userName").is_none());
+        let v = project(
+            "",
+            "name.familyName,emails.type,emails.primary,meta.location",
+        );
+        assert_eq!(v["name"], json!({"givenName": "Alice"}));
+        assert_eq!(
+            v["emails"],
+            json!([{"value": "a@example.com"}, {"value": "b@example.com"}])
+        );
+        assert!(v["meta"].get("location").is_none());
+        assert_eq!(v["meta"]["version"], "W/\"1\"");
+        // A sub-attribute that does not exist names nothing.
+        assert!(project("userName.x", "").get("userName").is_none());
+        assert_eq!(project("", "userName.x")["userName"], "alice");
+        // Everything of a parent projected away: the parent is left out.
+        assert!(project("", "name.givenName,name.familyName")
+            .get("name")
+            .is_none());
+        // The whole attribute and one of its parts: the whole.
+        assert_eq!(project("name,name.givenName", "")["name"], user()["name"]);
+    }
+
+    #[test]
+    fn extension_attributes_by_urn() {
+        let ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        let v = project(&format!("{ext}:department,{ext}:manager.value"), "");
+        assert_eq!(
+            v[ENTERPRISE_URN],
+            json!({"department": "R&D", "manager": {"value": "m1"}})
+        );
+        assert!(v.get("userName").is_none());
+        // The bare URN is the whole extension, case-insensitively.
+        let v = project(&ext.to_ascii_uppercase(), "");
+        assert_eq!(v[ENTERPRISE_URN], user()[ENTERPRISE_URN]);
+        assert_eq!(keys(&v).len(), 3);
+        let v = project("", ext);
+        assert!(v.get(ENTERPRISE_URN).is_none());
+        assert_eq!(v["schemas"], user()["schemas"]);
+        let v = project("", &format!("{ext}:costCenter,{ext}:manager.displayName"));
+        assert_eq!(
+            v[ENTERPRISE_URN],
+            json!({"department": "R&D", "manager": {"value": "m1"}})
+        );
+        // Without the URN an extension attribute names nothing.
+        assert!(project("department", "").get(ENTERPRISE_URN).is_none());
+        // Core attributes may be qualified with the core URN.
+        let v = project(
+            "urn:ietf:params:scim:schemas:core:2.0:User:name.familyName",
+            "",
+        );
+        assert_eq!(v["name"], json!({"familyName": "Smith"}));
+        // ...but the User URN says nothing about a Group.
+        let g = json!({"schemas": [crate::scim::GROUP_URN], "id": "g", "displayName": "G",
+                       "members": []});
+        let p = Projection::from_params(
+            Some("urn:ietf:params:scim:schemas:core:2.0:User:displayName"),
+            None,
+        );
+        assert_eq!(keys(&p.apply(ResourceKind::Group, g)), ["id", "schemas"]);
+    }
+
+    #[test]
+    fn returns_tells_whether_membership_is_needed() {
+        let p = |a: Option<&str>, e: Option<&str>| Projection::from_params(a, e);
+        assert!(p(None, None).returns(ResourceKind::Group, "members"));
+        assert!(!p(None, Some("members")).returns(ResourceKind::Group, "members"));
+        assert!(!p(None, Some("MEMBERS")).returns(ResourceKind::Group, "members"));
+        assert!(p(None, Some("members.display")).returns(ResourceKind::Group, "members"));
+        assert!(!p(Some("displayName"), None).returns(ResourceKind::Group, "members"));
+        assert!(p(Some("members.value"), None).returns(ResourceKind::Group, "members"));
+        assert!(!p(Some("userName"), None).returns(ResourceKind::User, "groups"));
+        assert!(p(Some("groups"), None).returns(ResourceKind::User, "groups"));
+        assert!(!p(None, Some("groups")).returns(ResourceKind::User, "groups"));
+        assert!(p(None, None).returns(ResourceKind::User, "id"));
+        assert!(!p(Some("id"), None).returns(ResourceKind::User, "password"));
+    }
+
+    #[test]
+    fn names_are_parsed_with_known_urns_first() {
+        let n = Name::parse(
+            " urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:Manager.Value ",
+        )
+        .unwrap();
+        assert_eq!(n.urn, Some(ENTERPRISE_URN));
+        assert_eq!(n.attr.as_deref(), Some("manager"));
+        assert_eq!(n.sub.as_deref(), Some("value"));
+        assert_eq!(Name::parse("name.").map(|n| n.attr), None);
+        assert_eq!(Name::parse("urn:x:y"), None);
+        assert_eq!(
+            Name::parse("émails.vàlue").unwrap().sub.as_deref(),
+            Some("vàlue")
+        );
+        assert_eq!(Projection::new([" , ,"], ["members"]).only, None);
+    }
+}
