@@ -21,14 +21,14 @@ fn scimlite(config: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-struct Running {
-    child: Child,
-    port: u16,
+pub struct Running {
+    pub child: Child,
+    pub port: u16,
 }
 
 impl Running {
     /// Starts `serve` with stdout piped (not a terminal) and waits for the listen line.
-    fn start(dir: &Path, config: &Path) -> Running {
+    pub fn start(dir: &Path, config: &Path) -> Running {
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(config)

@@ -140,26 +140,32 @@ pub fn send(
     headers: &[(&str, &str)],
     body: Option<Vec<u8>>,
 ) -> Reply {
+    try_send(agent, method, url, headers, body).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// Like [`send`], but a transport failure (refused, reset, timed out) is an `Err`.
+pub fn try_send(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Result<Reply, ureq::Error> {
     let mut b = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
     let req = b.body(body.unwrap_or_default()).unwrap();
-    let mut resp = agent
-        .run(req)
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let mut resp = agent.run(req)?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let mut text = String::new();
-    resp.body_mut()
-        .as_reader()
-        .read_to_string(&mut text)
-        .unwrap();
-    Reply {
+    resp.body_mut().as_reader().read_to_string(&mut text)?;
+    Ok(Reply {
         status,
         headers,
         text,
-    }
+    })
 }
 
 impl Drop for TestServer {

@@ -4,6 +4,7 @@ mod api;
 mod bulk;
 mod cli;
 mod common;
+mod crash;
 mod integrity;
 mod patch;
 mod query;
