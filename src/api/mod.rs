@@ -45,7 +45,6 @@ impl From<StoreError> for ScimError {
             StoreError::NotFound => ScimError::not_found("resource not found"),
             StoreError::Conflict(m) => ScimError::uniqueness(m),
             StoreError::InvalidReference(m) => ScimError::invalid_value(m),
-            StoreError::UnsupportedFilter(m) => ScimError::invalid_filter(m),
             StoreError::Rejected(e) => e,
             other => {
                 log::error!("store failure: {other}");

@@ -18,7 +18,7 @@ pub fn service_provider_config(
         "bulk": {"supported": true, "maxOperations": bulk_max_operations, "maxPayloadSize": bulk_max_payload},
         "filter": {"supported": true, "maxResults": max_results},
         "changePassword": {"supported": false},
-        "sort": {"supported": false},
+        "sort": {"supported": true},
         "etag": {"supported": true},
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
@@ -73,6 +73,7 @@ mod tests {
         assert_eq!(spc["bulk"]["maxOperations"], 50);
         assert_eq!(spc["bulk"]["maxPayloadSize"], 4096);
         assert_eq!(spc["filter"]["maxResults"], 1000);
+        assert_eq!(spc["sort"]["supported"], true);
         for rt in RESOURCE_TYPES {
             let doc = resource_type(rt, "b").unwrap();
             assert!(schema(doc["schema"].as_str().unwrap(), "b").is_some());

@@ -212,6 +212,36 @@ pub fn parse_path(input: &str) -> Result<PatchPath, ScimError> {
     Ok(out)
 }
 
+/// Parses a bare attribute path (`[urn:]attr[.sub]`, no filter), e.g. a `sortBy` value.
+/// Errors are 400 with `scim_type`.
+pub fn parse_attr_path(input: &str, scim_type: ScimType) -> Result<AttrPath, ScimError> {
+    let mut p = Parser::new(input, scim_type, "attribute path")?;
+    let (word, at) = match p.next() {
+        Some(Token {
+            tok: Tok::Word(w),
+            at,
+        }) => (w, at),
+        Some(t) => {
+            return Err(p.err(
+                t.at,
+                format!("expected an attribute path, found {}", t.tok.describe()),
+            ))
+        }
+        None => return Err(p.err(0, "the attribute path is empty")),
+    };
+    let path = p.attr_path(&word, at, false)?;
+    if let Some(t) = p.peek() {
+        return Err(p.err(
+            t.at,
+            format!(
+                "expected the end of the attribute path, found {}",
+                t.tok.describe()
+            ),
+        ));
+    }
+    Ok(path)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tokens
 

@@ -3,9 +3,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::filter::{self, Filter};
+use super::filter::{self, AttrPath, Filter, Resolved};
 use super::projection::Projection;
-use super::{ScimError, LIST_URN, SEARCH_URN};
+use super::schema::AttrType;
+use super::{ResourceKind, ScimError, ScimType, LIST_URN, SEARCH_URN};
 
 /// Default page size when the client gives no `count` (Okta pages by 100).
 pub const DEFAULT_COUNT: u64 = 100;
@@ -88,16 +89,46 @@ pub struct Sort {
 }
 
 impl Sort {
-    /// `sortOrder` is validated even without `sortBy`, where it has nothing to order.
+    /// `sortOrder` is validated even without `sortBy`, where it has nothing to order. A
+    /// `sortBy` that is not an attribute path is 400 `invalidValue`.
     fn parse(by: Option<&str>, order: Option<&str>) -> Result<Option<Sort>, ScimError> {
         let order = order
             .filter(|o| !o.trim().is_empty())
             .map(SortOrder::parse)
             .transpose()?;
-        Ok(by.map(str::trim).filter(|b| !b.is_empty()).map(|b| Sort {
-            by: b.to_string(),
+        let Some(by) = by.map(str::trim).filter(|b| !b.is_empty()) else {
+            return Ok(None);
+        };
+        let sort = Sort {
+            by: by.to_string(),
             order: order.unwrap_or(SortOrder::Ascending),
-        }))
+        };
+        sort.path()?;
+        Ok(Some(sort))
+    }
+
+    /// `sortBy` as an attribute path; 400 `invalidValue` if it is not one.
+    pub fn path(&self) -> Result<AttrPath, ScimError> {
+        filter::parse_attr_path(&self.by, ScimType::InvalidValue).map_err(|e| {
+            ScimError::invalid_value(format!("\"sortBy\" is not an attribute path: {}", e.detail))
+        })
+    }
+
+    /// What `sortBy` orders `kind` by (RFC 7644 §3.4.2.3), or `None` when `kind` has no such
+    /// sortable attribute. A complex attribute without sub-attribute stands for its `value`
+    /// (`emails` is `emails.value`, `manager` is `manager.value`); one without `value`
+    /// (`name`, `meta`) cannot be sorted by. For a multi-valued attribute the store uses the
+    /// element with `"primary": true`, else the first element.
+    pub fn resolve(&self, kind: ResourceKind) -> Option<Resolved> {
+        let mut r = filter::resolve(kind, &self.path().ok()?)?;
+        if r.sub.is_none() && r.attr.ty == AttrType::Complex {
+            r.sub = Some(r.attr.sub_attr("value")?);
+        }
+        Some(r)
+    }
+
+    pub fn descending(&self) -> bool {
+        self.order == SortOrder::Descending
     }
 }
 
@@ -106,9 +137,7 @@ impl Sort {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListQuery {
     pub filter: Option<Filter>,
-    /// Parsed and validated, but not applied yet: `Store::list` has no sort parameter, so
-    /// results come in the store's stable creation order and `/ServiceProviderConfig` says
-    /// `sort.supported: false`. The sorting work passes this to the store.
+    /// Applied by the store (`Store::list`); without it results come in creation order.
     pub sort: Option<Sort>,
     pub page: Page,
     pub projection: Projection,

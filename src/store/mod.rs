@@ -6,7 +6,7 @@ pub mod sqlite;
 use serde_json::{Map, Value};
 
 use crate::scim::filter::Filter;
-use crate::scim::list::Page;
+use crate::scim::list::{Page, Sort};
 use crate::scim::resource::{Meta, Reference, ValidResource};
 use crate::scim::{ResourceKind, ScimError};
 
@@ -25,9 +25,6 @@ pub enum StoreError {
     /// The request references something that does not exist or cannot be referenced.
     #[error("{0}")]
     InvalidReference(String),
-    /// The filter names an attribute or shape this backend cannot evaluate.
-    #[error("{0}")]
-    UnsupportedFilter(String),
     /// The database is newer than this binary, or otherwise not ours.
     #[error("{0}")]
     Incompatible(String),
@@ -123,13 +120,19 @@ pub trait Store: Send + Sync {
         id: &str,
         check: &mut CheckFn<'_>,
     ) -> Result<(), StoreError>;
-    /// Total number of matches and one page of them, in a stable order.
+    /// Total number of matches and one page of them. `filter` selects exactly the resources
+    /// [`crate::scim::filter::matches`] selects on their rendering; `base` is the URL prefix
+    /// that rendering puts in `meta.location` and `$ref`, for filters on those. Without `sort`
+    /// the order is creation order; with it, see [`Sort::resolve`] (missing values last in
+    /// both directions, ties in creation order), so pages never overlap or skip.
     fn list(
         &self,
         tenant: &str,
         kind: ResourceKind,
         filter: Option<&Filter>,
+        sort: Option<&Sort>,
         page: Page,
+        base: &str,
     ) -> Result<(u64, Vec<StoredResource>), StoreError>;
     /// A Group's members, or the Groups a User belongs to, with current display names.
     fn references(

@@ -14,10 +14,12 @@ use super::{
     now_rfc3339, CheckFn, MemberChange, PasswordUpdate, Store, StoreError, StoredResource,
     TokenRecord, UpdateFn,
 };
-use crate::scim::filter::{CompareOp, Filter};
-use crate::scim::list::Page;
+use crate::scim::filter::Filter;
+use crate::scim::list::{Page, Sort};
 use crate::scim::resource::{MemberInput, Meta, Reference, ValidResource};
-use crate::scim::{schema, ResourceKind};
+use crate::scim::ResourceKind;
+
+mod query;
 
 /// Ordered schema migrations; each runs in its own transaction with the `user_version` bump.
 const MIGRATIONS: &[&str] = &[
@@ -80,6 +82,7 @@ pub struct SqliteStore {
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(5))?;
+    query::register_functions(conn)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Commits write the WAL without fsync; with `Synchronous::Full` the group commit below
     // makes each acknowledged write durable. WAL with NORMAL never corrupts the database.
@@ -214,6 +217,8 @@ impl SqliteStore {
                         | OpenFlags::SQLITE_OPEN_URI,
                 )?;
                 c.busy_timeout(Duration::from_secs(5))?;
+                // Filters and sorts call `scim_fold` (see `query`).
+                query::register_functions(&c)?;
                 c
             }
         };
@@ -517,121 +522,6 @@ fn apply_member_changes(
     Ok(changed)
 }
 
-/// Compiles the IdP filter subset to a parameterised WHERE fragment. No value is ever spliced
-/// into the SQL text; attribute names are matched against the schema, never copied.
-fn compile_filter(
-    kind: ResourceKind,
-    f: &Filter,
-    sql: &mut String,
-    args: &mut Vec<Box<dyn ToSql>>,
-) -> Result<(), StoreError> {
-    match f {
-        Filter::And(a, b) => {
-            sql.push('(');
-            compile_filter(kind, a, sql, args)?;
-            sql.push_str(" AND ");
-            compile_filter(kind, b, sql, args)?;
-            sql.push(')');
-            Ok(())
-        }
-        Filter::Compare {
-            path,
-            op: CompareOp::Eq,
-            value,
-        } => {
-            let (column, case_exact) = filter_column(kind, &path.to_string())?;
-            match value {
-                Value::Null => {
-                    sql.push_str(&format!("{column} IS NULL"));
-                    return Ok(());
-                }
-                Value::String(s) => args.push(Box::new(s.clone())),
-                Value::Bool(b) => args.push(Box::new(*b)),
-                Value::Number(n) => match n.as_i64() {
-                    Some(i) => args.push(Box::new(i)),
-                    None => args.push(Box::new(n.as_f64().unwrap_or(f64::NAN))),
-                },
-                _ => {
-                    return Err(StoreError::UnsupportedFilter(
-                        "filter values must be literals".into(),
-                    ))
-                }
-            }
-            let collate = if case_exact || !matches!(value, Value::String(_)) {
-                ""
-            } else {
-                " COLLATE NOCASE"
-            };
-            sql.push_str(&format!("{column} = ?{}{collate}", args.len()));
-            Ok(())
-        }
-        Filter::Compare { op, .. } => Err(StoreError::UnsupportedFilter(format!(
-            "the \"{}\" operator is not supported yet; only \"eq\" comparisons joined by \"and\"",
-            op.as_str()
-        ))),
-        Filter::Present(_) => Err(StoreError::UnsupportedFilter(
-            "the \"pr\" operator is not supported yet; only \"eq\" comparisons joined by \"and\"".into(),
-        )),
-        Filter::Or(..) | Filter::Not(_) | Filter::ValuePath { .. } => {
-            Err(StoreError::UnsupportedFilter(
-                "\"or\", \"not\" and \"[...]\" filters are not supported yet; only \"eq\" comparisons joined by \"and\"".into(),
-            ))
-        }
-    }
-}
-
-/// The SQL expression for an attribute path and whether it compares case-exactly.
-fn filter_column(kind: ResourceKind, path: &str) -> Result<(String, bool), StoreError> {
-    let unsupported = || {
-        StoreError::UnsupportedFilter(format!(
-            "filtering on \"{path}\" is not supported yet; supported: id, externalId, {} and singular core attributes",
-            match kind {
-                ResourceKind::User => "userName",
-                ResourceKind::Group => "displayName",
-            }
-        ))
-    };
-    let lower = path.to_ascii_lowercase();
-    let core = match kind {
-        ResourceKind::User => lower.strip_prefix("urn:ietf:params:scim:schemas:core:2.0:user:"),
-        ResourceKind::Group => lower.strip_prefix("urn:ietf:params:scim:schemas:core:2.0:group:"),
-    }
-    .unwrap_or(&lower);
-    match (kind, core) {
-        (_, "id") => return Ok(("id".into(), true)),
-        (_, "externalid") => return Ok(("external_id".into(), true)),
-        (ResourceKind::User, "username") => return Ok(("user_name".into(), false)),
-        (_, "displayname") => return Ok(("display_name".into(), false)),
-        _ => {}
-    }
-    let defs: &'static [schema::AttrDef] = match kind {
-        ResourceKind::User => &schema::USER,
-        ResourceKind::Group => &schema::GROUP,
-    };
-    let mut parts = core.split('.');
-    let first = parts.next().unwrap_or_default();
-    let def = schema::find(defs, first).ok_or_else(unsupported)?;
-    let (def, json_path) = match parts.next() {
-        None => (def, format!("$.{}", def.name)),
-        Some(sub_name) => {
-            let sub = def
-                .sub_attr(sub_name)
-                .filter(|_| !def.multi)
-                .ok_or_else(unsupported)?;
-            (sub, format!("$.{}.{}", def.name, sub.name))
-        }
-    };
-    if parts.next().is_some()
-        || def.multi
-        || def.ty == schema::AttrType::Complex
-        || def.returned == schema::Returned::Never
-    {
-        return Err(unsupported());
-    }
-    // json_path is built only from schema names, which contain no quotes.
-    Ok((format!("json_extract(doc, '{json_path}')"), def.case_exact))
-}
-
 impl Store for SqliteStore {
     fn create(
         &self,
@@ -800,30 +690,27 @@ impl Store for SqliteStore {
         tenant: &str,
         kind: ResourceKind,
         filter: Option<&Filter>,
+        sort: Option<&Sort>,
         page: Page,
+        base: &str,
     ) -> Result<(u64, Vec<StoredResource>), StoreError> {
-        let mut sql = String::from("tenant = ?1 AND kind = ?2");
-        let mut args: Vec<Box<dyn ToSql>> =
-            vec![Box::new(tenant.to_string()), Box::new(kind_str(kind))];
-        if let Some(f) = filter {
-            sql.push_str(" AND ");
-            compile_filter(kind, f, &mut sql, &mut args)?;
-        }
+        let q = query::compile(tenant, kind, filter, sort, base);
+        let (sql, order) = (&q.where_sql, &q.order_sql);
         self.read(|conn| {
             let total: i64 = conn
                 .prepare_cached(&format!("SELECT count(*) FROM resources WHERE {sql}"))?
-                .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+                .query_row(params_from_iter(q.args.iter()), |r| r.get(0))?;
             let mut rows = Vec::new();
             if page.count > 0 {
-                let n = args.len();
+                let n = q.args.len();
                 let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE {sql} ORDER BY pk LIMIT ?{} OFFSET ?{}",
+                    "SELECT {RESOURCE_COLUMNS} FROM resources WHERE {sql} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
                     n + 1,
                     n + 2
                 ))?;
                 let limit = page.count.min(i64::MAX as u64) as i64;
                 let offset = (page.start_index - 1).min(i64::MAX as u64) as i64;
-                let all = args.iter().map(|a| a.as_ref()).chain([&limit as &dyn ToSql, &offset as &dyn ToSql]);
+                let all = q.args.iter().map(|a| a as &dyn ToSql).chain([&limit as &dyn ToSql, &offset as &dyn ToSql]);
                 let mapped = stmt.query_map(params_from_iter(all), row_to_resource)?;
                 for r in mapped {
                     rows.push(into_resource(r?)?);
@@ -964,6 +851,11 @@ mod tests {
     }
 
     const T: &str = crate::store::DEFAULT_TENANT;
+    const BASE: &str = "https://h/scim/v2";
+    const PAGE: Page = Page {
+        start_index: 1,
+        count: 10,
+    };
 
     #[test]
     fn migrations_are_idempotent_and_refuse_newer_databases() {
@@ -1002,15 +894,7 @@ mod tests {
         assert_eq!(got.doc["userName"], "Alice@Example.com");
         let f = crate::scim::filter::parse(r#"userName eq "ALICE@example.com""#).unwrap();
         let (n, rows) = s
-            .list(
-                T,
-                ResourceKind::User,
-                Some(&f),
-                Page {
-                    start_index: 1,
-                    count: 10,
-                },
-            )
+            .list(T, ResourceKind::User, Some(&f), None, PAGE, BASE)
             .unwrap();
         assert_eq!((n, rows[0].id.as_str()), (1, a.id.as_str()));
     }
@@ -1019,17 +903,73 @@ mod tests {
     fn user_name_lookup_uses_its_index() {
         let (_d, s) = store();
         let conn = s.writer.lock().unwrap();
-        let plan: Vec<String> = conn
-            .prepare("EXPLAIN QUERY PLAN SELECT id FROM resources WHERE tenant = ?1 AND kind = ?2 AND user_name = ?3")
-            .unwrap()
-            .query_map(params![T, "User", "x"], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(
-            plan.iter().any(|p| p.contains("users_user_name")),
-            "{plan:?}"
+        let plan = |sql: &str, args: &[rusqlite::types::Value]| -> Vec<String> {
+            conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let raw = plan(
+            "SELECT id FROM resources WHERE tenant = ?1 AND kind = ?2 AND user_name = ?3",
+            &[
+                T.to_string().into(),
+                "User".to_string().into(),
+                "x".to_string().into(),
+            ],
         );
+        assert!(raw.iter().any(|p| p.contains("users_user_name")), "{raw:?}");
+        // Compiled filters: the case-insensitive eq (also with non-ASCII and Kelvin-sign
+        // spellings) and the case-exact ones use their indexes, alone or under `and`.
+        for (kind, filter, index) in [
+            (
+                ResourceKind::User,
+                r#"userName eq "Bjensen@Example.com""#,
+                "users_user_name",
+            ),
+            (
+                ResourceKind::User,
+                r#"userName eq "Émile.K""#,
+                "users_user_name",
+            ),
+            (
+                ResourceKind::User,
+                r#"userName eq "x" and active eq true and title pr"#,
+                "users_user_name",
+            ),
+            (
+                ResourceKind::Group,
+                r#"displayName eq "Admins""#,
+                "groups_display_name",
+            ),
+            (
+                ResourceKind::User,
+                r#"externalId eq "e-1""#,
+                "resources_external_id",
+            ),
+            (
+                ResourceKind::Group,
+                r#"externalId eq "e-1""#,
+                "resources_external_id",
+            ),
+            (
+                ResourceKind::User,
+                r#"id eq "x""#,
+                "sqlite_autoindex_resources_1",
+            ),
+        ] {
+            let f = crate::scim::filter::parse(filter).unwrap();
+            let q = query::compile(T, kind, Some(&f), None, BASE);
+            let p = plan(
+                &format!("SELECT id FROM resources WHERE {}", q.where_sql),
+                &q.args,
+            );
+            assert!(
+                p.iter().any(|l| l.contains(index)) && !p.iter().any(|l| l.starts_with("SCAN")),
+                "{filter}: {p:?}"
+            );
+        }
     }
 
     #[test]
@@ -1069,15 +1009,7 @@ mod tests {
         ));
         // The failed create left nothing behind.
         let (n, _) = s
-            .list(
-                T,
-                ResourceKind::Group,
-                None,
-                Page {
-                    start_index: 1,
-                    count: 10,
-                },
-            )
+            .list(T, ResourceKind::Group, None, None, PAGE, BASE)
             .unwrap();
         assert_eq!(n, 1);
     }
@@ -1248,69 +1180,7 @@ mod tests {
         };
         assert!(s.update(T, ResourceKind::User, &u.id, &mut f).is_err());
     }
-
-    #[test]
-    fn filters_never_splice_values_into_sql() {
-        let (_d, s) = store();
-        s.create(T, ResourceKind::User, &user("a"), None).unwrap();
-        let f = crate::scim::filter::parse(r#"userName eq "a' OR 1=1 --""#).unwrap();
-        let (n, _) = s
-            .list(
-                T,
-                ResourceKind::User,
-                Some(&f),
-                Page {
-                    start_index: 1,
-                    count: 10,
-                },
-            )
-            .unwrap();
-        assert_eq!(n, 0);
-        let f = crate::scim::filter::parse(r#"emails eq "x""#).unwrap();
-        assert!(matches!(
-            s.list(
-                T,
-                ResourceKind::User,
-                Some(&f),
-                Page {
-                    start_index: 1,
-                    count: 10
-                }
-            ),
-            Err(StoreError::UnsupportedFilter(_))
-        ));
-        for shape in [
-            r#"userName ne "a""#,
-            "userName pr",
-            r#"userName eq "a" or userName eq "b""#,
-            r#"not (userName eq "a")"#,
-            r#"emails[type eq "work"]"#,
-            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "x""#,
-        ] {
-            let f = crate::scim::filter::parse(shape).unwrap();
-            let page = Page {
-                start_index: 1,
-                count: 10,
-            };
-            assert!(
-                matches!(
-                    s.list(T, ResourceKind::User, Some(&f), page),
-                    Err(StoreError::UnsupportedFilter(_))
-                ),
-                "{shape}"
-            );
-        }
-        let f = crate::scim::filter::parse(r#"name.givenName eq "X" and active eq true"#).unwrap();
-        assert!(s
-            .list(
-                T,
-                ResourceKind::User,
-                Some(&f),
-                Page {
-                    start_index: 1,
-                    count: 10
-                }
-            )
-            .is_ok());
-    }
 }
+
+#[cfg(test)]
+mod filter_tests;

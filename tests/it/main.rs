@@ -5,6 +5,7 @@ mod bulk;
 mod cli;
 mod common;
 mod crash;
+mod filters;
 mod integrity;
 mod patch;
 mod query;

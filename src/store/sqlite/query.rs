@@ -1,0 +1,919 @@
+//! Filters and sorts compiled to SQL over `resources` (and `memberships`), with exactly the
+//! semantics of the in-memory evaluator [`crate::scim::filter::matches`] on the rendered
+//! resource.
+//!
+//! - No client text ever becomes SQL text: literals are bound parameters, and the only names
+//!   in the SQL are fixed column names and JSON paths built from the schema's canonical names
+//!   (after [`resolve`] matched the client's name against the schema).
+//! - `and`/`or` chains are flattened and regrouped as balanced trees ([`balanced`]), so long
+//!   chains stay far from SQLite's expression depth limit.
+//! - Every compiled predicate is strictly 0 or 1, never NULL, so `not (...)` and `ne` are true
+//!   when the attribute is absent, as in the evaluator.
+//! - `caseExact: false` attributes compare `scim_fold(stored)` with the literal folded in Rust
+//!   by [`fold_case`]; `scim_fold` is that same function registered on every connection
+//!   ([`register_functions`]). Other strings compare byte-wise (code-point order), `co`/`sw`/
+//!   `ew` on the UTF-8 bytes, so `%`, `_`, `\` and quotes are ordinary characters.
+//! - `userName eq` (Users), `displayName eq` (Groups), `externalId eq` and `id eq` use their
+//!   indexes. SQLite's NOCASE folds ASCII only, so a case-insensitive `eq` looks up every
+//!   spelling that folds to the literal up to ASCII case ([`nocase_candidates`]) in the NOCASE
+//!   index (one indexed lookup per spelling) and then checks `scim_fold` exactly.
+//! - dateTimes (`meta.created`, `meta.lastModified`, stored RFC 3339 UTC with at most
+//!   millisecond precision) compare as integer milliseconds; the literal is parsed in Rust and
+//!   rounded towards the right side for each operator, so a literal with another offset or
+//!   finer precision compares as the exact instant it names.
+//!
+//! Documents are assumed to have the shapes validation gives them (a multi-valued attribute
+//! is an array, a complex one an object); values of the wrong JSON type never match.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::{Value as Sql, ValueRef};
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::scim::filter::{fold_case, resolve, AttrPath, CompareOp, Filter, Resolved};
+use crate::scim::list::Sort;
+use crate::scim::schema::{AttrDef, AttrType};
+use crate::scim::ResourceKind;
+
+/// Most spellings looked up in a NOCASE index for one case-insensitive `eq`; beyond that the
+/// comparison scans with `scim_fold` (still exact).
+const MAX_CANDIDATES: usize = 16;
+
+/// Stands for the bound base URL in SQL being built; replaced by its parameter at the end.
+/// (SQL text never contains client text, so it cannot occur otherwise.)
+const BASE: &str = "\u{1}base\u{1}";
+
+/// Registers `scim_fold(text)`: [`fold_case`] (full Unicode lower-casing); NULL for anything
+/// that is not text.
+pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "scim_fold",
+        1,
+        FunctionFlags::SQLITE_UTF8
+            | FunctionFlags::SQLITE_DETERMINISTIC
+            | FunctionFlags::SQLITE_INNOCUOUS,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Text(t) => Some(fold_case(&String::from_utf8_lossy(t))),
+                _ => None,
+            })
+        },
+    )
+}
+
+/// A compiled list query: the WHERE clause and ORDER BY terms over `resources`, and the
+/// parameters they number (`?1` is the tenant).
+pub(crate) struct Compiled {
+    pub where_sql: String,
+    pub order_sql: String,
+    pub args: Vec<Sql>,
+}
+
+pub(crate) fn compile(
+    tenant: &str,
+    kind: ResourceKind,
+    filter: Option<&Filter>,
+    sort: Option<&Sort>,
+    base: &str,
+) -> Compiled {
+    let mut c = Compiler {
+        kind,
+        args: vec![Sql::Text(tenant.to_string())],
+        aliases: 0,
+    };
+    // The kind is one of two fixed names, written literally so the partial indexes
+    // (`WHERE kind = 'User'`) apply.
+    let mut where_sql = format!(
+        "resources.tenant = ?1 AND resources.kind = '{}'",
+        kind.name()
+    );
+    if let Some(f) = filter {
+        where_sql.push_str(" AND ");
+        where_sql.push_str(&c.filter(f, &Scope::Resource));
+    }
+    // The base URL is bound only if a predicate that kept it refers to it (SQLite refuses
+    // parameters the statement does not use).
+    if where_sql.contains(BASE) {
+        let p = c.bind(Sql::Text(base.to_string()));
+        where_sql = where_sql.replace(BASE, &p);
+    }
+    let order_sql = match sort.and_then(|s| s.resolve(kind).map(|r| (s, r))) {
+        Some((s, r)) => format!(
+            "{} {} NULLS LAST, resources.pk",
+            c.sort_key(&r),
+            if s.descending() { "DESC" } else { "ASC" }
+        ),
+        None => "resources.pk".to_string(),
+    };
+    Compiled {
+        where_sql,
+        order_sql,
+        args: c.args,
+    }
+}
+
+/// Where one value sits.
+#[derive(Clone)]
+enum Slot {
+    /// At JSON path `path` (a SQL string literal) in the JSON text `container` (a SQL
+    /// expression, NULL when there is no container).
+    Json { container: String, path: String },
+    /// A row of `json_each` with this alias: the element itself.
+    Element(String),
+    /// A SQL expression that is TEXT, or NULL when absent (columns, computed values).
+    Text(String),
+    /// A non-empty object (`meta`, one member of a group): present, never equal to anything.
+    Object,
+}
+
+/// The values a path has in a resource.
+enum Values {
+    /// The path does not resolve: no values.
+    None,
+    /// At most one value.
+    One(Slot, &'static AttrDef),
+    /// Any of the rows `SELECT 1 FROM {from} WHERE {cond}`, one value each.
+    Any {
+        from: String,
+        cond: String,
+        slot: Slot,
+        def: &'static AttrDef,
+    },
+}
+
+/// What relative paths mean inside `attr[...]`.
+enum Scope {
+    Resource,
+    /// One element of `parent`.
+    Element(&'static AttrDef, Elem),
+}
+
+#[derive(Clone)]
+enum Elem {
+    /// A JSON object (`container` at `prefix`); its sub-attributes are members of it.
+    Object { container: String, prefix: String },
+    /// The computed `meta`.
+    Meta,
+    /// One row of the membership join with this alias number.
+    Reference(usize),
+    /// The element is a plain value (a parent without sub-attributes): only `value` names it.
+    Plain(Slot),
+}
+
+struct Compiler {
+    kind: ResourceKind,
+    args: Vec<Sql>,
+    aliases: usize,
+}
+
+/// A JSON path (as a SQL string literal) to `names` under `container` (an extension URN).
+/// Every name comes from the schema; all are quoted members.
+fn json_path(container: Option<&str>, names: &[&str]) -> String {
+    let mut p = String::from("'$");
+    for n in container.into_iter().chain(names.iter().copied()) {
+        debug_assert!(!n.contains(['\'', '"']), "schema name {n}");
+        p.push_str(".\"");
+        p.push_str(n);
+        p.push('"');
+    }
+    p.push('\'');
+    p
+}
+
+fn sql_op(op: CompareOp) -> &'static str {
+    match op {
+        CompareOp::Gt => ">",
+        CompareOp::Ge => ">=",
+        CompareOp::Lt => "<",
+        CompareOp::Le => "<=",
+        _ => "=",
+    }
+}
+
+/// `parts` joined by `op` as a balanced tree: SQLite parses `a AND b AND c ...` into a tree
+/// as deep as the chain is long and refuses expressions deeper than 1000, so a 4 KB filter's
+/// chain of 500 terms nests only log2(500) levels this way.
+fn balanced(parts: &[String], op: &str) -> String {
+    match parts {
+        [] => "1".into(),
+        [one] => one.clone(),
+        _ => {
+            let (a, b) = parts.split_at(parts.len() / 2);
+            format!("({} {op} {})", balanced(a, op), balanced(b, op))
+        }
+    }
+}
+
+/// Operands of one `and` / `or` chain, flattened (a long chain becomes one SQL level).
+fn chain(f: &Filter, and: bool) -> Vec<&Filter> {
+    let mut out = Vec::new();
+    let mut stack = vec![f];
+    while let Some(x) = stack.pop() {
+        match (x, and) {
+            (Filter::And(a, b), true) | (Filter::Or(a, b), false) => {
+                stack.push(b);
+                stack.push(a);
+            }
+            _ => out.push(x),
+        }
+    }
+    out
+}
+
+impl Compiler {
+    fn bind(&mut self, v: Sql) -> String {
+        self.args.push(v);
+        format!("?{}", self.args.len())
+    }
+
+    fn alias(&mut self) -> usize {
+        self.aliases += 1;
+        self.aliases
+    }
+
+    /// A strictly 0/1 SQL expression for `f`.
+    fn filter(&mut self, f: &Filter, scope: &Scope) -> String {
+        match f {
+            Filter::And(..) | Filter::Or(..) => {
+                let and = matches!(f, Filter::And(..));
+                let parts: Vec<String> = chain(f, and)
+                    .into_iter()
+                    .map(|x| self.filter(x, scope))
+                    .collect();
+                balanced(&parts, if and { "AND" } else { "OR" })
+            }
+            Filter::Not(a) => format!("NOT ({})", self.filter(a, scope)),
+            Filter::Present(path) => {
+                let v = self.values(scope, path, false);
+                self.present(v)
+            }
+            Filter::Compare { path, op, value } => match (op, value) {
+                (CompareOp::Eq, Value::Null) => {
+                    let v = self.values(scope, path, false);
+                    format!("NOT {}", self.present(v))
+                }
+                (CompareOp::Ne, Value::Null) => {
+                    let v = self.values(scope, path, false);
+                    self.present(v)
+                }
+                (CompareOp::Ne, lit) => {
+                    format!("NOT {}", self.compare(scope, path, CompareOp::Eq, lit))
+                }
+                (op, lit) => self.compare(scope, path, *op, lit),
+            },
+            Filter::ValuePath { path, filter } => match scope {
+                Scope::Resource => self.value_path(path, filter),
+                Scope::Element(..) => "0".into(),
+            },
+        }
+    }
+
+    fn compare(&mut self, scope: &Scope, path: &AttrPath, op: CompareOp, lit: &Value) -> String {
+        if matches!(scope, Scope::Resource) && op == CompareOp::Eq {
+            if let Some(fast) = self.indexed_eq(path, lit) {
+                return fast;
+            }
+        }
+        match self.values(scope, path, true) {
+            Values::None => "0".into(),
+            Values::One(slot, def) => match self.predicate(&slot, def, op, lit) {
+                Some(p) => format!("COALESCE({p}, 0)"),
+                None => "0".into(),
+            },
+            Values::Any {
+                from,
+                cond,
+                slot,
+                def,
+            } => match self.predicate(&slot, def, op, lit) {
+                Some(p) => format!("EXISTS (SELECT 1 FROM {from} WHERE {cond} AND ({p}))"),
+                None => "0".into(),
+            },
+        }
+    }
+
+    fn present(&mut self, values: Values) -> String {
+        match values {
+            Values::None => "0".into(),
+            Values::One(slot, _) => format!("COALESCE({}, 0)", present_expr(&slot)),
+            Values::Any {
+                from, cond, slot, ..
+            } => format!(
+                "EXISTS (SELECT 1 FROM {from} WHERE {cond} AND {})",
+                present_expr(&slot)
+            ),
+        }
+    }
+
+    /// `attr[filter]`: any element of `attr` satisfies `filter`.
+    fn value_path(&mut self, path: &AttrPath, filter: &Filter) -> String {
+        let Some(r) = resolve(self.kind, path) else {
+            return "0".into();
+        };
+        if r.sub.is_some() {
+            return "0".into();
+        }
+        let attr = r.attr;
+        if r.container.is_none() {
+            match attr.name {
+                "meta" => return self.filter(filter, &Scope::Element(attr, Elem::Meta)),
+                "members" | "groups" => {
+                    let n = self.alias();
+                    let (from, cond) = self.references_from(n);
+                    let inner = self.filter(filter, &Scope::Element(attr, Elem::Reference(n)));
+                    return format!("EXISTS (SELECT 1 FROM {from} WHERE {cond} AND {inner})");
+                }
+                _ => {}
+            }
+            if let Some(col) = column(attr.name) {
+                let slot = Slot::Text(col.into());
+                let inner = self.filter(filter, &Scope::Element(attr, Elem::Plain(slot)));
+                return format!("({col} IS NOT NULL AND {inner})");
+            }
+        }
+        let path = json_path(r.container, &[attr.name]);
+        if attr.multi {
+            let e = format!("e{}", self.alias());
+            let elem = if attr.sub.is_empty() {
+                Elem::Plain(Slot::Element(e.clone()))
+            } else {
+                Elem::Object {
+                    container: format!("CASE WHEN {e}.type = 'object' THEN {e}.value END"),
+                    prefix: "'$'".into(),
+                }
+            };
+            let inner = self.filter(filter, &Scope::Element(attr, elem));
+            format!("EXISTS (SELECT 1 FROM json_each(resources.doc, {path}) AS {e} WHERE {inner})")
+        } else {
+            let elem = if attr.sub.is_empty() {
+                Elem::Plain(Slot::Json {
+                    container: "resources.doc".into(),
+                    path: path.clone(),
+                })
+            } else {
+                Elem::Object {
+                    container: "resources.doc".into(),
+                    prefix: path.clone(),
+                }
+            };
+            let inner = self.filter(filter, &Scope::Element(attr, elem));
+            format!("(json_type(resources.doc, {path}) IS NOT NULL AND {inner})")
+        }
+    }
+
+    /// The memberships joined with the other side, for this resource: `(from, cond)`.
+    fn references_from(&self, n: usize) -> (String, String) {
+        match self.kind {
+            ResourceKind::Group => (
+                format!("memberships AS m{n} JOIN resources AS r{n} ON r{n}.pk = m{n}.member_pk"),
+                format!("m{n}.group_pk = resources.pk"),
+            ),
+            ResourceKind::User => (
+                format!("memberships AS m{n} JOIN resources AS r{n} ON r{n}.pk = m{n}.group_pk"),
+                format!("m{n}.member_pk = resources.pk"),
+            ),
+        }
+    }
+
+    /// A sub-attribute of a rendered reference (`members` of a Group, `groups` of a User),
+    /// as `resource::render` computes it.
+    fn reference_field(&mut self, n: usize, sub: &AttrDef) -> Option<Slot> {
+        let text = match (self.kind, sub.name) {
+            (_, "value") => format!("r{n}.id"),
+            (ResourceKind::Group, "display") => format!("COALESCE(r{n}.display_name, r{n}.user_name)"),
+            (ResourceKind::User, "display") => format!("r{n}.display_name"),
+            (ResourceKind::Group, "type") => format!("r{n}.kind"),
+            (ResourceKind::User, "type") => "'direct'".into(),
+            (_, "$ref") => format!(
+                "({BASE} || CASE r{n}.kind WHEN 'User' THEN '/Users/' ELSE '/Groups/' END || r{n}.id)"
+            ),
+            _ => return None,
+        };
+        Some(Slot::Text(text))
+    }
+
+    /// A sub-attribute of the rendered `meta`.
+    fn meta_field(&mut self, sub: &AttrDef) -> Option<Slot> {
+        let text = match sub.name {
+            "resourceType" => "resources.kind".into(),
+            "created" => "resources.created".into(),
+            "lastModified" => "resources.last_modified".into(),
+            "version" => "('W/\"' || resources.version || '\"')".into(),
+            "location" => format!("({BASE} || '/{}/' || resources.id)", self.kind.endpoint()),
+            _ => return None,
+        };
+        Some(Slot::Text(text))
+    }
+
+    /// The values `path` names in `scope`. For comparisons a complex attribute without
+    /// sub-attribute stands for its `value`.
+    fn values(&mut self, scope: &Scope, path: &AttrPath, for_compare: bool) -> Values {
+        match scope {
+            Scope::Resource => self.resource_values(path, for_compare),
+            Scope::Element(parent, elem) => {
+                if path.urn.is_some() || path.sub.is_some() {
+                    return Values::None;
+                }
+                if parent.sub.is_empty() {
+                    return match elem {
+                        Elem::Plain(slot) if path.attr.eq_ignore_ascii_case("value") => {
+                            Values::One(slot.clone(), parent)
+                        }
+                        _ => Values::None,
+                    };
+                }
+                let Some(def) = parent.sub_attr(&path.attr) else {
+                    return Values::None;
+                };
+                let slot = match elem {
+                    Elem::Object { container, prefix } => Some(Slot::Json {
+                        container: container.clone(),
+                        path: format!("{}.\"{}\"'", prefix.trim_end_matches('\''), def.name),
+                    }),
+                    Elem::Meta => self.meta_field(def),
+                    Elem::Reference(n) => self.reference_field(*n, def),
+                    Elem::Plain(_) => None,
+                };
+                match slot {
+                    Some(s) => Values::One(s, def),
+                    None => Values::None,
+                }
+            }
+        }
+    }
+
+    fn resource_values(&mut self, path: &AttrPath, for_compare: bool) -> Values {
+        let Some(mut r) = resolve(self.kind, path) else {
+            return Values::None;
+        };
+        if for_compare && r.sub.is_none() && r.attr.ty == AttrType::Complex {
+            match r.attr.sub_attr("value") {
+                Some(v) => r.sub = Some(v),
+                None => return Values::None,
+            }
+        }
+        let leaf = r.leaf();
+        if r.container.is_none() {
+            if let Some(col) = column(r.attr.name) {
+                return Values::One(Slot::Text(col.into()), leaf);
+            }
+            match r.attr.name {
+                "meta" => {
+                    return match r.sub {
+                        None => Values::One(Slot::Object, leaf),
+                        Some(s) => match self.meta_field(s) {
+                            Some(slot) => Values::One(slot, leaf),
+                            None => Values::None,
+                        },
+                    }
+                }
+                "members" | "groups" => {
+                    let n = self.alias();
+                    let (from, cond) = self.references_from(n);
+                    let slot = match r.sub {
+                        None => Some(Slot::Object),
+                        Some(s) => self.reference_field(n, s),
+                    };
+                    return match slot {
+                        Some(slot) => Values::Any {
+                            from,
+                            cond,
+                            slot,
+                            def: leaf,
+                        },
+                        None => Values::None,
+                    };
+                }
+                _ => {}
+            }
+        }
+        let attr_path = json_path(r.container, &[r.attr.name]);
+        if r.attr.multi {
+            let e = format!("e{}", self.alias());
+            let slot = match r.sub {
+                None => Slot::Element(e.clone()),
+                Some(s) => Slot::Json {
+                    container: format!("CASE WHEN {e}.type = 'object' THEN {e}.value END"),
+                    path: json_path(None, &[s.name]),
+                },
+            };
+            Values::Any {
+                from: format!("json_each(resources.doc, {attr_path}) AS {e}"),
+                cond: "1".into(),
+                slot,
+                def: leaf,
+            }
+        } else {
+            let path = match r.sub {
+                None => attr_path,
+                Some(s) => json_path(r.container, &[r.attr.name, s.name]),
+            };
+            Values::One(
+                Slot::Json {
+                    container: "resources.doc".into(),
+                    path,
+                },
+                leaf,
+            )
+        }
+    }
+
+    /// `eq` on an indexed column, written so SQLite uses the index; `None` for other shapes.
+    fn indexed_eq(&mut self, path: &AttrPath, lit: &Value) -> Option<String> {
+        let r = resolve(self.kind, path)?;
+        if r.container.is_some() || r.sub.is_some() {
+            return None;
+        }
+        let (col, bare, case_exact) = match (self.kind, r.attr.name) {
+            (_, "id") => ("resources.id", "id", true),
+            (_, "externalId") => ("resources.external_id", "external_id", true),
+            (ResourceKind::User, "userName") => ("resources.user_name", "user_name", false),
+            (ResourceKind::Group, "displayName") => {
+                ("resources.display_name", "display_name", false)
+            }
+            _ => return None,
+        };
+        let Value::String(s) = lit else {
+            return Some("0".into());
+        };
+        if case_exact {
+            let p = self.bind(Sql::Text(s.clone()));
+            return Some(format!("({col} IS NOT NULL AND {col} = {p})"));
+        }
+        // The NOCASE index finds every stored spelling equal up to ASCII case to one of the
+        // candidates; `scim_fold` then decides exactly.
+        let folded = fold_case(s);
+        let candidates = nocase_candidates(&folded, MAX_CANDIDATES)?;
+        let f = self.bind(Sql::Text(folded));
+        let lookup = if let [one] = candidates.as_slice() {
+            let p = self.bind(Sql::Text(one.clone()));
+            format!("{col} = {p}")
+        } else {
+            // Without statistics SQLite prefers `resources_kind` over an `IN (...)` list on
+            // the unique index, so each spelling gets its own indexed lookup.
+            let arms: Vec<String> = candidates
+                .into_iter()
+                .map(|c| {
+                    let p = self.bind(Sql::Text(c));
+                    format!(
+                        "SELECT pk FROM resources WHERE tenant = ?1 AND kind = '{}' AND {bare} = {p}",
+                        self.kind.name()
+                    )
+                })
+                .collect();
+            format!("resources.pk IN ({})", arms.join(" UNION ALL "))
+        };
+        Some(format!(
+            "({col} IS NOT NULL AND {lookup} AND scim_fold({col}) = {f})"
+        ))
+    }
+
+    /// A SQL predicate (may be NULL when the value is absent) for one stored value against
+    /// the literal, by the attribute's type; `None` when it can never be true.
+    fn predicate(
+        &mut self,
+        slot: &Slot,
+        def: &AttrDef,
+        op: CompareOp,
+        lit: &Value,
+    ) -> Option<String> {
+        match def.ty {
+            AttrType::Boolean => match (op, lit) {
+                (CompareOp::Eq, Value::Bool(b)) => {
+                    let want = if *b { "'true'" } else { "'false'" };
+                    json_type(slot).map(|t| format!("{t} IS {want}"))
+                }
+                _ => None,
+            },
+            AttrType::Integer | AttrType::Decimal => {
+                let n = lit.as_f64()?;
+                if matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) || !lit.is_number() {
+                    return None;
+                }
+                let t = json_type(slot)?;
+                let v = value_expr(slot)?;
+                let p = self.bind(Sql::Real(n));
+                Some(format!(
+                    "({t} IN ('integer', 'real') AND CAST({v} AS REAL) {} {p})",
+                    sql_op(op)
+                ))
+            }
+            AttrType::DateTime => {
+                let s = lit.as_str()?;
+                if matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) {
+                    return self.string_predicate(slot, true, op, s);
+                }
+                let bound = millis_bound(op, s)?;
+                let t = is_text(slot)?;
+                let v = value_expr(slot)?;
+                let p = self.bind(Sql::Integer(bound));
+                Some(format!(
+                    "({t} AND CAST(round(unixepoch({v}, 'subsec') * 1000) AS INTEGER) {} {p})",
+                    sql_op(op)
+                ))
+            }
+            AttrType::String | AttrType::Reference | AttrType::Binary => {
+                self.string_predicate(slot, def.case_exact, op, lit.as_str()?)
+            }
+            AttrType::Complex => None,
+        }
+    }
+
+    fn string_predicate(
+        &mut self,
+        slot: &Slot,
+        case_exact: bool,
+        op: CompareOp,
+        lit: &str,
+    ) -> Option<String> {
+        let t = is_text(slot)?;
+        let raw = value_expr(slot)?;
+        let (v, lit) = if case_exact {
+            (raw, lit.to_string())
+        } else {
+            (format!("scim_fold({raw})"), fold_case(lit))
+        };
+        let test = match op {
+            CompareOp::Co | CompareOp::Sw | CompareOp::Ew => {
+                let n = lit.len();
+                if n == 0 {
+                    // Every string contains, starts and ends with "".
+                    return Some(t);
+                }
+                let p = self.bind(Sql::Blob(lit.into_bytes()));
+                match op {
+                    CompareOp::Co => format!("instr(CAST({v} AS BLOB), {p}) > 0"),
+                    CompareOp::Sw => format!("substr(CAST({v} AS BLOB), 1, {n}) = {p}"),
+                    _ => format!("substr(CAST({v} AS BLOB), -{n}) = {p}"),
+                }
+            }
+            _ => {
+                let p = self.bind(Sql::Text(lit));
+                format!("{v} {} {p} COLLATE BINARY", sql_op(op))
+            }
+        };
+        Some(format!("({t} AND {test})"))
+    }
+
+    /// The ORDER BY key for a resolved `sortBy` (see `Sort::resolve`): NULL when missing
+    /// (absent, null or "").
+    fn sort_key(&mut self, r: &Resolved) -> String {
+        let leaf = r.leaf();
+        let text = |v: String| {
+            if leaf.ty == AttrType::String && !leaf.case_exact {
+                format!("NULLIF(scim_fold({v}), '')")
+            } else {
+                format!("NULLIF({v}, '')")
+            }
+        };
+        if r.container.is_none() {
+            if let Some(col) = column(r.attr.name) {
+                return text(col.into());
+            }
+            match (r.attr.name, r.sub.map(|s| s.name)) {
+                ("meta", Some("created")) => {
+                    return "unixepoch(resources.created, 'subsec')".into()
+                }
+                ("meta", Some("lastModified")) => {
+                    return "unixepoch(resources.last_modified, 'subsec')".into()
+                }
+                ("meta", Some("version")) => return "resources.version".into(),
+                ("meta", Some("resourceType")) => return "resources.kind".into(),
+                ("meta", Some(_)) => return "resources.id".into(),
+                ("members" | "groups", Some(sub)) => {
+                    let n = self.alias();
+                    let (from, cond) = self.references_from(n);
+                    let field = match (self.kind, sub) {
+                        (_, "value") => format!("r{n}.id"),
+                        (ResourceKind::Group, "display") => {
+                            format!("COALESCE(r{n}.display_name, r{n}.user_name)")
+                        }
+                        (ResourceKind::User, "display") => format!("r{n}.display_name"),
+                        (ResourceKind::Group, "type") => format!("r{n}.kind"),
+                        (ResourceKind::User, "type") => "'direct'".into(),
+                        _ => format!(
+                            "CASE r{n}.kind WHEN 'User' THEN '/Users/' ELSE '/Groups/' END || r{n}.id"
+                        ),
+                    };
+                    return text(format!(
+                        "(SELECT {field} FROM {from} WHERE {cond} ORDER BY r{n}.pk LIMIT 1)"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let attr_path = json_path(r.container, &[r.attr.name]);
+        let v = if r.attr.multi {
+            let e = format!("e{}", self.alias());
+            let obj = format!("CASE WHEN {e}.type = 'object' THEN {e}.value END");
+            let field = match r.sub {
+                Some(s) => format!("json_extract({obj}, {})", json_path(None, &[s.name])),
+                None => format!("{e}.atom"),
+            };
+            format!(
+                "(SELECT {field} FROM json_each(resources.doc, {attr_path}) AS {e} \
+                 ORDER BY json_type({obj}, '$.\"primary\"') IS 'true' DESC, {e}.key LIMIT 1)"
+            )
+        } else {
+            let path = match r.sub {
+                Some(s) => json_path(r.container, &[r.attr.name, s.name]),
+                None => attr_path,
+            };
+            format!("json_extract(resources.doc, {path})")
+        };
+        text(v)
+    }
+}
+
+/// Top-level attributes kept in their own column, equal to the rendered value.
+fn column(name: &str) -> Option<&'static str> {
+    match name {
+        "id" => Some("resources.id"),
+        "externalId" => Some("resources.external_id"),
+        "userName" => Some("resources.user_name"),
+        "displayName" => Some("resources.display_name"),
+        _ => None,
+    }
+}
+
+/// The JSON type of the value (`json_type` names), NULL when absent.
+fn json_type(slot: &Slot) -> Option<String> {
+    match slot {
+        Slot::Json { container, path } => Some(format!("json_type({container}, {path})")),
+        Slot::Element(e) => Some(format!("{e}.type")),
+        Slot::Text(x) => Some(format!("CASE WHEN {x} IS NOT NULL THEN 'text' END")),
+        Slot::Object => None,
+    }
+}
+
+/// A strictly 0/1 test that the value is a string.
+fn is_text(slot: &Slot) -> Option<String> {
+    match slot {
+        Slot::Text(x) => Some(format!("{x} IS NOT NULL")),
+        other => json_type(other).map(|t| format!("{t} IS 'text'")),
+    }
+}
+
+/// The value as SQL (text, number); only meaningful after a type test.
+fn value_expr(slot: &Slot) -> Option<String> {
+    match slot {
+        Slot::Json { container, path } => Some(format!("json_extract({container}, {path})")),
+        Slot::Element(e) => Some(format!("{e}.atom")),
+        Slot::Text(x) => Some(x.clone()),
+        Slot::Object => None,
+    }
+}
+
+/// Whether the value is present: not absent, null, "", [] or {}.
+fn present_expr(slot: &Slot) -> String {
+    match slot {
+        Slot::Json { container, path } => format!(
+            "CASE json_type({container}, {path}) \
+             WHEN 'text' THEN json_extract({container}, {path}) <> '' \
+             WHEN 'array' THEN json_array_length({container}, {path}) > 0 \
+             WHEN 'object' THEN json_extract({container}, {path}) <> '{{}}' \
+             WHEN 'null' THEN 0 \
+             ELSE json_type({container}, {path}) IS NOT NULL END"
+        ),
+        Slot::Element(e) => format!(
+            "CASE {e}.type WHEN 'text' THEN {e}.atom <> '' WHEN 'array' THEN {e}.value <> '[]' \
+             WHEN 'object' THEN {e}.value <> '{{}}' WHEN 'null' THEN 0 ELSE 1 END"
+        ),
+        Slot::Text(x) => format!("COALESCE({x} <> '', 0)"),
+        Slot::Object => "1".into(),
+    }
+}
+
+/// The literal dateTime as whole milliseconds, rounded so that comparing a stored
+/// millisecond value with it by `op` gives the exact answer; `None` when it does not parse or
+/// (`eq`) names an instant between two milliseconds.
+fn millis_bound(op: CompareOp, lit: &str) -> Option<i64> {
+    let t =
+        time::OffsetDateTime::parse(lit, &time::format_description::well_known::Rfc3339).ok()?;
+    let ns = t.unix_timestamp_nanos();
+    let floor = ns.div_euclid(1_000_000);
+    let exact = ns.rem_euclid(1_000_000) == 0;
+    let ceil = if exact { floor } else { floor + 1 };
+    let ms = match op {
+        CompareOp::Eq if exact => floor,
+        CompareOp::Eq => return None,
+        CompareOp::Gt | CompareOp::Le => floor,
+        _ => ceil,
+    };
+    i64::try_from(ms).ok()
+}
+
+/// Lower-cased strings and the characters, other than ASCII, that lower-case to them
+/// (`"é"` ← `'É'`, `"k"` ← KELVIN SIGN, `"i\u{307}"` ← `'İ'`), plus `Σ` for the final `ς`
+/// that `str::to_lowercase` produces at the end of a word.
+fn preimages() -> &'static HashMap<String, Vec<char>> {
+    static MAP: OnceLock<HashMap<String, Vec<char>>> = OnceLock::new();
+    MAP.get_or_init(|| {
+        let mut map: HashMap<String, Vec<char>> = HashMap::new();
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            if c.is_ascii() {
+                continue;
+            }
+            let mut lower = c.to_lowercase();
+            if lower.len() == 1 && lower.next() == Some(c) {
+                continue;
+            }
+            map.entry(c.to_lowercase().collect()).or_default().push(c);
+        }
+        map.entry("ς".into()).or_default().push('Σ');
+        map
+    })
+}
+
+/// Every string that [`fold_case`]s to `folded`, up to ASCII case (which SQLite's NOCASE
+/// ignores), or `None` if there are more than `max`.
+fn nocase_candidates(folded: &str, max: usize) -> Option<Vec<String>> {
+    let map = preimages();
+    let mut done: Vec<String> = Vec::new();
+    // (bytes of `folded` consumed, spelling so far)
+    let mut todo = vec![(0usize, String::new())];
+    while let Some((at, so_far)) = todo.pop() {
+        let rest = &folded[at..];
+        let Some(first) = rest.chars().next() else {
+            done.push(so_far);
+            if done.len() > max {
+                return None;
+            }
+            continue;
+        };
+        let mut same = so_far.clone();
+        same.push(first);
+        todo.push((at + first.len_utf8(), same));
+        // Upper-case forms of the next one to three characters.
+        let mut end = 0;
+        for ch in rest.chars().take(3) {
+            end += ch.len_utf8();
+            if let Some(sources) = map.get(&rest[..end]) {
+                for &src in sources {
+                    let mut s = so_far.clone();
+                    s.push(src);
+                    todo.push((at + end, s));
+                }
+            }
+        }
+        if todo.len() + done.len() > 64 * max {
+            return None;
+        }
+    }
+    done.sort();
+    done.dedup();
+    Some(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_cover_every_spelling_that_folds_alike() {
+        let c = nocase_candidates("mike", 16).unwrap();
+        assert_eq!(c, vec!["mike".to_string(), "mi\u{212a}e".to_string()]);
+        let c = nocase_candidates("émile", 16).unwrap();
+        assert_eq!(c, vec!["Émile".to_string(), "émile".to_string()]);
+        // U+1E9E LATIN CAPITAL LETTER SHARP S lower-cases to ß.
+        assert_eq!(
+            nocase_candidates("straße", 16).unwrap(),
+            vec!["straße", "stra\u{1e9e}e"]
+        );
+        let c = nocase_candidates("i\u{307}x", 16).unwrap();
+        assert!(c.contains(&"İx".to_string()) && c.contains(&"i\u{307}x".to_string()));
+        assert!(nocase_candidates("σας", 16)
+            .unwrap()
+            .contains(&"ΣΑΣ".to_string()));
+        assert!(nocase_candidates(&"é".repeat(10), 16).is_none());
+        // Every candidate folds to the literal.
+        for lit in ["mike", "émile", "σας", "kkk"] {
+            for cand in nocase_candidates(lit, 64).unwrap() {
+                assert_eq!(fold_case(&cand), lit, "{cand}");
+            }
+        }
+    }
+
+    #[test]
+    fn dates_round_towards_the_exact_answer() {
+        let lit = "2024-01-01T00:00:00.0005Z";
+        let base = 1_704_067_200_000i64;
+        assert_eq!(millis_bound(CompareOp::Eq, lit), None);
+        assert_eq!(millis_bound(CompareOp::Gt, lit), Some(base));
+        assert_eq!(millis_bound(CompareOp::Ge, lit), Some(base + 1));
+        assert_eq!(millis_bound(CompareOp::Lt, lit), Some(base + 1));
+        assert_eq!(millis_bound(CompareOp::Le, lit), Some(base));
+        assert_eq!(
+            millis_bound(CompareOp::Eq, "2024-01-01T01:00:00+01:00"),
+            Some(base)
+        );
+        assert_eq!(millis_bound(CompareOp::Gt, "yesterday"), None);
+        assert_eq!(
+            millis_bound(CompareOp::Lt, "1969-12-31T23:59:59.9995Z"),
+            Some(0)
+        );
+    }
+}
