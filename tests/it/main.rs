@@ -3,5 +3,6 @@
 mod api;
 mod cli;
 mod common;
+mod flows;
 mod patch;
 mod transport;
