@@ -3,6 +3,7 @@
 
 mod discovery;
 mod patch;
+pub mod quirks;
 mod resources;
 
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub struct App {
     /// Absolute URLs use https when TLS terminates here or at a proxy in front.
     pub https: bool,
     pub default_host: String,
+    /// PATCH dialect steps per token and kind (`quirks::QuirkCounter`).
+    pub quirks: Arc<quirks::QuirkCounter>,
 }
 
 pub const BASE_PATH: &str = "/scim/v2";

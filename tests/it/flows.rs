@@ -4,6 +4,7 @@
 
 use std::process::Command;
 
+use scimlite::scim::patch::Quirk;
 use scimlite::selftest::{self, flows, Client, Report};
 
 use crate::common::TestServer;
@@ -28,6 +29,8 @@ fn run_flow(s: &TestServer, name: &str) -> Report {
 fn okta_catalogue() {
     let s = TestServer::start();
     let report = run_flow(&s, "okta");
+    // Okta's {id, displayName} rename and name re-sync: two PATCHes.
+    assert_eq!(quirks(&s), vec![(Quirk::PathlessId, 2)]);
     assert!(report.passed() > 100, "{}", report.summary());
     // Okta never deletes users: both are kept, inactive; the group is gone.
     let users = s.get("/Users?filter=active%20eq%20true").json();
@@ -36,10 +39,41 @@ fn okta_catalogue() {
     assert_eq!(s.total("Groups"), 0);
 }
 
+/// `(kind, count)` of the server's PATCH dialect counters for the test server's token.
+fn quirks(s: &TestServer) -> Vec<(Quirk, u64)> {
+    let token_id = s.token.split('_').nth(1).unwrap();
+    s.handle
+        .as_ref()
+        .unwrap()
+        .quirk_counts()
+        .into_iter()
+        .map(|c| {
+            assert_eq!(c.token_id, token_id);
+            (c.quirk, c.count)
+        })
+        .collect()
+}
+
 #[test]
 fn entra_catalogue() {
     let s = TestServer::start();
     run_flow(&s, "entra");
+    // Each of Entra's non-RFC shapes was noticed and counted against the token.
+    let q = quirks(&s);
+    for kind in [
+        Quirk::OpNameCase,
+        Quirk::StringBoolean,
+        Quirk::RemoveByValue,
+        Quirk::DottedOrUrnKeys,
+    ] {
+        assert!(
+            q.iter().any(|(k, n)| *k == kind && *n > 0),
+            "{kind:?}: {q:?}"
+        );
+    }
+    let remove_by_value = q.iter().find(|(k, _)| *k == Quirk::RemoveByValue);
+    assert_eq!(remove_by_value, Some(&(Quirk::RemoveByValue, 1)), "{q:?}");
+    assert!(!q.iter().any(|(k, _)| *k == Quirk::PathlessId), "{q:?}");
     // Entra-style clean-up deletes what the flow created.
     assert_eq!(s.total("Users"), 0);
     assert_eq!(s.total("Groups"), 0);
