@@ -723,6 +723,22 @@ pub fn entra_catalogue() -> Flow {
         entra_match_user("match a second user finds nothing", "user2", 0),
         post("create a second user", "/Users", entra_user("${user2}", "${ext2}", "${mail2}"))
             .save("user2_id", "/id"),
+        // §3.5 Add on an absent filtered value creates it (Q5); §3.15 enterprise
+        // attributes and the one-element-array manager.
+        patch(
+            "Add on absent values: a home email, department, manager",
+            "/Users/${user2_id}",
+            json!([
+                {"op":"Add","path":"emails[type eq \"home\"].value","value":"home.${run}@example.com"},
+                {"op":"Add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department","value":"Retail"},
+                {"op":"Add","path":"manager","value":[{"$ref":null,"value":"${user_id}"}]}]),
+        ),
+        read_user("the added values are stored", "user2_id")
+            .check(len("/emails", 2))
+            .check(eq("/emails/1/type", json!("home")))
+            .check(eq("/emails/1/value", json!("home.${run}@example.com")))
+            .check(eq(&format!("/{ENTERPRISE_URN}/department"), json!("Retail")))
+            .check(eq(&format!("/{ENTERPRISE_URN}/manager/value"), json!("${user_id}"))),
         // §3.9–3.14 groups.
         entra_match_group("match the group by displayName finds nothing", 0),
         post(
