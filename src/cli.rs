@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
 use crate::store::{Store, DEFAULT_TENANT};
@@ -35,6 +35,36 @@ pub enum Command {
     },
     /// Validate the configuration file, the database path and the TLS files
     CheckConfig,
+    /// Replay Okta's and Entra ID's provisioning flows against a SCIM endpoint and report
+    /// each check; non-zero exit on any failure. Cleans up what it creates (Okta-style users
+    /// are only deactivated, as Okta does)
+    Selftest {
+        /// SCIM base URL, e.g. https://scim.example.com/scim/v2
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// Bearer token; prefer the environment variable, which stays out of shell history
+        #[arg(
+            long,
+            env = "SCIMLITE_TOKEN",
+            hide_env_values = true,
+            value_name = "TOKEN"
+        )]
+        token: String,
+        /// Which IdP's flows to run
+        #[arg(long, value_enum, default_value_t = IdpChoice::All)]
+        idp: IdpChoice,
+        /// Trust this PEM certificate (a private CA or the server's self-signed certificate)
+        /// instead of the public roots
+        #[arg(long, value_name = "PEM")]
+        ca_cert: Option<PathBuf>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdpChoice {
+    Okta,
+    Entra,
+    All,
 }
 
 #[derive(Subcommand, Debug)]
@@ -57,6 +87,17 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
+    // A client of some other server: needs no configuration file.
+    if let Some(Command::Selftest {
+        url,
+        token,
+        idp,
+        ca_cert,
+    }) = &cli.command
+    {
+        crate::logging::init("warn");
+        return selftest(url, token, *idp, ca_cert.as_deref());
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -66,6 +107,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(&config),
         Command::CheckConfig => check_config(&config),
         Command::Token { action } => token(&config, action),
+        Command::Selftest { .. } => fail("selftest is handled above"),
     }
 }
 
@@ -225,5 +267,37 @@ fn token(config: &Config, action: TokenAction) -> ExitCode {
             Ok(false) => fail(format!("no active token with id {id}")),
             Err(e) => fail(e),
         },
+    }
+}
+
+fn selftest(url: &str, token: &str, idp: IdpChoice, ca_cert: Option<&Path>) -> ExitCode {
+    use crate::selftest::{self, flows, Idp};
+    let pem = match ca_cert.map(std::fs::read).transpose() {
+        Ok(p) => p,
+        Err(e) => return fail(format!("--ca-cert: {e}")),
+    };
+    let client = match selftest::Client::new(url, token, pem.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let flows = match idp {
+        IdpChoice::Okta => flows::for_idp(Idp::Okta),
+        IdpChoice::Entra => flows::for_idp(Idp::Entra),
+        IdpChoice::All => flows::all(),
+    };
+    let run_id = selftest::new_run_id();
+    println!(
+        "selftest {run_id} against {url}: flows {}",
+        flows.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+    );
+    let report = selftest::run(&client, &flows, &run_id, &mut |o| println!("{o}"));
+    println!("{}", report.summary());
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        for line in report.failures() {
+            eprintln!("{line}");
+        }
+        ExitCode::FAILURE
     }
 }

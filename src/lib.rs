@@ -11,6 +11,7 @@ pub mod config;
 pub mod http;
 pub mod logging;
 pub mod scim;
+pub mod selftest;
 pub mod server;
 pub mod store;
 pub mod tls;

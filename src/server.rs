@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::quirks::{QuirkCount, QuirkCounter};
 use crate::api::App;
 use crate::auth::{self, Authenticator};
 use crate::config::Config;
@@ -27,11 +28,17 @@ pub struct ServerHandle {
     http: HttpServer,
     /// The token created on this first run, to be shown once; `None` on later runs.
     pub first_token: Option<auth::NewToken>,
+    quirks: Arc<QuirkCounter>,
 }
 
 impl ServerHandle {
     pub fn local_addr(&self) -> SocketAddr {
         self.http.local_addr()
+    }
+
+    /// How often each token needed each PATCH dialect step since start.
+    pub fn quirk_counts(&self) -> Vec<QuirkCount> {
+        self.quirks.snapshot()
     }
 
     /// Finishes in-flight requests and releases the port.
@@ -67,7 +74,9 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     } else {
         None
     };
+    let quirks = Arc::new(QuirkCounter::default());
     let app = Arc::new(App {
+        quirks: quirks.clone(),
         auth: Authenticator::new(store.clone()),
         store,
         sqlite,
@@ -90,7 +99,11 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         },
         Arc::new(move |req| app.handle(req)),
     )?;
-    Ok(ServerHandle { http, first_token })
+    Ok(ServerHandle {
+        http,
+        first_token,
+        quirks,
+    })
 }
 
 /// Blocks until SIGTERM or SIGINT, then shuts down gracefully.

@@ -4,6 +4,7 @@
 mod bulk;
 mod discovery;
 mod patch;
+pub mod quirks;
 mod resources;
 mod search;
 
@@ -35,6 +36,8 @@ pub struct App {
     /// Absolute URLs use https when TLS terminates here or at a proxy in front.
     pub https: bool,
     pub default_host: String,
+    /// PATCH dialect steps per token and kind (`quirks::QuirkCounter`).
+    pub quirks: Arc<quirks::QuirkCounter>,
 }
 
 pub const BASE_PATH: &str = "/scim/v2";

@@ -47,6 +47,11 @@ pub fn patch(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Respo
             }
             other => other.into(),
         })?;
+    app.quirks.record(
+        &ctx.principal.token_id,
+        &ctx.principal.token_name,
+        quirks.list(),
+    );
     for q in quirks.list() {
         log::debug!(
             "PATCH {} {id}: accepted the {} dialect step",

@@ -294,7 +294,17 @@ fn resolve(kind: ResourceKind, path: &PatchPath) -> Result<Resolved, ScimError> 
         None
     })
     .or_else(|| schema::find(defs, name))
+    .map(|def| (ext, def))
+    // Entra ID's documented manager update names the extension attribute without its URN,
+    // `"path":"manager"` (entra.md §3.15); no Enterprise User name clashes with a core one.
+    .or_else(|| {
+        (ext.is_none() && kind == ResourceKind::User)
+            .then(|| schema::find(&schema::ENTERPRISE_USER, name))
+            .flatten()
+            .map(|def| (Some(ENTERPRISE_URN), def))
+    })
     .ok_or_else(|| invalid_path(format!("no attribute \"{name}\" on a {}", kind.name())))?;
+    let (ext, def) = def;
     if def.mutability == Mutability::ReadOnly {
         return Err(mutability(format!("\"{}\" is read-only", def.name)));
     }
@@ -1420,6 +1430,28 @@ mod tests {
         );
         assert!(quirks(&r).contains(&Quirk::SingleValueInArray));
         assert_eq!(doc(r)[ENTERPRISE_URN]["manager"]["value"], "m1");
+    }
+
+    #[test]
+    fn unqualified_enterprise_names_resolve_to_the_extension_on_users_only() {
+        // Entra ID's documented shape (entra.md §3.15): "path":"manager", no URN.
+        let r = user(
+            json!([{"op":"Add","path":"manager","value":[{"$ref":null,"value":"m1"}]},
+            {"op":"replace","path":"department","value":"Retail"}]),
+        );
+        let d = doc(r);
+        assert_eq!(d[ENTERPRISE_URN]["manager"]["value"], "m1");
+        assert_eq!(d[ENTERPRISE_URN]["department"], "Retail");
+        assert!(d.get("manager").is_none() && d.get("department").is_none());
+        // Core names still win, and Groups have no extension.
+        assert_eq!(
+            doc(user(json!([{"op":"replace","path":"title","value":"T"}])))["title"],
+            "T"
+        );
+        let e = err(group(
+            json!([{"op":"add","path":"manager","value":{"value":"m1"}}]),
+        ));
+        assert_eq!(e.status, 400);
     }
 
     // --- remove ---

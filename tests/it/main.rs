@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod crash;
 mod filters;
+mod flows;
 mod integrity;
 mod patch;
 mod query;

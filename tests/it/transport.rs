@@ -119,7 +119,9 @@ fn oversized_declared_body_is_refused_before_reading() {
     assert_eq!(s.get("/Users").status, 200);
 }
 
-fn make_cert(dir: &std::path::Path) -> (Vec<u8>, std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn make_cert(
+    dir: &std::path::Path,
+) -> (Vec<u8>, std::path::PathBuf, std::path::PathBuf) {
     let cert =
         rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
             .unwrap();

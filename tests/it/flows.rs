@@ -1,0 +1,305 @@
+//! The IdP flows of `scimlite::selftest::flows` against an in-process server: the same
+//! definitions `scimlite selftest` sends to a live endpoint. Then the real binary's
+//! `selftest` subcommand against a running server.
+
+use std::process::Command;
+
+use scimlite::scim::patch::Quirk;
+use scimlite::selftest::{self, flows, Client, Report};
+
+use crate::common::TestServer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_scimlite");
+
+fn run_flow(s: &TestServer, name: &str) -> Report {
+    let flow = flows::named(name).unwrap_or_else(|| panic!("no flow named {name}"));
+    let client = Client::new(&s.base, &s.token, None).unwrap();
+    let report = selftest::run(&client, &[flow], &selftest::new_run_id(), &mut |_| {});
+    assert!(
+        report.ok(),
+        "{name}: {}\n{}",
+        report.summary(),
+        report.failures().join("\n")
+    );
+    assert_eq!(report.skipped, 0);
+    report
+}
+
+#[test]
+fn okta_catalogue() {
+    let s = TestServer::start();
+    let report = run_flow(&s, "okta");
+    // Okta's {id, displayName} rename and name re-sync: two PATCHes.
+    assert_eq!(quirks(&s), vec![(Quirk::PathlessId, 2)]);
+    assert!(report.passed() > 100, "{}", report.summary());
+    // Okta never deletes users: both are kept, inactive; the group is gone.
+    let users = s.get("/Users?filter=active%20eq%20true").json();
+    assert_eq!(users["totalResults"], 0, "{users}");
+    assert_eq!(s.total("Users"), 2);
+    assert_eq!(s.total("Groups"), 0);
+}
+
+/// `(kind, count)` of the server's PATCH dialect counters for the test server's token.
+fn quirks(s: &TestServer) -> Vec<(Quirk, u64)> {
+    let token_id = s.token.split('_').nth(1).unwrap();
+    s.handle
+        .as_ref()
+        .unwrap()
+        .quirk_counts()
+        .into_iter()
+        .map(|c| {
+            assert_eq!(c.token_id, token_id);
+            (c.quirk, c.count)
+        })
+        .collect()
+}
+
+#[test]
+fn entra_catalogue() {
+    let s = TestServer::start();
+    run_flow(&s, "entra");
+    // Each of Entra's non-RFC shapes was noticed and counted against the token.
+    let q = quirks(&s);
+    for kind in [
+        Quirk::OpNameCase,
+        Quirk::StringBoolean,
+        Quirk::RemoveByValue,
+        Quirk::DottedOrUrnKeys,
+    ] {
+        assert!(
+            q.iter().any(|(k, n)| *k == kind && *n > 0),
+            "{kind:?}: {q:?}"
+        );
+    }
+    let remove_by_value = q.iter().find(|(k, _)| *k == Quirk::RemoveByValue);
+    assert_eq!(remove_by_value, Some(&(Quirk::RemoveByValue, 1)), "{q:?}");
+    assert!(!q.iter().any(|(k, _)| *k == Quirk::PathlessId), "{q:?}");
+    // Entra-style clean-up deletes what the flow created.
+    assert_eq!(s.total("Users"), 0);
+    assert_eq!(s.total("Groups"), 0);
+}
+
+#[test]
+fn okta_pulumi_setup() {
+    let s = TestServer::start();
+    run_flow(&s, "okta-pulumi");
+    assert_eq!(s.total("Users"), 1);
+    assert_eq!(s.total("Groups"), 0);
+}
+
+#[test]
+fn entra_pulumi_setup() {
+    let s = TestServer::start();
+    run_flow(&s, "entra-pulumi");
+    assert_eq!(s.total("Users"), 0);
+}
+
+#[test]
+fn entra_modyo_setup() {
+    let s = TestServer::start();
+    run_flow(&s, "entra-modyo");
+    assert_eq!(s.total("Users"), 0);
+}
+
+#[test]
+fn a_query_in_the_url_goes_with_every_request() {
+    // Entra's aadOptscim062020 is typed into the Tenant URL (entra.md Q16).
+    let s = TestServer::start();
+    let client = Client::new(&format!("{}/?aadOptscim062020", s.base), &s.token, None).unwrap();
+    let mut lines = Vec::new();
+    let flow = flows::named("entra-pulumi").unwrap();
+    let report = selftest::run(&client, &[flow], &selftest::new_run_id(), &mut |o| {
+        lines.push(o.to_string())
+    });
+    assert!(report.ok(), "{}", report.failures().join("\n"));
+    assert!(
+        lines[0].contains("GET /Users?filter=userName+eq+%22")
+            && lines[0].ends_with("&aadOptscim062020 → 200"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn a_second_run_against_the_same_server_does_not_collide() {
+    let s = TestServer::start();
+    run_flow(&s, "okta-pulumi");
+    run_flow(&s, "okta-pulumi");
+    assert_eq!(s.total("Users"), 2);
+}
+
+#[test]
+fn a_failing_step_is_reported_the_rest_of_its_flow_skipped_and_cleanup_still_runs() {
+    let s = TestServer::start();
+    let mut flow = flows::named("entra-modyo").unwrap();
+    // Break the step after the user and the group exist: expect a status no server sends.
+    let i = flow
+        .steps
+        .iter()
+        .position(|st| st.name == "add the member")
+        .unwrap();
+    flow.steps[i].expect = vec![299];
+    let total = flow.steps.len();
+    let client = Client::new(&s.base, &s.token, None).unwrap();
+    let mut lines = Vec::new();
+    let report = selftest::run(&client, &[flow], "deadbeef", &mut |o| {
+        lines.push(o.to_string())
+    });
+    assert!(!report.ok());
+    assert_eq!(report.failed(), 1, "{lines:#?}");
+    assert_eq!(report.skipped, total - i - 1);
+    let fail = report.failures().join("\n");
+    assert!(
+        fail.starts_with("FAIL entra-modyo: add the member: PATCH /Groups/"),
+        "{fail}"
+    );
+    assert!(fail.contains("expected 299"), "{fail}");
+    // Clean-up deleted the group and the user although the flow stopped half-way.
+    assert!(
+        lines.iter().any(|l| l.contains("clean up: delete group")),
+        "{lines:#?}"
+    );
+    assert_eq!(s.total("Users"), 0);
+    assert_eq!(s.total("Groups"), 0);
+}
+
+#[test]
+fn a_wrong_token_fails_every_flow_at_its_first_step() {
+    let s = TestServer::start();
+    let client = Client::new(
+        &s.base,
+        "scim_0000000000000000_wrongwrongwrongwrongwrongwrongwrong",
+        None,
+    )
+    .unwrap();
+    let report = selftest::run(&client, &flows::all(), "cafe0001", &mut |_| {});
+    assert_eq!(report.failed(), flows::all().len());
+    assert!(
+        report.failures()[0].contains("→ 401"),
+        "{:?}",
+        report.failures()
+    );
+}
+
+fn selftest_cmd(base: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("selftest")
+        .arg("--url")
+        .arg(base)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("SCIMLITE_TOKEN")
+        .env_remove("SCIMLITE_CONFIG");
+    c
+}
+
+#[test]
+fn the_binary_runs_every_flow_and_never_prints_the_token() {
+    let s = TestServer::start();
+    let out = selftest_cmd(&s.base, &["--idp", "all"])
+        .env("SCIMLITE_TOKEN", &s.token)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for flow in [
+        "okta",
+        "okta-pulumi",
+        "entra",
+        "entra-pulumi",
+        "entra-modyo",
+    ] {
+        assert!(
+            stdout.contains(&format!("ok   {flow}: ")),
+            "{flow}: {stdout}"
+        );
+    }
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(
+        summary.ends_with("passed, 0 failed, 0 steps skipped"),
+        "{summary}"
+    );
+    assert!(!stdout.contains(&s.token) && !stderr.contains(&s.token));
+    // The secret part of the token is not printed either.
+    let secret = s.token.rsplit('_').next().unwrap();
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+}
+
+#[test]
+fn the_binary_exits_non_zero_and_names_the_failure() {
+    let s = TestServer::start();
+    let out = selftest_cmd(
+        &s.base,
+        &[
+            "--idp",
+            "okta",
+            "--token",
+            "scim_0000000000000000_notavalidtokennotavalidtoken00",
+        ],
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL okta: SPEC 1: the Users endpoint answers a page: GET /Users?count=1&startIndex=1 → 401"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 checks passed, 2 failed"), "{stdout}");
+    assert!(
+        !stdout.contains("entra"),
+        "--idp okta runs only Okta's flows: {stdout}"
+    );
+    // Usage errors: no token at all, a bad URL.
+    let out = selftest_cmd(&s.base, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = selftest_cmd("ftp://x", &["--token", "t"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http:// or https://"));
+}
+
+#[test]
+fn the_binary_trusts_a_self_signed_server_only_with_ca_cert() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cert, key) = crate::transport::make_cert(dir.path());
+    let config_path = crate::common::write_config(
+        dir.path(),
+        &format!(
+            "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let config = scimlite::config::Config::from_file(&config_path).unwrap();
+    let handle = scimlite::start(&config).unwrap();
+    let token = handle.first_token.as_ref().unwrap().token.clone();
+    let url = format!("https://localhost:{}/scim/v2", handle.local_addr().port());
+    let trusted = selftest_cmd(&url, &["--idp", "okta", "--ca-cert"])
+        .arg(&cert)
+        .env("SCIMLITE_TOKEN", &token)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&trusted.stdout);
+    assert!(trusted.status.success(), "{stdout}");
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    // Without it the public roots do not know the certificate: the first step fails.
+    let untrusted = selftest_cmd(&url, &["--idp", "okta"])
+        .env("SCIMLITE_TOKEN", &token)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&untrusted.stdout);
+    assert_eq!(untrusted.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL okta: SPEC 1"), "{stdout}");
+    assert!(stdout.to_lowercase().contains("certificate"), "{stdout}");
+    // A file that holds no certificate is refused before anything is sent.
+    let bad = selftest_cmd(&url, &["--idp", "okta", "--ca-cert"])
+        .arg(&config_path)
+        .env("SCIMLITE_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--ca-cert"));
+    handle.shutdown();
+}
