@@ -649,6 +649,16 @@ pub fn entra_catalogue() -> Flow {
             1,
         )
         .check(eq("/Resources/0/id", json!("${user_id}"))),
+        // entra.md Q8: when email is the matching attribute Entra sends the non-ABNF
+        // `emails[type eq "work"].value eq "…"`.
+        listed(
+            get(
+                "match by work email finds it",
+                "/Users?filter=emails%5Btype%20eq%20%22work%22%5D.value%20eq%20%22${mail}%22",
+            ),
+            1,
+        )
+        .check(eq("/Resources/0/id", json!("${user_id}"))),
         scim_error(
             post("duplicate create is 409", "/Users", entra_user("${user}", "${ext}", "${mail}")),
             409,
