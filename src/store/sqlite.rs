@@ -61,6 +61,66 @@ const MIGRATIONS: &[&str] = &[
         revoked   TEXT
     );
     INSERT INTO tenants (name, created) VALUES ('default', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));",
+    // 2: read-only views for applications on the same host (README, "SQL views"). A stable
+    // interface: later migrations may add columns, never rename or remove them. `doc` is the
+    // resource as the API renders it, without `meta.location` (no host here) and without
+    // `groups`/`members` (see scim_group_members).
+    "CREATE VIEW scim_users AS
+    SELECT
+        r.tenant AS tenant,
+        r.id AS id,
+        r.user_name AS userName,
+        r.display_name AS displayName,
+        r.external_id AS externalId,
+        json_extract(r.doc, '$.active') AS active,
+        json_extract(r.doc, '$.name.givenName') AS givenName,
+        json_extract(r.doc, '$.name.familyName') AS familyName,
+        (SELECT json_extract(e.value, '$.value') FROM json_each(r.doc, '$.emails') AS e
+         ORDER BY json_extract(e.value, '$.primary') IS 1 DESC, e.key LIMIT 1) AS primaryEmail,
+        r.created AS created,
+        r.last_modified AS lastModified,
+        r.version AS version,
+        json_set(r.doc,
+            '$.schemas', CASE
+                WHEN json_type(r.doc, '$.\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\"') IS NULL
+                THEN json_array('urn:ietf:params:scim:schemas:core:2.0:User')
+                ELSE json_array('urn:ietf:params:scim:schemas:core:2.0:User',
+                                'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User')
+            END,
+            '$.id', r.id,
+            '$.meta', json_object('resourceType', 'User', 'created', r.created,
+                'lastModified', r.last_modified, 'version', 'W/\"' || r.version || '\"')
+        ) AS doc
+    FROM resources AS r
+    WHERE r.kind = 'User';
+    CREATE VIEW scim_groups AS
+    SELECT
+        r.tenant AS tenant,
+        r.id AS id,
+        r.display_name AS displayName,
+        r.external_id AS externalId,
+        (SELECT count(*) FROM memberships AS m WHERE m.group_pk = r.pk) AS memberCount,
+        r.created AS created,
+        r.last_modified AS lastModified,
+        r.version AS version,
+        json_set(r.doc,
+            '$.schemas', json_array('urn:ietf:params:scim:schemas:core:2.0:Group'),
+            '$.id', r.id,
+            '$.meta', json_object('resourceType', 'Group', 'created', r.created,
+                'lastModified', r.last_modified, 'version', 'W/\"' || r.version || '\"')
+        ) AS doc
+    FROM resources AS r
+    WHERE r.kind = 'Group';
+    CREATE VIEW scim_group_members AS
+    SELECT
+        g.tenant AS tenant,
+        g.id AS group_id,
+        m.id AS member_id,
+        m.kind AS member_type,
+        COALESCE(m.display_name, m.user_name) AS member_display
+    FROM memberships AS ms
+    JOIN resources AS g ON g.pk = ms.group_pk
+    JOIN resources AS m ON m.pk = ms.member_pk;",
 ];
 
 /// Durability of a commit: `Full` survives power loss, `Normal` only a process crash.
