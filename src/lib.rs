@@ -14,5 +14,6 @@ pub mod scim;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod transfer;
 
 pub use server::{start, ServerHandle};

@@ -10,9 +10,14 @@ use rusqlite::{
 };
 use serde_json::{Map, Value};
 
+mod backup;
+mod transfer;
+
+pub use backup::{backup, BackupError, BackupReport};
+
 use super::{
-    now_rfc3339, CheckFn, MemberChange, PasswordUpdate, Store, StoreError, StoredResource,
-    TokenRecord, UpdateFn,
+    now_rfc3339, CheckFn, ExportFn, ImportFailed, ImportOutcome, ImportResource, MemberChange,
+    PasswordUpdate, Store, StoreError, StoredResource, TokenRecord, UpdateFn,
 };
 use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::list::Page;
@@ -903,36 +908,21 @@ impl Store for SqliteStore {
             let Some(pk) = pk_of(conn, tenant, kind, id)? else {
                 return Ok(Vec::new());
             };
-            // display is read from the referenced row now, so a rename shows everywhere at once.
-            let sql = match kind {
-                ResourceKind::Group => {
-                    "SELECT r.id, r.kind, COALESCE(r.display_name, r.user_name) FROM memberships m
-                     JOIN resources r ON r.pk = m.member_pk WHERE m.group_pk = ?1 ORDER BY r.pk"
-                }
-                ResourceKind::User => {
-                    "SELECT r.id, r.kind, r.display_name FROM memberships m
-                     JOIN resources r ON r.pk = m.group_pk WHERE m.member_pk = ?1 ORDER BY r.pk"
-                }
-            };
-            let mut stmt = conn.prepare_cached(sql)?;
-            let rows = stmt.query_map([pk], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for r in rows {
-                let (id, kind, display) = r?;
-                out.push(Reference {
-                    id,
-                    kind: parse_kind(&kind)?,
-                    display,
-                });
-            }
-            Ok(out)
+            references_of(conn, kind, pk)
         })
+    }
+
+    fn export(&self, tenant: Option<&str>, each: &mut ExportFn<'_>) -> Result<(), StoreError> {
+        self.read(|conn| transfer::export(conn, tenant, each))
+    }
+
+    fn import(&self, batch: &[ImportResource]) -> Result<Vec<ImportOutcome>, ImportFailed> {
+        let mut failed_at = None;
+        self.write(|tx| transfer::import(tx, batch, &mut failed_at))
+            .map_err(|source| ImportFailed {
+                index: failed_at,
+                source,
+            })
     }
 
     fn create_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
@@ -982,6 +972,44 @@ impl Store for SqliteStore {
             Ok(())
         })
     }
+}
+
+/// A Group's members, or the Groups a User is a direct member of, in creation order, with
+/// their current display names.
+fn references_of(
+    conn: &Connection,
+    kind: ResourceKind,
+    pk: i64,
+) -> Result<Vec<Reference>, StoreError> {
+    // display is read from the referenced row now, so a rename shows everywhere at once.
+    let sql = match kind {
+        ResourceKind::Group => {
+            "SELECT r.id, r.kind, COALESCE(r.display_name, r.user_name) FROM memberships m
+             JOIN resources r ON r.pk = m.member_pk WHERE m.group_pk = ?1 ORDER BY r.pk"
+        }
+        ResourceKind::User => {
+            "SELECT r.id, r.kind, r.display_name FROM memberships m
+             JOIN resources r ON r.pk = m.group_pk WHERE m.member_pk = ?1 ORDER BY r.pk"
+        }
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([pk], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (id, kind, display) = r?;
+        out.push(Reference {
+            id,
+            kind: parse_kind(&kind)?,
+            display,
+        });
+    }
+    Ok(out)
 }
 
 fn token_row(r: &rusqlite::Row) -> rusqlite::Result<TokenRecord> {

@@ -5,6 +5,7 @@ mod bulk;
 mod cli;
 mod common;
 mod integrity;
+mod ops;
 mod patch;
 mod query;
 mod transport;
