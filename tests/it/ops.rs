@@ -496,3 +496,27 @@ fn sql_views_show_what_the_api_shows() {
     let rw = rusqlite::Connection::open(s.db_path()).unwrap();
     assert!(rw.execute("DELETE FROM scim_users", []).is_err());
 }
+
+/// The Debian package's /etc/scimlite/scim.toml is scim.toml.example with the database in the
+/// unit's StateDirectory, and nothing else changed: the two cannot drift apart.
+#[test]
+fn the_packaged_config_is_the_example_with_the_database_in_var_lib() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(root.join("scim.toml.example")).unwrap();
+    let packaged = std::fs::read_to_string(root.join("contrib/scim.toml.deb")).unwrap();
+    let expected = example.replace(
+        "## The SQLite database file; created on first run.\n# database = \"scimlite.db\"\n",
+        "## The SQLite database file; created on first run. The Debian package keeps it in the\n\
+         ## unit's StateDirectory (scimlite.service); the first token appears beside it.\n\
+         database = \"/var/lib/scimlite/scimlite.db\"\n",
+    );
+    assert_ne!(expected, example, "the example's database lines moved");
+    assert_eq!(packaged, expected);
+    let config = scimlite::config::Config::from_file(&root.join("contrib/scim.toml.deb")).unwrap();
+    assert_eq!(config.database, Path::new("/var/lib/scimlite/scimlite.db"));
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    // The unit reads exactly that file.
+    let unit = std::fs::read_to_string(root.join("contrib/scimlite.service")).unwrap();
+    assert!(unit.contains("--config /etc/scimlite/scim.toml serve"));
+    assert!(unit.contains("StateDirectory=scimlite"));
+}
