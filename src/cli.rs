@@ -58,6 +58,29 @@ pub enum Command {
         #[arg(long, value_name = "PEM")]
         ca_cert: Option<PathBuf>,
     },
+    /// Copy the database to FILE, consistently, while the server keeps serving
+    Backup {
+        /// Where to write the copy
+        file: PathBuf,
+        /// Replace FILE if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write users and groups as SCIM JSON lines (never passwords)
+    Export {
+        /// Only this tenant [default: all tenants]
+        #[arg(long, value_name = "NAME")]
+        tenant: Option<String>,
+        /// Write to FILE (created with mode 0600) [default: stdout]
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Read users and groups written by `export`, keeping their ids and meta
+    Import {
+        /// Read from FILE [default: stdin]
+        #[arg(short = 'i', long = "input", value_name = "FILE")]
+        input: Option<PathBuf>,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +131,106 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig => check_config(&config),
         Command::Token { action } => token(&config, action),
         Command::Selftest { .. } => fail("selftest is handled above"),
+        Command::Backup { file, force } => backup(&config, &file, force),
+        Command::Export { tenant, output } => export(&config, tenant.as_deref(), output.as_deref()),
+        Command::Import { input } => import(&config, input.as_deref()),
+    }
+}
+
+fn backup(config: &Config, file: &Path, force: bool) -> ExitCode {
+    match crate::store::sqlite::backup(&config.database, file, force) {
+        Ok(report) => {
+            eprintln!(
+                "backed up {} to {} ({} bytes, schema version {}, integrity check ok)",
+                config.database.display(),
+                file.display(),
+                report.bytes,
+                report.schema_version
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("backup failed: {e}")),
+    }
+}
+
+/// `-` or nothing means stdout / stdin.
+fn named_file(path: Option<&Path>) -> Option<&Path> {
+    path.filter(|p| p.as_os_str() != "-")
+}
+
+fn export(config: &Config, tenant: Option<&str>, output: Option<&Path>) -> ExitCode {
+    let store = match crate::server::open_store(config) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let result = match named_file(output) {
+        Some(path) => {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            // Personal data: readable by the owner only.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = match options.open(path) {
+                Ok(f) => f,
+                Err(e) => return fail(format!("{}: {e}", path.display())),
+            };
+            let mut out = std::io::BufWriter::new(file);
+            crate::transfer::export(&store, tenant, &mut out).and_then(|summary| {
+                let file = out
+                    .into_inner()
+                    .map_err(|e| crate::transfer::TransferError::Write(e.into_error()))?;
+                file.sync_all()
+                    .map_err(crate::transfer::TransferError::Write)?;
+                Ok(summary)
+            })
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            crate::transfer::export(&store, tenant, &mut out)
+        }
+    };
+    match result {
+        Ok(s) => {
+            eprintln!(
+                "exported {} users and {} groups{}",
+                s.users,
+                s.groups,
+                output
+                    .map(|p| format!(" to {}", p.display()))
+                    .unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("export failed: {e}")),
+    }
+}
+
+fn import(config: &Config, input: Option<&Path>) -> ExitCode {
+    let store = match crate::server::open_store(config) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let result = match named_file(input) {
+        Some(path) => match std::fs::File::open(path) {
+            Ok(f) => crate::transfer::import(&store, &mut std::io::BufReader::new(f)),
+            Err(e) => return fail(format!("{}: {e}", path.display())),
+        },
+        None => crate::transfer::import(&store, &mut std::io::stdin().lock()),
+    };
+    let source = input
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "stdin".into());
+    match result {
+        Ok(s) => {
+            eprintln!(
+                "imported {source}: {} created, {} updated, {} unchanged",
+                s.created, s.updated, s.unchanged
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!(
+            "import of {source} failed, nothing was stored: {e}"
+        )),
     }
 }
 

@@ -15,5 +15,6 @@ pub mod selftest;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod transfer;
 
 pub use server::{start, ServerHandle};

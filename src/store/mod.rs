@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::scim::filter::Filter;
 use crate::scim::list::{Page, Sort};
-use crate::scim::resource::{Meta, Reference, ValidResource};
+use crate::scim::resource::{MemberInput, Meta, Reference, ValidResource};
 use crate::scim::{ResourceKind, ScimError};
 
 pub use sqlite::SqliteStore;
@@ -38,6 +38,9 @@ pub enum StoreError {
     /// The caller's update function refused the change (a PATCH that does not apply).
     #[error("{0}")]
     Rejected(ScimError),
+    /// The consumer of an export could not take the next resource (e.g. a full disk).
+    #[error("{0}")]
+    Output(#[from] std::io::Error),
 }
 
 pub use crate::scim::patch::MemberChange;
@@ -85,6 +88,43 @@ pub struct TokenRecord {
     pub created: String,
     pub last_used: Option<String>,
 }
+
+/// One resource to import exactly as given: its id, meta and (Groups) members are kept, so an
+/// export read back into a fresh database answers the API as the original did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportResource {
+    pub tenant: String,
+    pub kind: ResourceKind,
+    pub id: String,
+    pub doc: Map<String, Value>,
+    pub meta: Meta,
+    /// A Group's complete member list (replaces whatever the group had); empty for Users.
+    pub members: Vec<MemberInput>,
+}
+
+/// What importing one resource did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Created,
+    Updated,
+    /// The database already held exactly this resource (a re-run).
+    Unchanged,
+}
+
+/// An import failed and stored nothing: at the resource at `index` (0-based position in the
+/// batch), or, with `None`, when committing the whole.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{source}", index.map(|i| format!("resource {i}: ")).unwrap_or_default())]
+pub struct ImportFailed {
+    pub index: Option<usize>,
+    #[source]
+    pub source: StoreError,
+}
+
+/// Receives each exported resource with its tenant and its references (a Group's members, the
+/// Groups a User belongs to).
+pub type ExportFn<'a> =
+    dyn FnMut(&str, &StoredResource, &[Reference]) -> Result<(), std::io::Error> + 'a;
 
 pub trait Store: Send + Sync {
     /// Creates a resource; `password_hash` is the PHC string of a User's password.
@@ -141,6 +181,17 @@ pub trait Store: Send + Sync {
         kind: ResourceKind,
         id: &str,
     ) -> Result<Vec<Reference>, StoreError>;
+
+    /// Every resource of one tenant (or of all tenants, by name), from one consistent snapshot:
+    /// per tenant all Users in creation order, then all Groups, each Group after every Group it
+    /// contains, so that reading them back in this order never meets an unknown member. An
+    /// unknown tenant is `InvalidReference`.
+    fn export(&self, tenant: Option<&str>, each: &mut ExportFn<'_>) -> Result<(), StoreError>;
+    /// Stores resources with the ids and meta they carry, in one transaction: a resource with
+    /// the same tenant and id is overwritten (its password hash is kept), a new one is created
+    /// (without a password), a missing tenant is created. Nothing is ever deleted. On any
+    /// error nothing is stored and the error names the resource.
+    fn import(&self, batch: &[ImportResource]) -> Result<Vec<ImportOutcome>, ImportFailed>;
 
     fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
     fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;

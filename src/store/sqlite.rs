@@ -10,9 +10,14 @@ use rusqlite::{
 };
 use serde_json::{Map, Value};
 
+mod backup;
+mod transfer;
+
+pub use backup::{backup, BackupError, BackupReport};
+
 use super::{
-    now_rfc3339, CheckFn, MemberChange, PasswordUpdate, Store, StoreError, StoredResource,
-    TokenRecord, UpdateFn,
+    now_rfc3339, CheckFn, ExportFn, ImportFailed, ImportOutcome, ImportResource, MemberChange,
+    PasswordUpdate, Store, StoreError, StoredResource, TokenRecord, UpdateFn,
 };
 use crate::scim::filter::Filter;
 use crate::scim::list::{Page, Sort};
@@ -63,6 +68,66 @@ const MIGRATIONS: &[&str] = &[
         revoked   TEXT
     );
     INSERT INTO tenants (name, created) VALUES ('default', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));",
+    // 2: read-only views for applications on the same host (README, "SQL views"). A stable
+    // interface: later migrations may add columns, never rename or remove them. `doc` is the
+    // resource as the API renders it, without `meta.location` (no host here) and without
+    // `groups`/`members` (see scim_group_members).
+    "CREATE VIEW scim_users AS
+    SELECT
+        r.tenant AS tenant,
+        r.id AS id,
+        r.user_name AS userName,
+        r.display_name AS displayName,
+        r.external_id AS externalId,
+        json_extract(r.doc, '$.active') AS active,
+        json_extract(r.doc, '$.name.givenName') AS givenName,
+        json_extract(r.doc, '$.name.familyName') AS familyName,
+        (SELECT json_extract(e.value, '$.value') FROM json_each(r.doc, '$.emails') AS e
+         ORDER BY json_extract(e.value, '$.primary') IS 1 DESC, e.key LIMIT 1) AS primaryEmail,
+        r.created AS created,
+        r.last_modified AS lastModified,
+        r.version AS version,
+        json_set(r.doc,
+            '$.schemas', CASE
+                WHEN json_type(r.doc, '$.\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\"') IS NULL
+                THEN json_array('urn:ietf:params:scim:schemas:core:2.0:User')
+                ELSE json_array('urn:ietf:params:scim:schemas:core:2.0:User',
+                                'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User')
+            END,
+            '$.id', r.id,
+            '$.meta', json_object('resourceType', 'User', 'created', r.created,
+                'lastModified', r.last_modified, 'version', 'W/\"' || r.version || '\"')
+        ) AS doc
+    FROM resources AS r
+    WHERE r.kind = 'User';
+    CREATE VIEW scim_groups AS
+    SELECT
+        r.tenant AS tenant,
+        r.id AS id,
+        r.display_name AS displayName,
+        r.external_id AS externalId,
+        (SELECT count(*) FROM memberships AS m WHERE m.group_pk = r.pk) AS memberCount,
+        r.created AS created,
+        r.last_modified AS lastModified,
+        r.version AS version,
+        json_set(r.doc,
+            '$.schemas', json_array('urn:ietf:params:scim:schemas:core:2.0:Group'),
+            '$.id', r.id,
+            '$.meta', json_object('resourceType', 'Group', 'created', r.created,
+                'lastModified', r.last_modified, 'version', 'W/\"' || r.version || '\"')
+        ) AS doc
+    FROM resources AS r
+    WHERE r.kind = 'Group';
+    CREATE VIEW scim_group_members AS
+    SELECT
+        g.tenant AS tenant,
+        g.id AS group_id,
+        m.id AS member_id,
+        m.kind AS member_type,
+        COALESCE(m.display_name, m.user_name) AS member_display
+    FROM memberships AS ms
+    JOIN resources AS g ON g.pk = ms.group_pk
+    JOIN resources AS m ON m.pk = ms.member_pk;",
 ];
 
 /// Durability of a commit: `Full` survives power loss, `Normal` only a process crash.
@@ -730,36 +795,21 @@ impl Store for SqliteStore {
             let Some(pk) = pk_of(conn, tenant, kind, id)? else {
                 return Ok(Vec::new());
             };
-            // display is read from the referenced row now, so a rename shows everywhere at once.
-            let sql = match kind {
-                ResourceKind::Group => {
-                    "SELECT r.id, r.kind, COALESCE(r.display_name, r.user_name) FROM memberships m
-                     JOIN resources r ON r.pk = m.member_pk WHERE m.group_pk = ?1 ORDER BY r.pk"
-                }
-                ResourceKind::User => {
-                    "SELECT r.id, r.kind, r.display_name FROM memberships m
-                     JOIN resources r ON r.pk = m.group_pk WHERE m.member_pk = ?1 ORDER BY r.pk"
-                }
-            };
-            let mut stmt = conn.prepare_cached(sql)?;
-            let rows = stmt.query_map([pk], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for r in rows {
-                let (id, kind, display) = r?;
-                out.push(Reference {
-                    id,
-                    kind: parse_kind(&kind)?,
-                    display,
-                });
-            }
-            Ok(out)
+            references_of(conn, kind, pk)
         })
+    }
+
+    fn export(&self, tenant: Option<&str>, each: &mut ExportFn<'_>) -> Result<(), StoreError> {
+        self.read(|conn| transfer::export(conn, tenant, each))
+    }
+
+    fn import(&self, batch: &[ImportResource]) -> Result<Vec<ImportOutcome>, ImportFailed> {
+        let mut failed_at = None;
+        self.write(|tx| transfer::import(tx, batch, &mut failed_at))
+            .map_err(|source| ImportFailed {
+                index: failed_at,
+                source,
+            })
     }
 
     fn create_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
@@ -809,6 +859,44 @@ impl Store for SqliteStore {
             Ok(())
         })
     }
+}
+
+/// A Group's members, or the Groups a User is a direct member of, in creation order, with
+/// their current display names.
+fn references_of(
+    conn: &Connection,
+    kind: ResourceKind,
+    pk: i64,
+) -> Result<Vec<Reference>, StoreError> {
+    // display is read from the referenced row now, so a rename shows everywhere at once.
+    let sql = match kind {
+        ResourceKind::Group => {
+            "SELECT r.id, r.kind, COALESCE(r.display_name, r.user_name) FROM memberships m
+             JOIN resources r ON r.pk = m.member_pk WHERE m.group_pk = ?1 ORDER BY r.pk"
+        }
+        ResourceKind::User => {
+            "SELECT r.id, r.kind, r.display_name FROM memberships m
+             JOIN resources r ON r.pk = m.group_pk WHERE m.member_pk = ?1 ORDER BY r.pk"
+        }
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([pk], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (id, kind, display) = r?;
+        out.push(Reference {
+            id,
+            kind: parse_kind(&kind)?,
+            display,
+        });
+    }
+    Ok(out)
 }
 
 fn token_row(r: &rusqlite::Row) -> rusqlite::Result<TokenRecord> {

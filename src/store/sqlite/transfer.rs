@@ -1,0 +1,187 @@
+//! Export and import (`scimlite export` / `import`): reading every resource in one snapshot,
+//! and storing resources with the ids, meta and members they carry.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{conflict, into_resource, kind_str, references_of, search_columns, set_members};
+use super::{ExportFn, ImportOutcome, ImportResource, StoreError};
+use crate::scim::resource::Meta;
+use crate::scim::ResourceKind;
+use crate::store::now_rfc3339;
+
+/// Runs inside one read transaction, so the export is one consistent snapshot even while a
+/// server keeps writing.
+pub(super) fn export(
+    conn: &Connection,
+    tenant: Option<&str>,
+    each: &mut ExportFn<'_>,
+) -> Result<(), StoreError> {
+    let tenants: Vec<String> = match tenant {
+        Some(t) => {
+            let known: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM tenants WHERE name = ?1)",
+                [t],
+                |r| r.get(0),
+            )?;
+            if !known {
+                return Err(StoreError::InvalidReference(format!(
+                    "no tenant named \"{t}\""
+                )));
+            }
+            vec![t.to_string()]
+        }
+        None => {
+            let mut stmt = conn.prepare("SELECT name FROM tenants ORDER BY name")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        }
+    };
+    let mut stmt = conn.prepare(
+        "SELECT pk, id, kind, doc, created, last_modified, version FROM resources
+         WHERE tenant = ?1 AND kind = ?2 ORDER BY pk",
+    )?;
+    for t in &tenants {
+        // Users first, then Groups, each in creation order: a fresh database that imports
+        // them in this order lists them, and their members, in the same order.
+        for kind in [ResourceKind::User, ResourceKind::Group] {
+            let mut rows = stmt.query(params![t, kind_str(kind)])?;
+            while let Some(row) = rows.next()? {
+                let pk: i64 = row.get(0)?;
+                let resource = into_resource((
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    Meta {
+                        created: row.get(4)?,
+                        last_modified: row.get(5)?,
+                        version: row.get(6)?,
+                    },
+                ))?;
+                let refs = references_of(conn, kind, pk)?;
+                each(t, &resource, &refs)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs inside one write transaction. First every resource's row (so Groups may name members
+/// that come later in the batch), then every Group's members. `failed_at` names the resource
+/// an error came from.
+pub(super) fn import(
+    tx: &Connection,
+    batch: &[ImportResource],
+    failed_at: &mut Option<usize>,
+) -> Result<Vec<ImportOutcome>, StoreError> {
+    let now = now_rfc3339();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut pks = Vec::with_capacity(batch.len());
+    for (i, item) in batch.iter().enumerate() {
+        *failed_at = Some(i);
+        let (pk, outcome) = upsert(tx, item, &now)?;
+        pks.push(pk);
+        outcomes.push(outcome);
+    }
+    for (i, item) in batch.iter().enumerate() {
+        if item.kind != ResourceKind::Group {
+            continue;
+        }
+        *failed_at = Some(i);
+        let changed = set_members(tx, &item.tenant, pks[i], &item.id, &item.members)?;
+        if changed > 0 && outcomes[i] == ImportOutcome::Unchanged {
+            outcomes[i] = ImportOutcome::Updated;
+        }
+    }
+    *failed_at = None;
+    Ok(outcomes)
+}
+
+/// Inserts or overwrites one resource's row; returns its pk and whether anything changed
+/// (members aside).
+fn upsert(
+    tx: &Connection,
+    item: &ImportResource,
+    now: &str,
+) -> Result<(i64, ImportOutcome), StoreError> {
+    if item.kind == ResourceKind::User && !item.members.is_empty() {
+        return Err(StoreError::InvalidReference("a User has no members".into()));
+    }
+    tx.execute(
+        "INSERT OR IGNORE INTO tenants (name, created) VALUES (?1, ?2)",
+        params![item.tenant, now],
+    )?;
+    let doc_text =
+        serde_json::to_string(&item.doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let (user_name, display_name, external_id) = search_columns(item.kind, &item.doc);
+    let existing: Option<(i64, String, String, Meta)> = tx
+        .query_row(
+            "SELECT pk, kind, doc, created, last_modified, version FROM resources
+             WHERE tenant = ?1 AND id = ?2",
+            params![item.tenant, item.id],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    Meta {
+                        created: r.get(3)?,
+                        last_modified: r.get(4)?,
+                        version: r.get(5)?,
+                    },
+                ))
+            },
+        )
+        .optional()?;
+    match existing {
+        None => {
+            // Passwords are never exported, so an imported User has none until its IdP sets one.
+            tx.execute(
+                "INSERT INTO resources (tenant, kind, id, user_name, display_name, external_id, doc, password_hash, created, last_modified, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10)",
+                params![
+                    item.tenant,
+                    kind_str(item.kind),
+                    item.id,
+                    user_name,
+                    display_name,
+                    external_id,
+                    doc_text,
+                    item.meta.created,
+                    item.meta.last_modified,
+                    item.meta.version
+                ],
+            )
+            .map_err(conflict(item.kind, &item.doc))?;
+            Ok((tx.last_insert_rowid(), ImportOutcome::Created))
+        }
+        Some((_, kind, _, _)) if kind != kind_str(item.kind) => {
+            Err(StoreError::InvalidReference(format!(
+                "id \"{}\" is a {kind} in the database, not a {}",
+                item.id,
+                item.kind.name()
+            )))
+        }
+        Some((pk, _, old_doc, old_meta)) => {
+            if old_doc == doc_text && old_meta == item.meta {
+                return Ok((pk, ImportOutcome::Unchanged));
+            }
+            // The password hash stays: the export never carries it.
+            tx.execute(
+                "UPDATE resources SET user_name = ?1, display_name = ?2, external_id = ?3, doc = ?4,
+                 created = ?5, last_modified = ?6, version = ?7 WHERE pk = ?8",
+                params![
+                    user_name,
+                    display_name,
+                    external_id,
+                    doc_text,
+                    item.meta.created,
+                    item.meta.last_modified,
+                    item.meta.version,
+                    pk
+                ],
+            )
+            .map_err(conflict(item.kind, &item.doc))?;
+            Ok((pk, ImportOutcome::Updated))
+        }
+    }
+}
