@@ -1,0 +1,309 @@
+//! What this machine can do, measured by the same tool in the same run (perf.md §4):
+//! bare rusqlite durable commits and indexed point lookups, and a hello-world on scimlite's
+//! HTTP stack driven by the same client at the same concurrency.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::client::{for_duration, round3, Lat, Rng, Stats};
+
+pub struct CeilingParams {
+    pub duration: Duration,
+    pub concurrency: usize,
+    /// Size of the hello-world body: that of a typical user GET.
+    pub payload_bytes: usize,
+    /// Rows in the lookup table.
+    pub rows: usize,
+    /// scimlite's request workers and connection threads (`min_threads`).
+    pub workers: usize,
+    pub http_threads: usize,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Ceilings {
+    /// One row per durable commit (WAL, synchronous=FULL), 1 KB rows, three B-trees.
+    pub commit_per_s: f64,
+    pub commit: Lat,
+    /// Membership rows, 100 per durable commit.
+    pub member_rows_per_s: f64,
+    /// Point lookups by an indexed, case-insensitive user_name, one thread.
+    pub lookup_per_s: f64,
+    /// Hello-world requests per second at the run's concurrency.
+    pub hello_per_s: f64,
+    pub hello: Lat,
+    pub hello_errors: u64,
+    pub hello_messages: Vec<String>,
+    pub payload_bytes: usize,
+    pub concurrency: usize,
+}
+
+impl Ceilings {
+    pub fn json(&self) -> Value {
+        json!({
+            "insert_1row_txn_sync_full_per_s": self.commit_per_s.round(),
+            "insert_1row_txn_sync_full": self.commit.json(),
+            "members_100_per_txn_sync_full_rows_per_s": self.member_rows_per_s.round(),
+            "lookup_by_user_name_1thr_per_s": self.lookup_per_s.round(),
+            "hello_per_s": self.hello_per_s.round(),
+            "hello": self.hello.json(),
+            "hello_errors": self.hello_errors,
+            "hello_payload_bytes": self.payload_bytes,
+            "concurrency": self.concurrency,
+        })
+    }
+}
+
+fn db_err(e: rusqlite::Error) -> String {
+    format!("raw SQLite: {e}")
+}
+
+/// About 1 KB, the size of a stored user.
+fn row_doc(i: usize) -> String {
+    let mut s = format!("{{\"userName\":\"raw{i}@example.com\",\"pad\":\"");
+    while s.len() < 1000 {
+        s.push('x');
+    }
+    s.push_str("\"}");
+    s
+}
+
+pub fn measure(p: &CeilingParams) -> Result<Ceilings, String> {
+    let mut c = sqlite(p)?;
+    hello(p, &mut c)?;
+    Ok(c)
+}
+
+fn sqlite(p: &CeilingParams) -> Result<Ceilings, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    let mut conn = rusqlite::Connection::open(dir.path().join("raw.db")).map_err(db_err)?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .map_err(db_err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(db_err)?;
+    conn.execute_batch(
+        "CREATE TABLE users (pk INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+             user_name TEXT NOT NULL UNIQUE COLLATE NOCASE, data TEXT NOT NULL);
+         CREATE TABLE members (group_pk INTEGER NOT NULL, member_pk INTEGER NOT NULL,
+             PRIMARY KEY (group_pk, member_pk)) WITHOUT ROWID;",
+    )
+    .map_err(db_err)?;
+    let mut out = Ceilings::default();
+
+    // One durable commit per row (autocommit: each INSERT is its own transaction).
+    let mut n = 0usize;
+    let mut lat = Vec::new();
+    {
+        let mut insert = conn
+            .prepare("INSERT INTO users (id, user_name, data) VALUES (?1, ?2, ?3)")
+            .map_err(db_err)?;
+        let started = Instant::now();
+        while started.elapsed() < p.duration {
+            let t = Instant::now();
+            insert
+                .execute((
+                    format!("{:032x}", n),
+                    format!("raw{n}@example.com"),
+                    row_doc(n),
+                ))
+                .map_err(db_err)?;
+            lat.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+            n += 1;
+        }
+        out.commit_per_s = n as f64 / started.elapsed().as_secs_f64();
+    }
+    out.commit = Lat::of(&mut lat);
+
+    // Membership rows, 100 per durable transaction.
+    let mut rows = 0u64;
+    let started = Instant::now();
+    let mut group = 0i64;
+    while started.elapsed() < p.duration {
+        group += 1;
+        let tx = conn.transaction().map_err(db_err)?;
+        {
+            let mut add = tx
+                .prepare_cached("INSERT INTO members (group_pk, member_pk) VALUES (?1, ?2)")
+                .map_err(db_err)?;
+            for m in 0..100i64 {
+                add.execute((group, m)).map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        rows += 100;
+    }
+    out.member_rows_per_s = rows as f64 / started.elapsed().as_secs_f64();
+
+    // Fill up to `rows` rows (one transaction), then indexed point lookups.
+    let total = n.max(p.rows).max(1);
+    if n < total {
+        let tx = conn.transaction().map_err(db_err)?;
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT INTO users (id, user_name, data) VALUES (?1, ?2, ?3)")
+                .map_err(db_err)?;
+            for i in n..total {
+                insert
+                    .execute((
+                        format!("{:032x}", i),
+                        format!("raw{i}@example.com"),
+                        row_doc(i),
+                    ))
+                    .map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)?;
+    }
+    let mut lookup = conn
+        .prepare("SELECT data FROM users WHERE user_name = ?1")
+        .map_err(db_err)?;
+    let mut rng = Rng::new(p.seed);
+    let mut found = 0u64;
+    let mut done = 0u64;
+    let started = Instant::now();
+    while started.elapsed() < p.duration {
+        let i = rng.below(total);
+        let name = format!("RAW{i}@example.com");
+        let hit: Option<String> = lookup
+            .query_row([name], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                other => Err(other),
+            })
+            .map_err(db_err)?;
+        found += u64::from(hit.is_some());
+        done += 1;
+    }
+    out.lookup_per_s = done as f64 / started.elapsed().as_secs_f64();
+    if found != done {
+        return Err(format!(
+            "raw SQLite: {} of {done} lookups found nothing",
+            done - found
+        ));
+    }
+    Ok(out)
+}
+
+/// The same listener setup as scimlite's `src/http/adapter.rs`: socket2, TCP_NODELAY set on
+/// the listener (accepted sockets inherit it), backlog 1024.
+fn bind() -> std::io::Result<std::net::TcpListener> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+fn hello(p: &CeilingParams, out: &mut Ceilings) -> Result<(), String> {
+    let listener = bind().map_err(|e| format!("hello-world listener: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("hello-world listener: {e}"))?;
+    let config = tiny_http::ServerConfig {
+        addr: tiny_http::ConfigListenAddr::IP(vec![addr]),
+        ssl: None,
+        min_threads: Some(p.http_threads),
+        max_threads: None,
+    };
+    let server =
+        tiny_http::Server::from_listener(listener, tiny_http::ListenAddr::from(addr), config)
+            .map_err(|e| format!("hello-world server: {e}"))?;
+    let server = Arc::new(server);
+    let stop = Arc::new(AtomicBool::new(false));
+    let payload: Arc<Vec<u8>> = Arc::new({
+        let mut body = b"{\"hello\":\"".to_vec();
+        body.resize(p.payload_bytes.saturating_sub(2).max(body.len()), b'x');
+        body.extend_from_slice(b"\"}");
+        body
+    });
+    let workers: Vec<_> = (0..p.workers.max(1))
+        .map(|_| {
+            let (server, stop, payload) = (server.clone(), stop.clone(), payload.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(Ok(Some(rq))) = server.recv_timeout(Duration::from_millis(100)) {
+                        let mut resp = tiny_http::Response::from_data(payload.as_slice());
+                        for (k, v) in [
+                            ("Content-Type", "application/scim+json"),
+                            ("ETag", "W/\"0123456789abcdef\""),
+                        ] {
+                            if let Ok(h) = tiny_http::Header::from_bytes(k, v) {
+                                resp.add_header(h);
+                            }
+                        }
+                        let _ = rq.respond(resp);
+                    }
+                }
+            })
+        })
+        .collect();
+    let base = format!("http://{addr}");
+    let expected_len = payload.len();
+    let started = Instant::now();
+    let st: Stats = for_duration(
+        &base,
+        None,
+        p.concurrency,
+        p.duration,
+        p.seed,
+        |c, st, _| {
+            if let Some(r) = c.timed(st, "hello", "GET", "/hello", None, &[200]) {
+                if r.body.len() != expected_len {
+                    st.error(format!(
+                        "hello-world body of {} bytes, expected {expected_len}",
+                        r.body.len()
+                    ));
+                }
+            }
+        },
+    );
+    let wall = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    drop(server);
+    // The accept thread notices the drop on its next connection.
+    let _ = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+    out.hello_per_s = st.requests as f64 / wall;
+    out.hello = st.summary(None);
+    out.hello_errors = st.errors;
+    out.hello_messages = st.messages;
+    out.payload_bytes = expected_len;
+    out.concurrency = p.concurrency;
+    Ok(())
+}
+
+pub fn print(c: &Ceilings) {
+    println!();
+    println!("ceilings (this machine, this run)");
+    println!(
+        "  raw SQLite insert, 1 row per durable commit (WAL, FULL): {:>10.0} /s   p50 {:.3} ms  p99 {:.3} ms",
+        c.commit_per_s, c.commit.p50_ms, c.commit.p99_ms
+    );
+    println!(
+        "  raw SQLite membership rows, 100 per durable commit:      {:>10.0} rows/s",
+        c.member_rows_per_s
+    );
+    println!(
+        "  raw SQLite point lookup by user_name, 1 thread:          {:>10.0} /s",
+        c.lookup_per_s
+    );
+    println!(
+        "  tiny_http_fork hello-world, {} B body, c={}:           {:>10.0} req/s p50 {:.3} ms  p99 {:.3} ms  errors {}",
+        c.payload_bytes,
+        c.concurrency,
+        c.hello_per_s,
+        round3(c.hello.p50_ms),
+        round3(c.hello.p99_ms),
+        c.hello_errors
+    );
+}

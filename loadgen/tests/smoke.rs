@@ -1,0 +1,74 @@
+//! CI smoke run: every phase of the generator, ceilings included, in a tiny configuration
+//! against an in-process scimlite; zero errors and every check passed.
+
+use std::time::{Duration, Instant};
+
+use scimlite_load::target::{Mode, ServerSettings};
+use scimlite_load::workload::Params;
+use scimlite_load::{run, Options, PHASES};
+
+#[test]
+fn tiny_w1_runs_every_phase_without_errors() {
+    let started = Instant::now();
+    let report = run(Options {
+        params: Params {
+            users: 30,
+            groups: 3,
+            group_size: 5,
+            big_group: 20,
+            batch: 7,
+            concurrency: 2,
+            steady: 60,
+            seed: 42,
+            prefix: "smoke".into(),
+            micro_sizes: vec![10, 20, 40],
+            micro_rounds: 5,
+            duration: Duration::from_millis(200),
+        },
+        mode: Mode::InProcess,
+        server: ServerSettings {
+            pbkdf2_rounds: 1000,
+            synchronous: "full".into(),
+        },
+        phases: PHASES.iter().map(|p| p.to_string()).collect(),
+        print: false,
+    })
+    .unwrap_or_else(|e| panic!("the run failed: {e}"));
+    let json = report.json.to_string();
+    assert_eq!(report.errors(), 0, "{json}");
+    for phase in [
+        "sync",
+        "groups",
+        "members",
+        "steady",
+        "list",
+        "micro-setup",
+        "micro",
+        "delete",
+    ] {
+        let p = report
+            .phases
+            .iter()
+            .find(|p| p.name == phase)
+            .unwrap_or_else(|| panic!("no {phase} phase: {json}"));
+        assert!(p.stats.requests > 0, "{phase} sent nothing: {json}");
+    }
+    assert!(report.checks.len() >= 7, "{json}");
+    assert!(report.checks.iter().all(|c| c.ok), "{json}");
+    let v = &report.json;
+    assert_eq!(v["phases"]["sync"]["units"], 30.0, "{json}");
+    assert_eq!(v["phases"]["members"]["units"], 20.0 + 2.0 * 5.0, "{json}");
+    // list runs before micro, so it pages through the 30 W1 users.
+    assert_eq!(v["phases"]["list"]["units"], 30.0, "{json}");
+    let ceilings = report.ceilings.as_ref().expect("ceilings ran");
+    assert!(ceilings.commit_per_s > 0.0 && ceilings.hello_per_s > 0.0);
+    assert!(ceilings.payload_bytes > 600, "{json}");
+    assert!(report.cold_start_ms.is_some() && report.restart_ms.is_some());
+    assert!(report.memory.is_some());
+    // Every target has a value in a run with every phase.
+    assert!(report.targets.iter().all(|t| t.value.is_some()), "{json}");
+    // The JSON line parses back.
+    let back: serde_json::Value = serde_json::from_str(&json).expect("JSON line");
+    assert_eq!(back["errors"], 0);
+    eprintln!("smoke run took {:?}", started.elapsed());
+}
