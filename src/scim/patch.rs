@@ -449,7 +449,7 @@ impl Work<'_> {
             return Ok(());
         }
         let obj = value.and_then(Value::as_object).ok_or_else(|| {
-            ScimError::invalid_syntax(format!("the value for \"{urn}\" must be a JSON object"))
+            ScimError::invalid_value(format!("the value for \"{urn}\" must be a JSON object"))
         })?;
         if op == OpKind::Replace {
             // A replace of the whole extension replaces it; absent attributes go.
@@ -861,7 +861,7 @@ impl Work<'_> {
                 Some(single @ Value::Object(_)) => {
                     resource::parse_members(&Value::Array(vec![single.clone()]))
                 }
-                Some(_) => Err(ScimError::invalid_syntax(
+                Some(_) => Err(ScimError::invalid_value(
                     "\"members\" must be an array of {\"value\": id} objects",
                 )),
             }
@@ -1183,6 +1183,21 @@ mod tests {
             .map(|_| json!({"op": "add", "path": "title", "value": "x"}))
             .collect();
         assert_eq!(parse(&body(json!(many)), &mut q).unwrap_err().status, 413);
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_invalid_value() {
+        // RFC 7644 §3.12: a value "not compatible with the ... attribute type" is invalidValue,
+        // whether the attribute wants a scalar, an object or an array.
+        for r in [
+            group(json!([{"op": "add", "path": "members", "value": "u1"}])),
+            group(json!([{"op": "replace", "path": "members", "value": 5}])),
+            user(json!([{"op": "add", "path": ENTERPRISE_URN, "value": "Sales"}])),
+            user(json!([{"op": "replace", "path": "name", "value": ["x"]}])),
+            user(json!([{"op": "add", "path": "emails", "value": 5}])),
+        ] {
+            assert_eq!(err(r).scim_type, Some(ScimType::InvalidValue));
+        }
     }
 
     #[test]

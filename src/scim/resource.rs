@@ -36,6 +36,9 @@ impl ValidResource {
 /// Validates a POST or PUT body (RFC 7644 §3.3, §3.5.1). Read-only attributes (`id`, `meta`,
 /// `groups`, member `display`) are ignored, `null` means absent (Entra sends nulls, entra.md
 /// Q14), attribute names are matched case-insensitively and stored with their canonical case.
+/// Errors (RFC 7644 §3.12): a body that is not an object, or names an unknown attribute, is
+/// `invalidSyntax`; a value of the wrong type (a string where an array or object belongs, or
+/// the reverse), a missing required value or an unsupported schema is `invalidValue`.
 pub fn validate(kind: ResourceKind, body: &Value) -> Result<ValidResource, ScimError> {
     let obj = body
         .as_object()
@@ -60,7 +63,7 @@ pub fn validate(kind: ResourceKind, body: &Value) -> Result<ValidResource, ScimE
         }
         if kind == ResourceKind::User && key.eq_ignore_ascii_case(ENTERPRISE_URN) {
             let ext = value.as_object().ok_or_else(|| {
-                ScimError::invalid_syntax(format!("\"{ENTERPRISE_URN}\" must be a JSON object"))
+                ScimError::invalid_value(format!("\"{ENTERPRISE_URN}\" must be a JSON object"))
             })?;
             let mut ext_doc = Map::new();
             for (k, v) in ext {
@@ -131,12 +134,12 @@ fn check_schemas(kind: ResourceKind, obj: &Map<String, Value>) -> Result<(), Sci
     };
     let list = schemas
         .as_array()
-        .ok_or_else(|| ScimError::invalid_syntax("\"schemas\" must be an array of URNs"))?;
+        .ok_or_else(|| ScimError::invalid_value("\"schemas\" must be an array of URNs"))?;
     let mut has_core = false;
     for urn in list {
         let urn = urn
             .as_str()
-            .ok_or_else(|| ScimError::invalid_syntax("\"schemas\" must be an array of URNs"))?;
+            .ok_or_else(|| ScimError::invalid_value("\"schemas\" must be an array of URNs"))?;
         if urn.eq_ignore_ascii_case(kind.core_urn()) {
             has_core = true;
         } else if (kind == ResourceKind::User && urn.eq_ignore_ascii_case(ENTERPRISE_URN))
@@ -176,7 +179,7 @@ fn check_value(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value>
     if def.multi {
         let items = value
             .as_array()
-            .ok_or_else(|| ScimError::invalid_syntax(format!("\"{path}\" must be an array")))?;
+            .ok_or_else(|| ScimError::invalid_value(format!("\"{path}\" must be an array")))?;
         let mut out = Vec::with_capacity(items.len());
         let mut primaries = 0;
         for item in items {
@@ -209,7 +212,9 @@ fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value
                         "unknown sub-attribute \"{k}\" of \"{path}\""
                     ))
                 })?;
-                if sub.mutability == Mutability::ReadOnly {
+                // RFC 7643 §2.5: null is unassigned, inside a complex value as at the top
+                // level (and as PATCH's merge treats it).
+                if sub.mutability == Mutability::ReadOnly || v.is_null() {
                     continue;
                 }
                 let sub_path = format!("{path}.{}", sub.name);
@@ -262,12 +267,12 @@ fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value
 pub fn parse_members(value: &Value) -> Result<Vec<MemberInput>, ScimError> {
     let items = value
         .as_array()
-        .ok_or_else(|| ScimError::invalid_syntax("\"members\" must be an array"))?;
+        .ok_or_else(|| ScimError::invalid_value("\"members\" must be an array"))?;
     let mut out: Vec<MemberInput> = Vec::with_capacity(items.len());
     for item in items {
         let obj = item
             .as_object()
-            .ok_or_else(|| ScimError::invalid_syntax("each member must be a JSON object"))?;
+            .ok_or_else(|| ScimError::invalid_value("each member must be a JSON object"))?;
         let mut member_value = None;
         let mut kind = None;
         for (k, v) in obj {
@@ -465,6 +470,64 @@ mod tests {
         assert!(user(json!({"userName":"   "})).is_err());
         assert!(user(json!([1])).is_err());
         assert!(user(json!({"userName":"a".repeat(MAX_STRING_LEN + 1)})).is_err());
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_invalid_value_an_unknown_name_invalid_syntax() {
+        use crate::scim::ScimType::{InvalidSyntax, InvalidValue};
+        let group = |v: Value| validate(ResourceKind::Group, &v);
+        for (r, t) in [
+            (user(json!({"userName":"a","emails":"a@x"})), InvalidValue),
+            (
+                user(json!({"userName":"a","emails":{"value":"a@x"}})),
+                InvalidValue,
+            ),
+            (user(json!({"userName":"a","roles":true})), InvalidValue),
+            (user(json!({"userName":"a","name":[]})), InvalidValue),
+            (
+                user(json!({"userName":"a","schemas":crate::scim::USER_URN})),
+                InvalidValue,
+            ),
+            (user(json!({"userName":"a","schemas":[5]})), InvalidValue),
+            (
+                user(json!({"userName":"a",ENTERPRISE_URN:"x"})),
+                InvalidValue,
+            ),
+            (
+                group(json!({"displayName":"g","members":{"value":"u"}})),
+                InvalidValue,
+            ),
+            (
+                group(json!({"displayName":"g","members":["u"]})),
+                InvalidValue,
+            ),
+            (user(json!({"userName":"a","bogus":1})), InvalidSyntax),
+            (
+                user(json!({"userName":"a","name":{"nick":"x"}})),
+                InvalidSyntax,
+            ),
+            (user(json!([])), InvalidSyntax),
+        ] {
+            assert_eq!(r.map(|_| ()).map_err(|e| e.scim_type), Err(Some(t)));
+        }
+    }
+
+    #[test]
+    fn null_sub_attributes_are_unassigned() {
+        let r = user(
+            json!({"userName":"a","name":{"givenName":"g","middleName":null},
+            "emails":[{"value":"a@x","display":null}],
+            ENTERPRISE_URN:{"manager":{"value":"m","$ref":null}}}),
+        )
+        .unwrap();
+        assert_eq!(r.doc["name"], json!({"givenName":"g"}));
+        assert_eq!(r.doc["emails"], json!([{"value":"a@x"}]));
+        assert_eq!(r.doc[ENTERPRISE_URN]["manager"], json!({"value":"m"}));
+        // A complex value of nothing but nulls is itself unassigned.
+        let r = user(json!({"userName":"a","name":{"givenName":null}})).unwrap();
+        assert!(!r.doc.contains_key("name"));
+        // Unknown sub-attributes are still refused, null or not.
+        assert!(user(json!({"userName":"a","name":{"nick":null}})).is_err());
     }
 
     #[test]
