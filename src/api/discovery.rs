@@ -5,6 +5,15 @@ use crate::http::Response;
 use crate::scim::{discovery, list, schema, ScimError};
 
 pub fn serve(app: &App, ctx: &Ctx, segs: &[&str]) -> Result<Response, ScimError> {
+    // RFC 7644 §4: these endpoints ignore filtering, so a client sending a filter must not be
+    // led to think its conditions were applied.
+    if ctx.param("filter").is_some() {
+        return Err(ScimError::new(
+            403,
+            None,
+            "the discovery endpoints do not support filtering (RFC 7644 section 4)",
+        ));
+    }
     let base = &ctx.base;
     let doc = match segs {
         ["ServiceProviderConfig"] => discovery::service_provider_config(
