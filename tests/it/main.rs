@@ -7,6 +7,7 @@ mod common;
 mod crash;
 mod filters;
 mod flows;
+mod fuzz_corpus;
 mod integrity;
 mod negative;
 mod ops;
