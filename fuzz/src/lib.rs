@@ -19,9 +19,12 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
+/// A target's body: takes the fuzzer's bytes, panics on a finding.
+pub type Check = fn(&[u8]);
+
 /// Every target by name (the name of its `fuzz/fuzz_targets/*.rs` binary and its corpus
 /// directory).
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Check); 6] = [
     ("filter", filter_parser),
     ("attr_path", attr_path),
     ("patch", patch_engine),
@@ -248,7 +251,7 @@ impl Choices<'_> {
             "value",
             "members",
         ];
-        if self.byte() % 4 == 0 {
+        if self.byte().is_multiple_of(4) {
             self.text()
         } else {
             (*self.pick(&WORDS)).to_string()
@@ -297,7 +300,7 @@ impl Choices<'_> {
             "urn:bogus:x",
             "photos",
         ];
-        if self.byte() % 8 == 0 {
+        if self.byte().is_multiple_of(8) {
             self.text()
         } else {
             (*self.pick(&KEYS)).to_string()
@@ -311,7 +314,7 @@ impl Choices<'_> {
         };
         match choice {
             0 => Value::Null,
-            1 => Value::Bool(self.byte() % 2 == 0),
+            1 => Value::Bool(self.byte().is_multiple_of(2)),
             2 => json!(i64::from(self.byte() as i8)),
             3 => json!(f64::from(self.byte()) / 7.0),
             4 => Value::String(self.string()),
@@ -402,7 +405,7 @@ pub fn patch_engine(data: &[u8]) {
                 if let Some(p) = c.path() {
                     op.insert("path".into(), json!(p));
                 }
-                if c.byte() % 5 != 0 {
+                if !c.byte().is_multiple_of(5) {
                     let v = c.value(0);
                     op.insert("value".into(), v);
                 }

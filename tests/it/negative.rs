@@ -1025,7 +1025,10 @@ fn mismatch(r: &Reply, status: u16, scim_type: Option<&str>) -> Option<String> {
         (v["schemas"] != json!(["urn:ietf:params:scim:api:messages:2.0:Error"]))
             .then(|| "no Error schema".to_string()),
         (v["status"] != json!(status.to_string())).then(|| "body status".to_string()),
-        (!v["detail"].as_str().is_some_and(|d| !d.is_empty())).then(|| "no detail".to_string()),
+        v["detail"]
+            .as_str()
+            .is_none_or(str::is_empty)
+            .then(|| "no detail".to_string()),
         (v.get("scimType").and_then(Value::as_str) != scim_type)
             .then(|| format!("scimType {:?}", v.get("scimType"))),
     ];
