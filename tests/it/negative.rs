@@ -7,6 +7,8 @@
 
 use serde_json::{json, Value};
 
+use scimlite::scim::schema::{self, AttrType, Mutability};
+
 use crate::common::{send, Reply, TestServer};
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -270,6 +272,55 @@ fn cases() -> Vec<Case> {
             400,
             value,
         ));
+    }
+
+    // And systematically: every writable attribute of every schema, given a value of a type it
+    // never takes, on POST and PATCH.
+    for (endpoint, defs, urn) in [
+        ("Users", &schema::USER[..], None),
+        ("Users", &schema::ENTERPRISE_USER[..], Some(ENTERPRISE)),
+        ("Groups", &schema::GROUP[..], None),
+    ] {
+        for def in defs.iter().filter(|d| d.mutability != Mutability::ReadOnly) {
+            let bad = match (def.multi, def.ty) {
+                (true, _) | (false, AttrType::Complex) => json!(7),
+                (false, AttrType::Boolean) => json!([true]),
+                (false, _) => json!({"value": "x"}),
+            };
+            let mut body = match endpoint {
+                "Users" => json!({"schemas": [USER, ENTERPRISE], "userName": "new.user"}),
+                _ => json!({"schemas": [GROUP], "displayName": "New Group"}),
+            };
+            match urn {
+                Some(u) => body[u] = json!({def.name: bad}),
+                None => body[def.name] = bad.clone(),
+            }
+            let name = match urn {
+                Some(u) => format!("{u}:{}", def.name),
+                None => def.name.to_string(),
+            };
+            cases.push(json_case(
+                format!("POST /{endpoint}: {name} = {bad}"),
+                "POST",
+                &format!("/{endpoint}"),
+                body,
+                400,
+                value,
+            ));
+            let id = if endpoint == "Users" {
+                "{uid}"
+            } else {
+                "{gid}"
+            };
+            cases.push(json_case(
+                format!("PATCH /{endpoint}: replace {name} with {bad}"),
+                "PATCH",
+                &format!("/{endpoint}/{id}"),
+                patch(json!([{"op": "replace", "path": name, "value": bad}])),
+                400,
+                value,
+            ));
+        }
     }
 
     // Unknown attributes and schemas.
@@ -1110,6 +1161,7 @@ fn every_wrong_request_gets_its_scim_error_and_changes_nothing() {
     let before = snapshot(&s, &uid, &gid);
     let mut wrong = Vec::new();
     let all = cases();
+    eprintln!("{} negative cases", all.len());
     for c in &all {
         let r = send_case(&s, &agent, c, &uid, &gid);
         if let Some(why) = mismatch(&r, c.status, c.scim_type) {
