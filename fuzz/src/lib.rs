@@ -10,11 +10,13 @@
 use scimlite::http::query;
 use scimlite::scim::bulk;
 use scimlite::scim::filter;
-use scimlite::scim::list::ListQuery;
+use scimlite::scim::list::{ListQuery, Page};
 use scimlite::scim::patch::{self, Quirks};
 use scimlite::scim::projection::Projection;
 use scimlite::scim::resource::{self, Meta};
 use scimlite::scim::{ResourceKind, ScimType, ENTERPRISE_URN};
+use scimlite::store::sqlite::Synchronous;
+use scimlite::store::{SqliteStore, Store, DEFAULT_TENANT};
 use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
@@ -24,8 +26,9 @@ pub type Check = fn(&[u8]);
 
 /// Every target by name (the name of its `fuzz/fuzz_targets/*.rs` binary and its corpus
 /// directory).
-pub const TARGETS: [(&str, Check); 6] = [
+pub const TARGETS: [(&str, Check); 7] = [
     ("filter", filter_parser),
+    ("filter_sql", filter_sql),
     ("attr_path", attr_path),
     ("patch", patch_engine),
     ("resource", resource_validation),
@@ -148,6 +151,128 @@ pub fn filter_parser(data: &[u8]) {
     }
     for (kind, res) in samples() {
         let _ = filter::matches(&f, *kind, res);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// filter → SQL
+
+/// A SQLite store with a few Users and Groups, and each resource as the API renders it.
+struct World {
+    dir: std::path::PathBuf,
+    store: SqliteStore,
+    rendered: Vec<(ResourceKind, String, Value)>,
+}
+
+static WORLD: OnceLock<World> = OnceLock::new();
+
+fn world() -> &'static World {
+    WORLD.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("scimlite-fuzz-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let store =
+            SqliteStore::open(&dir.join("fuzz.db"), Synchronous::Normal).expect("the store");
+        let create = |kind, body: Value| {
+            let res = resource::validate(kind, &body).expect("a valid sample");
+            store
+                .create(DEFAULT_TENANT, kind, &res, None)
+                .expect("created")
+                .id
+        };
+        let users: Vec<String> = [
+            json!({"userName": "Bjensen@Example.com", "externalId": "Ext-1",
+                   "name": {"familyName": "Jensen", "givenName": "Barbara", "middleName": ""},
+                   "displayName": "Ärger Jensen", "active": true, "title": "",
+                   "emails": [{"value": "bjensen@example.com", "type": "work", "primary": true},
+                              {"value": "babs@jensen.org", "type": "home"}],
+                   ENTERPRISE_URN: {"employeeNumber": "701984", "manager": {"value": "M1"}}}),
+            json!({"userName": "Émile", "externalId": "ext-1", "active": false,
+                   "emails": [{"value": "E@x.org", "type": "WORK"}], "title": "Boss"}),
+            json!({"userName": "a'%_\\\";--x", "displayName": "100% _sure_", "nickName": "O'Brien"}),
+            json!({"userName": "mi\u{212a}e", "x509Certificates": [{"value": "AAAA"}],
+                   "phoneNumbers": [{"value": "+1 555", "type": "mobile"}]}),
+        ]
+        .into_iter()
+        .map(|b| create(ResourceKind::User, b))
+        .collect();
+        let admins = create(
+            ResourceKind::Group,
+            json!({"displayName": "Admins", "members": [{"value": users[0]}, {"value": users[1]}]}),
+        );
+        create(
+            ResourceKind::Group,
+            json!({"displayName": "Ünits", "externalId": "G-1"}),
+        );
+        create(
+            ResourceKind::Group,
+            json!({"displayName": "all", "members": [{"value": admins}]}),
+        );
+        let mut rendered = Vec::new();
+        for kind in KINDS {
+            let (_, rows) = store
+                .list(DEFAULT_TENANT, kind, None, None, all_rows(), BASE)
+                .expect("listed");
+            for r in rows {
+                let refs = store
+                    .references(DEFAULT_TENANT, kind, &r.id)
+                    .expect("references");
+                let v = resource::render(kind, &r.id, &r.doc, &r.meta, Some(&refs), BASE);
+                rendered.push((kind, r.id, v));
+            }
+        }
+        World {
+            dir,
+            store,
+            rendered,
+        }
+    })
+}
+
+fn all_rows() -> Page {
+    Page {
+        start_index: 1,
+        count: 1000,
+    }
+}
+
+/// Removes the store `filter_sql` made, if it made one (the replay test calls this last).
+pub fn remove_world() {
+    if let Some(w) = WORLD.get() {
+        let _ = std::fs::remove_dir_all(&w.dir);
+    }
+}
+
+/// A filter that parses selects in SQL (`Store::list`) exactly the resources the in-memory
+/// evaluator (`filter::matches`) selects on their rendering, as `Store::list` promises, and
+/// the count agrees with the rows.
+pub fn filter_sql(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(f) = filter::parse(text) else {
+        return;
+    };
+    let w = world();
+    for kind in KINDS {
+        let (n, rows) = w
+            .store
+            .list(DEFAULT_TENANT, kind, Some(&f), None, all_rows(), BASE)
+            .unwrap_or_else(|e| panic!("{text:?} fails in SQL: {e}"));
+        assert_eq!(n as usize, rows.len(), "{text:?}: count and rows differ");
+        let sql: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let eval: Vec<&str> = w
+            .rendered
+            .iter()
+            .filter(|(k, _, v)| *k == kind && filter::matches(&f, kind, v))
+            .map(|(_, id, _)| id.as_str())
+            .collect();
+        assert_eq!(
+            sql,
+            eval,
+            "{text:?} on {}: SQL and evaluator differ",
+            kind.name()
+        );
     }
 }
 

@@ -28,4 +28,5 @@ fn every_saved_fuzz_input_replays_without_a_finding() {
             );
         }
     }
+    checks::remove_world();
 }
