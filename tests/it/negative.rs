@@ -1189,3 +1189,138 @@ fn every_wrong_request_gets_its_scim_error_and_changes_nothing() {
         wrong.join("\n")
     );
 }
+
+/// Inside a Bulk request each wrong operation fails on its own: the request is 200 and the
+/// operation's result carries its SCIM error (RFC 7644 §3.7.3), with nothing stored changed.
+#[test]
+fn every_wrong_bulk_operation_gets_its_scim_error_and_changes_nothing() {
+    let s = TestServer::start();
+    let user = s.post(
+        "/Users",
+        &json!({"schemas": [USER], "userName": "stored.user"}),
+    );
+    assert_eq!(user.status, 201, "{}", user.text);
+    let uid = user.json()["id"].as_str().unwrap().to_string();
+    let group = s.post(
+        "/Groups",
+        &json!({"schemas": [GROUP], "displayName": "Stored Group", "members": [{"value": uid}]}),
+    );
+    assert_eq!(group.status, 201, "{}", group.text);
+    let gid = group.json()["id"].as_str().unwrap().to_string();
+    let users = format!("/Users/{uid}");
+    let groups = format!("/Groups/{gid}");
+    // (operation, status, scimType)
+    let cases: Vec<(Value, u16, Option<&str>)> = vec![
+        (
+            json!({"method": "POST", "path": "/Users", "bulkId": "a", "data": {"userName": 5}}),
+            400,
+            Some("invalidValue"),
+        ),
+        (
+            json!({"method": "POST", "path": "/Users", "data": {"userName": "no.bulk.id"}}),
+            400,
+            Some("invalidValue"),
+        ),
+        (
+            json!({"method": "POST", "path": "/Users", "bulkId": "b",
+                   "data": {"userName": "x", "shoeSize": 9}}),
+            400,
+            Some("invalidSyntax"),
+        ),
+        (
+            json!({"method": "POST", "path": "/Users", "bulkId": "dup",
+                   "data": {"userName": "STORED.USER"}}),
+            409,
+            Some("uniqueness"),
+        ),
+        (
+            json!({"method": "PUT", "path": users,
+                   "data": {"userName": "stored.user", "active": {}}}),
+            400,
+            Some("invalidValue"),
+        ),
+        (
+            json!({"method": "PUT", "path": users, "version": "W/\"999\"",
+                   "data": {"userName": "stored.user", "title": "t"}}),
+            412,
+            None,
+        ),
+        (
+            json!({"method": "PATCH", "path": users, "data": patch(json!([
+                {"op": "replace", "path": "id", "value": "x"}]))}),
+            400,
+            Some("mutability"),
+        ),
+        (
+            json!({"method": "PATCH", "path": groups, "data": patch(json!([{"op": "remove"}]))}),
+            400,
+            Some("noTarget"),
+        ),
+        (
+            json!({"method": "PATCH", "path": users, "data": "not an object"}),
+            400,
+            Some("invalidSyntax"),
+        ),
+        (
+            json!({"method": "DELETE", "path": "/Users/no-such-id"}),
+            404,
+            None,
+        ),
+        (
+            json!({"method": "DELETE", "path": "/Users"}),
+            400,
+            Some("invalidValue"),
+        ),
+        (
+            json!({"method": "GET", "path": users}),
+            400,
+            Some("invalidValue"),
+        ),
+        (
+            json!({"method": "POST", "path": "/Bulk", "bulkId": "c", "data": {}}),
+            400,
+            Some("invalidValue"),
+        ),
+        (
+            json!({"method": "DELETE", "path": format!("{users}?x=1")}),
+            400,
+            Some("invalidValue"),
+        ),
+        (
+            json!({"method": "POST", "path": "/Groups", "bulkId": "g",
+                   "data": {"displayName": "G", "members": [{"value": "bulkId:nope"}]}}),
+            400,
+            Some("invalidValue"),
+        ),
+        (json!("an operation"), 400, Some("invalidSyntax")),
+    ];
+    let before = snapshot(&s, &uid, &gid);
+    let ops: Vec<Value> = cases.iter().map(|(op, _, _)| op.clone()).collect();
+    let r = s.post("/Bulk", &json!({"schemas": [BULK], "Operations": ops}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let results = r.json()["Operations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(results.len(), cases.len(), "{}", r.text);
+    for ((op, status, scim_type), result) in cases.iter().zip(&results) {
+        assert_eq!(
+            result["status"],
+            json!(status.to_string()),
+            "{op}: {result}"
+        );
+        let error = &result["response"];
+        assert_eq!(
+            error["schemas"],
+            json!(["urn:ietf:params:scim:api:messages:2.0:Error"]),
+            "{op}: {result}"
+        );
+        assert_eq!(error["status"], json!(status.to_string()), "{op}: {result}");
+        assert_eq!(
+            error.get("scimType").and_then(Value::as_str),
+            *scim_type,
+            "{op}: {result}"
+        );
+    }
+    assert_eq!(snapshot(&s, &uid, &gid), before);
+}
