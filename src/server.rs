@@ -77,7 +77,7 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     let quirks = Arc::new(QuirkCounter::default());
     let app = Arc::new(App {
         quirks: quirks.clone(),
-        auth: Authenticator::new(store.clone()),
+        auth: Authenticator::with_limits(store.clone(), config.auth_limits),
         store,
         sqlite,
         max_page_size: config.max_page_size,
