@@ -11,4 +11,5 @@ mod integrity;
 mod ops;
 mod patch;
 mod query;
+mod tenants;
 mod transport;
