@@ -710,3 +710,43 @@ fn a_database_from_before_scoped_tokens_opens_and_keeps_working() {
     assert!(version > 2, "migrated, at {version}");
     handle.shutdown();
 }
+
+/// Wrong secrets for a real token id, sent concurrently with the real token from several
+/// connections, never get in and never lock the real token out; with `failed_attempts = 0`
+/// nothing is rate-limited.
+#[test]
+fn concurrent_wrong_secrets_never_poison_the_cache() {
+    let s = TestServer::with_config("[auth]\nfailed_attempts = 0\n");
+    let id = s.token.split('_').nth(1).unwrap().to_string();
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let base = s.base.clone();
+            let valid = s.token.clone();
+            let id = id.clone();
+            std::thread::spawn(move || {
+                let agent = crate::common::agent(None);
+                let mut seen = Vec::new();
+                for i in 0..40 {
+                    let wrong = format!("scim_{id}_{:0>43}", format!("{t}x{i}"));
+                    for (token, expected) in [(&wrong, 401), (&valid, 200)] {
+                        let r = crate::common::send(
+                            &agent,
+                            "GET",
+                            &format!("{base}/Users?count=0"),
+                            &[("Authorization", &format!("Bearer {token}"))],
+                            None,
+                        );
+                        if r.status != expected {
+                            seen.push((token.clone(), r.status));
+                        }
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    for t in threads {
+        let unexpected = t.join().unwrap();
+        assert!(unexpected.is_empty(), "{unexpected:?}");
+    }
+}
