@@ -299,7 +299,15 @@ fn serve(config: &Config) -> ExitCode {
             return fail(format!("could not hand over the first token: {e}"));
         }
     }
-    // Announced only now, so whoever waits for this line finds the first token handed over.
+    let stop = match crate::server::catch_stop_signals() {
+        Ok(stop) => stop,
+        Err(e) => {
+            handle.shutdown();
+            return fail(format!("cannot handle signals: {e}"));
+        }
+    };
+    // Announced only now, so whoever waits for this line finds the first token handed over
+    // (and a SIGTERM right after it drains the server).
     log::info!(
         "serving SCIM on {}://{}{} ({} workers, database {})",
         if config.tls.is_some() {
@@ -317,7 +325,7 @@ fn serve(config: &Config) -> ExitCode {
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&format!("serving on {}", handle.local_addr())),
     ]);
-    match crate::server::run_until_signalled(handle) {
+    match crate::server::run_until(handle, &stop) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
