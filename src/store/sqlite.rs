@@ -897,7 +897,9 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let previous: Vec<String> = {
                 let mut stmt = tx.prepare(
-                    "SELECT id FROM tokens WHERE tenant = ?1 AND revoked IS NULL ORDER BY created, id",
+                    // rowid: creation order (the `created` text does not sort: its fraction
+                    // has no fixed width).
+                    "SELECT id FROM tokens WHERE tenant = ?1 AND revoked IS NULL ORDER BY rowid",
                 )?;
                 let rows = stmt.query_map([&t.tenant], |r| r.get(0))?;
                 rows.collect::<Result<_, _>>()?
@@ -925,7 +927,7 @@ impl Store for SqliteStore {
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare(&format!(
-                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE revoked IS NULL ORDER BY created, id"
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE revoked IS NULL ORDER BY rowid"
             ))?;
             let rows = stmt.query_map([], token_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
