@@ -312,6 +312,22 @@ impl SqliteStore {
     }
 }
 
+/// Creates a database at an older schema version — the first `version` migrations, exactly as
+/// the scimlite of that version ran them — for tests that upgrade an old database. The caller
+/// fills it as the old code would.
+#[doc(hidden)]
+pub fn create_at_schema_version(path: &Path, version: usize) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    for (i, sql) in MIGRATIONS.iter().take(version).enumerate() {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(conn)
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let latest = MIGRATIONS.len() as i64;
@@ -1113,14 +1129,7 @@ mod tests {
         let p = dir.path().join("old.db");
         let token = format!("scim_0123456789abcdef_{}", "s".repeat(43));
         {
-            let mut c = Connection::open(&p).unwrap();
-            for (i, sql) in MIGRATIONS[..2].iter().enumerate() {
-                let tx = c.transaction().unwrap();
-                tx.execute_batch(sql).unwrap();
-                tx.pragma_update(None, "user_version", i as i64 + 1)
-                    .unwrap();
-                tx.commit().unwrap();
-            }
+            let c = create_at_schema_version(&p, 2).unwrap();
             // The rows as the schema-2 code wrote them.
             c.execute(
                 "INSERT INTO tokens (id, tenant, name, hash, created) VALUES ('0123456789abcdef', 'default', 'okta', ?1, '2025-01-01T00:00:00.000Z')",

@@ -640,18 +640,36 @@ fn two_idps_provision_two_tenants_side_by_side() {
 }
 
 /// A database from before tenants and scoped tokens (schema version 2: tokens without scope
-/// or expiry) is migrated on start; its first-run token and its data keep working, in both
-/// URL forms. (`store::sqlite` tests the same from the historical schema-2 SQL.)
+/// or expiry), with a token and a user as that version wrote them, is migrated on start; the
+/// token and the data keep working, in both URL forms.
 #[test]
 fn a_database_from_before_scoped_tokens_opens_and_keeps_working() {
     let dir = tempfile::tempdir().unwrap();
     let config =
         scimlite::config::Config::from_file(&crate::common::write_config(dir.path(), "")).unwrap();
+    let token = format!("scim_0123456789abcdef_{}", "o".repeat(43));
+    {
+        let c = scimlite::store::sqlite::create_at_schema_version(&config.database, 2).unwrap();
+        c.execute(
+            "INSERT INTO tokens (id, tenant, name, hash, created)
+             VALUES ('0123456789abcdef', 'default', 'okta', ?1, '2025-01-01T00:00:00.000Z')",
+            [scimlite::auth::hash_secret(token.as_bytes(), 1000).unwrap()],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO resources (tenant, kind, id, user_name, doc, created, last_modified, version)
+             VALUES ('default', 'User', 'u1', 'alice', '{\"userName\":\"alice\"}',
+                     '2025-01-01T00:00:00.000Z', '2025-01-01T00:00:00.000Z', 1)",
+            [],
+        )
+        .unwrap();
+    }
     let handle = scimlite::start(&config).unwrap();
-    let token = handle.first_token.as_ref().unwrap().token.clone();
+    assert!(handle.first_token.is_none(), "the old token is still there");
+    let addr = handle.local_addr();
     let agent = crate::common::agent(None);
     let auth = format!("Bearer {token}");
-    let call = |addr: SocketAddr, method: &str, path: &str, body: Option<Value>| {
+    let call = |method: &str, path: &str, body: Option<Value>| {
         crate::common::send(
             &agent,
             method,
@@ -663,52 +681,31 @@ fn a_database_from_before_scoped_tokens_opens_and_keeps_working() {
             body.map(|b| b.to_string().into_bytes()),
         )
     };
-    let created = call(
-        handle.local_addr(),
-        "POST",
-        "/Users",
-        Some(user_body("alice")),
-    );
-    assert_eq!(created.status, 201);
-    handle.shutdown();
-
-    // Back to schema version 2, as an older scimlite left it.
-    let db = dir.path().join("test.db");
-    let c = rusqlite::Connection::open(&db).unwrap();
-    c.execute_batch(
-        "DROP INDEX tokens_tenant;
-         ALTER TABLE tokens DROP COLUMN scope;
-         ALTER TABLE tokens DROP COLUMN expires;
-         PRAGMA user_version = 2;",
-    )
-    .unwrap();
-    let columns: Vec<String> = c
-        .prepare("SELECT name FROM pragma_table_info('tokens')")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(!columns.iter().any(|c| c == "scope" || c == "expires"));
-    drop(c);
-
-    let handle = scimlite::start(&config).unwrap();
-    assert!(handle.first_token.is_none(), "the old token is still there");
-    let addr = handle.local_addr();
-    let list = call(addr, "GET", "/Users", None);
-    assert_eq!(list.status, 200, "{}", list.text);
-    assert_eq!(list.json()["totalResults"], 1);
-    assert_eq!(call(addr, "GET", "/default/Users", None).status, 200);
+    let alice = call("GET", "/Users/u1", None);
+    assert_eq!(alice.status, 200, "{}", alice.text);
+    assert_eq!(alice.json()["userName"], "alice");
     assert_eq!(
-        call(addr, "POST", "/default/Users", Some(user_body("bob"))).status,
+        call("GET", "/default/Users", None).json()["totalResults"],
+        1
+    );
+    assert_eq!(
+        call("POST", "/default/Users", Some(user_body("bob"))).status,
         201
     );
-    let version: i64 = rusqlite::Connection::open(&db)
-        .unwrap()
+    handle.shutdown();
+    let c = rusqlite::Connection::open(&config.database).unwrap();
+    let version: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert!(version > 2, "migrated, at {version}");
-    handle.shutdown();
+    let scope: String = c
+        .query_row(
+            "SELECT scope FROM tokens WHERE id = '0123456789abcdef'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(scope, "read-write");
 }
 
 /// Wrong secrets for a real token id, sent concurrently with the real token from several
