@@ -3,9 +3,11 @@
 //!
 //! A token reads `scim_<id>_<secret>`: the public id finds the row (no PBKDF2 for unknown ids),
 //! one PBKDF2 verification proves the secret, then `SHA-256(token)` is cached and later
-//! requests compare against it in constant time.
+//! requests compare against it in constant time. A token belongs to one tenant, may be
+//! read-only and may expire; failed attempts are rate-limited per client address (`limit`).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,13 @@ use pbkdf2::password_hash::{PasswordHasher, PasswordVerifier};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::store::{now_rfc3339, Store, StoreError, TokenRecord};
+use time::format_description::well_known::Rfc3339;
+
+mod limit;
+
+pub use limit::{FailureLimiter, Limits};
+
+use crate::store::{now_rfc3339, Store, StoreError, TokenRecord, TokenScope};
 
 /// RustCrypto's recommendation for PBKDF2-HMAC-SHA256 (deps.md §3).
 pub const DEFAULT_ROUNDS: u32 = 600_000;
@@ -70,11 +78,18 @@ pub struct NewToken {
     pub token: String,
 }
 
-/// Creates and stores a token for `tenant`.
-pub fn create_token(
-    store: &dyn Store,
+/// What a new token may do and until when.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenOptions {
+    pub scope: TokenScope,
+    /// RFC 3339 instant (see [`parse_expiry`]); `None`: never expires.
+    pub expires: Option<String>,
+}
+
+fn new_token(
     tenant: &str,
     name: &str,
+    options: &TokenOptions,
     rounds: u32,
 ) -> Result<NewToken, AuthError> {
     let id: String = random_bytes::<8>()?
@@ -90,9 +105,49 @@ pub fn create_token(
         hash: hash_secret(token.as_bytes(), rounds)?,
         created: now_rfc3339(),
         last_used: None,
+        scope: options.scope,
+        expires: options.expires.clone(),
     };
-    store.create_token(&record)?;
     Ok(NewToken { record, token })
+}
+
+/// Creates and stores a read-write token for `tenant` that never expires.
+pub fn create_token(
+    store: &dyn Store,
+    tenant: &str,
+    name: &str,
+    rounds: u32,
+) -> Result<NewToken, AuthError> {
+    create_scoped_token(store, tenant, name, &TokenOptions::default(), rounds)
+}
+
+/// Creates and stores a token for `tenant` (which must exist).
+pub fn create_scoped_token(
+    store: &dyn Store,
+    tenant: &str,
+    name: &str,
+    options: &TokenOptions,
+    rounds: u32,
+) -> Result<NewToken, AuthError> {
+    let t = new_token(tenant, name, options, rounds)?;
+    store.create_token(&t.record)?;
+    Ok(t)
+}
+
+/// Creates a token for `tenant` and revokes all its other tokens in one transaction: the old
+/// ones stop working on the next request, the new one works at once. Returns the new token and
+/// the revoked ids.
+pub fn rotate_token(
+    store: &dyn Store,
+    tenant: &str,
+    name: &str,
+    options: &TokenOptions,
+    rounds: u32,
+) -> Result<(NewToken, Vec<String>), AuthError> {
+    // PBKDF2 runs before the transaction, so the writer is held for two statements only.
+    let t = new_token(tenant, name, options, rounds)?;
+    let revoked = store.rotate_token(&t.record)?;
+    Ok((t, revoked))
 }
 
 /// Who a request authenticated as.
@@ -100,102 +155,200 @@ pub fn create_token(
 pub struct Principal {
     pub token_id: String,
     pub token_name: String,
+    /// The tenant every read and write of the request is scoped to.
     pub tenant: String,
+    pub scope: TokenScope,
 }
 
+impl Principal {
+    pub fn read_only(&self) -> bool {
+        self.scope == TokenScope::ReadOnly
+    }
+}
+
+/// Why a request was not let in.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFailure {
+    /// A 401 with the same text for an unknown, wrong, revoked or deleted token and for a
+    /// token used on another tenant's URL, existing or not; only an expired token says so.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A 429: too many failed attempts from this client address.
+    #[error(
+        "too many failed authentication attempts from this address; retry in {retry_after_secs} s"
+    )]
+    Limited { retry_after_secs: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The one answer for every token that does not open the URL it was sent to.
+pub const NOT_VALID: &str = "the bearer token is not valid for this URL";
+
 struct CacheEntry {
+    /// SHA-256 of the token that passed PBKDF2 verification.
     digest: [u8; 32],
-    principal: Principal,
-    verified_at: Instant,
+    /// The PHC hash it was verified against: the cache vouches for that row only.
+    hash: String,
     touched_at: Instant,
 }
 
-/// Verifies bearer tokens. Cached entries are re-checked against the store after
-/// `REVALIDATE`, so a token revoked from the CLI (another process) stops working within
-/// that time; revocation through this process takes effect at once.
+/// Verifies bearer tokens.
+///
+/// A token is verified with PBKDF2 once; then `SHA-256(token)` is cached by token id and
+/// later requests compare against it in constant time. Only a token that passed PBKDF2 is
+/// ever cached, so a wrong secret sent with a real token id cannot make itself valid. Every
+/// request still reads the token's row (a primary-key lookup, microseconds): a token revoked,
+/// rotated away or deleted by the CLI — another process — is refused on the very next request
+/// on every worker, and expiry is checked against the row.
 pub struct Authenticator {
     store: Arc<dyn Store>,
     cache: Mutex<HashMap<String, CacheEntry>>,
+    limiter: FailureLimiter,
 }
 
-const REVALIDATE: Duration = Duration::from_secs(5);
 /// `last_used` is written at most this often per token, so auth does not turn reads into writes.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 impl Authenticator {
     pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::with_limits(store, Limits::default())
+    }
+
+    pub fn with_limits(store: Arc<dyn Store>, limits: Limits) -> Self {
         Authenticator {
             store,
             cache: Mutex::new(HashMap::new()),
+            limiter: FailureLimiter::new(limits),
         }
     }
 
-    /// Returns the principal for a valid token, `None` for anything else.
-    pub fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+    /// The principal for `token` sent from `remote` to a URL naming `url_tenant` (or to the
+    /// tenant-less form when `None`).
+    pub fn authenticate(
+        &self,
+        token: &str,
+        remote: Option<IpAddr>,
+        url_tenant: Option<&str>,
+    ) -> Result<Principal, AuthFailure> {
+        let now = Instant::now();
         let Some(id) = parse_token(token) else {
-            return Ok(None);
+            self.check_limit(remote, now)?;
+            return Err(self.failed(remote, now));
         };
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let now = Instant::now();
-        let mut touch = false;
-        {
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(entry) = cache.get_mut(id) {
-                if now.duration_since(entry.verified_at) < REVALIDATE {
-                    if !bool::from(entry.digest.ct_eq(&digest)) {
-                        return Ok(None);
-                    }
-                    if now.duration_since(entry.touched_at) >= TOUCH_EVERY {
-                        entry.touched_at = now;
-                        touch = true;
-                    }
-                    let principal = entry.principal.clone();
-                    drop(cache);
-                    if touch {
-                        self.touch(&principal.token_id);
-                    }
-                    return Ok(Some(principal));
-                }
-            }
-        }
-        let Some(record) = self.store.token(id)? else {
-            self.forget(id);
-            return Ok(None);
-        };
-        let cached_digest = {
+        let cached = {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            cache.get(id).map(|e| e.digest)
+            cache
+                .get(id)
+                .map(|e| (bool::from(e.digest.ct_eq(&digest)), e.hash.clone()))
         };
-        // A token seen before needs no PBKDF2 again while its row still exists.
-        let valid = match cached_digest {
-            Some(d) => bool::from(d.ct_eq(&digest)),
-            None => verify_secret(token.as_bytes(), &record.hash),
-        };
-        if !valid {
-            return Ok(None);
+        match cached {
+            // Verified before: admitted even from a rate-limited address, so a valid client
+            // sharing an address with an attacker is not slowed. The row must still be there.
+            Some((true, hash)) => {
+                return match self.store.token(id)? {
+                    Some(record) if bool::from(record.hash.as_bytes().ct_eq(hash.as_bytes())) => {
+                        self.admit(record, remote, url_tenant, now, false)
+                    }
+                    _ => {
+                        self.forget(id);
+                        Err(self.failed(remote, now))
+                    }
+                };
+            }
+            // The secret that belongs to this id is known, and this is not it: no PBKDF2.
+            Some((false, _)) => {
+                self.check_limit(remote, now)?;
+                return Err(self.failed(remote, now));
+            }
+            None => {}
         }
-        let principal = Principal {
-            token_id: record.id.clone(),
-            token_name: record.name.clone(),
-            tenant: record.tenant.clone(),
+        self.check_limit(remote, now)?;
+        let Some(record) = self.store.token(id)? else {
+            return Err(self.failed(remote, now));
         };
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let touched_at = cache.get(id).map(|e| e.touched_at);
-        let first = touched_at.is_none();
-        cache.insert(
+        if !verify_secret(token.as_bytes(), &record.hash) {
+            return Err(self.failed(remote, now));
+        }
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(
             id.to_string(),
             CacheEntry {
                 digest,
-                principal: principal.clone(),
-                verified_at: now,
-                touched_at: touched_at.unwrap_or(now),
+                hash: record.hash.clone(),
+                touched_at: now,
             },
         );
-        drop(cache);
-        if first {
-            self.touch(&principal.token_id);
+        self.admit(record, remote, url_tenant, now, true)
+    }
+
+    /// A verified, unrevoked token: checks its tenant against the URL and its expiry.
+    fn admit(
+        &self,
+        record: TokenRecord,
+        remote: Option<IpAddr>,
+        url_tenant: Option<&str>,
+        now: Instant,
+        first_use: bool,
+    ) -> Result<Principal, AuthFailure> {
+        if url_tenant.is_some_and(|t| t != record.tenant) {
+            return Err(self.failed(remote, now));
         }
-        Ok(Some(principal))
+        if let Some(expires) = &record.expires {
+            if expired(expires) {
+                self.record_failure(remote, now);
+                return Err(AuthFailure::Unauthorized(format!(
+                    "the bearer token expired at {expires}"
+                )));
+            }
+        }
+        let touch = first_use || {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            match cache.get_mut(&record.id) {
+                Some(e) if now.duration_since(e.touched_at) >= TOUCH_EVERY => {
+                    e.touched_at = now;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if touch {
+            self.touch(&record.id);
+        }
+        Ok(Principal {
+            token_id: record.id,
+            token_name: record.name,
+            tenant: record.tenant,
+            scope: record.scope,
+        })
+    }
+
+    fn check_limit(&self, remote: Option<IpAddr>, now: Instant) -> Result<(), AuthFailure> {
+        match self.limiter.retry_after(remote, now) {
+            Some(wait) => Err(AuthFailure::Limited {
+                // Whole seconds (Retry-After's unit), never 0: "retry now" would be wrong.
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn failed(&self, remote: Option<IpAddr>, now: Instant) -> AuthFailure {
+        self.record_failure(remote, now);
+        AuthFailure::Unauthorized(NOT_VALID.to_string())
+    }
+
+    /// Counts a failure; warns when it is the one that reaches the limit (once per episode:
+    /// refused attempts are not counted, so the next warning needs the limit to lapse first).
+    fn record_failure(&self, remote: Option<IpAddr>, now: Instant) {
+        self.limiter.record_failure(remote, now);
+        if let Some(wait) = self.limiter.retry_after(remote, now) {
+            log::warn!(
+                "too many failed authentication attempts from {}; refusing its unverified tokens for {:.0} s",
+                remote.map(|r| r.to_string()).unwrap_or_else(|| "an unknown address".into()),
+                wait.as_secs_f64().ceil()
+            );
+        }
     }
 
     /// Drops a token from the cache (after a revoke).
@@ -211,6 +364,56 @@ impl Authenticator {
             log::warn!("could not record last use of token {id}: {e}");
         }
     }
+}
+
+/// Whether an RFC 3339 expiry has passed; an unreadable one counts as passed (fail closed).
+fn expired(expires: &str) -> bool {
+    match time::OffsetDateTime::parse(expires, &Rfc3339) {
+        Ok(at) => time::OffsetDateTime::now_utc() >= at,
+        Err(e) => {
+            log::error!("token expiry {expires:?} is not RFC 3339 ({e}); refusing the token");
+            true
+        }
+    }
+}
+
+/// Parses `token create --expires`: an RFC 3339 instant (`2027-01-31T00:00:00Z`) or a
+/// duration from now in days, hours or minutes (`90d`, `12h`, `30m`). Returns the instant as
+/// RFC 3339 UTC; it must lie in the future.
+pub fn parse_expiry(text: &str, now: time::OffsetDateTime) -> Result<String, String> {
+    let text = text.trim();
+    let at = if let Ok(at) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        at
+    } else {
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("\"{text}\" needs a unit: d, h or m (as in 90d)"))?;
+        let (n, unit) = text.split_at(split);
+        let n: i64 = n.parse().map_err(|_| {
+            format!("\"{text}\" is neither an RFC 3339 time nor a duration such as 90d, 12h or 30m")
+        })?;
+        let per_unit = match unit {
+            "d" => 86_400,
+            "h" => 3_600,
+            "m" => 60,
+            _ => {
+                return Err(format!(
+                    "\"{text}\" is neither an RFC 3339 time nor a duration such as 90d, 12h or 30m"
+                ))
+            }
+        };
+        let seconds = n
+            .checked_mul(per_unit)
+            .filter(|s| *s <= 100 * 366 * 86_400)
+            .ok_or_else(|| format!("\"{text}\" is too far in the future"))?;
+        now + time::Duration::seconds(seconds)
+    };
+    if at <= now {
+        return Err(format!("\"{text}\" is not in the future"));
+    }
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let at = at.replace_nanosecond(0).unwrap_or(at);
+    at.format(&Rfc3339).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -237,8 +440,7 @@ mod tests {
         assert!(parse_token("scim_xyz_abcdefghijklmnopqrstuvwxyz0123456789").is_none());
     }
 
-    #[test]
-    fn authenticate_cache_and_revoke() {
+    fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(
@@ -247,18 +449,124 @@ mod tests {
             )
             .unwrap(),
         );
+        (dir, store)
+    }
+
+    fn ok(auth: &Authenticator, token: &str) -> Option<Principal> {
+        auth.authenticate(token, None, None).ok()
+    }
+
+    #[test]
+    fn authenticate_cache_and_revoke() {
+        let (_dir, store) = store();
         let t = create_token(store.as_ref(), DEFAULT_TENANT, "okta", 1000).unwrap();
         let auth = Authenticator::new(store.clone());
-        let p = auth.authenticate(&t.token).unwrap().unwrap();
+        let p = ok(&auth, &t.token).unwrap();
         assert_eq!(p.token_name, "okta");
+        assert_eq!(p.scope, TokenScope::ReadWrite);
         // Cached path, and a wrong secret with the right id.
-        assert!(auth.authenticate(&t.token).unwrap().is_some());
+        assert!(ok(&auth, &t.token).is_some());
         let mut wrong = t.token.clone();
         wrong.push('x');
-        assert!(auth.authenticate(&wrong).unwrap().is_none());
+        assert!(ok(&auth, &wrong).is_none());
         assert!(store.tokens().unwrap()[0].last_used.is_some());
+        // Revoked in the store (as the CLI does from another process): refused at once,
+        // without `forget`.
         assert!(store.revoke_token(&t.record.id).unwrap());
-        auth.forget(&t.record.id);
-        assert!(auth.authenticate(&t.token).unwrap().is_none());
+        assert!(ok(&auth, &t.token).is_none());
+    }
+
+    #[test]
+    fn a_wrong_secret_is_never_cached() {
+        let (_dir, store) = store();
+        let t = create_token(store.as_ref(), DEFAULT_TENANT, "okta", 1000).unwrap();
+        let id = &t.record.id;
+        let wrong = format!("scim_{id}_{}", "A".repeat(43));
+        // Limit off: this is about the cache, not the rate limit.
+        let auth = Authenticator::with_limits(
+            store.clone(),
+            Limits {
+                failed_attempts: 0,
+                window: Duration::from_secs(60),
+            },
+        );
+        // Before, between and after the valid token is cached.
+        assert!(ok(&auth, &wrong).is_none());
+        assert!(auth.cache.lock().unwrap().is_empty());
+        assert!(ok(&auth, &t.token).is_some());
+        assert!(ok(&auth, &wrong).is_none());
+        assert!(ok(&auth, &wrong).is_none());
+        assert!(ok(&auth, &t.token).is_some());
+        let cache = auth.cache.lock().unwrap();
+        let entry = cache.get(id.as_str()).unwrap();
+        let expected: [u8; 32] = Sha256::digest(t.token.as_bytes()).into();
+        assert_eq!(entry.digest, expected);
+    }
+
+    #[test]
+    fn tenant_scope_and_expiry() {
+        let (_dir, store) = store();
+        store.create_tenant("acme").unwrap();
+        let ro = create_scoped_token(
+            store.as_ref(),
+            "acme",
+            "reader",
+            &TokenOptions {
+                scope: TokenScope::ReadOnly,
+                expires: None,
+            },
+            1000,
+        )
+        .unwrap();
+        let auth = Authenticator::new(store.clone());
+        let p = auth.authenticate(&ro.token, None, Some("acme")).unwrap();
+        assert!(p.read_only());
+        assert_eq!(p.tenant, "acme");
+        assert!(auth.authenticate(&ro.token, None, None).is_ok());
+        let other = auth
+            .authenticate(&ro.token, None, Some("default"))
+            .unwrap_err();
+        let missing = auth
+            .authenticate(&ro.token, None, Some("nope"))
+            .unwrap_err();
+        assert_eq!(other.to_string(), missing.to_string());
+
+        let past = new_token("acme", "old", &TokenOptions::default(), 1000).unwrap();
+        store
+            .create_token(&TokenRecord {
+                expires: Some("2000-01-01T00:00:00Z".into()),
+                ..past.record.clone()
+            })
+            .unwrap();
+        match auth.authenticate(&past.token, None, None) {
+            Err(AuthFailure::Unauthorized(m)) => assert!(m.contains("expired"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let unknown_tenant = create_token(store.as_ref(), "nope", "x", 1000);
+        assert!(unknown_tenant.is_err());
+    }
+
+    #[test]
+    fn expiry_parsing() {
+        let now = time::OffsetDateTime::parse("2026-01-01T00:00:00Z", &Rfc3339).unwrap();
+        assert_eq!(parse_expiry("90d", now).unwrap(), "2026-04-01T00:00:00Z");
+        assert_eq!(parse_expiry("12h", now).unwrap(), "2026-01-01T12:00:00Z");
+        assert_eq!(parse_expiry("30m", now).unwrap(), "2026-01-01T00:30:00Z");
+        assert_eq!(
+            parse_expiry("2026-06-30T12:00:00+02:00", now).unwrap(),
+            "2026-06-30T10:00:00Z"
+        );
+        for bad in [
+            "90",
+            "d",
+            "90x",
+            "-1d",
+            "0d",
+            "2025-01-01T00:00:00Z",
+            "soon",
+            "99999999999d",
+        ] {
+            assert!(parse_expiry(bad, now).is_err(), "{bad}");
+        }
     }
 }

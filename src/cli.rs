@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
-use crate::store::{Store, DEFAULT_TENANT};
+use crate::store::{Store, StoreError, TokenScope, DEFAULT_TENANT};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +32,11 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         action: TokenAction,
+    },
+    /// Manage tenants: separate directories, each under /scim/v2/{tenant} with its own tokens
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
     },
     /// Validate the configuration file, the database path and the TLS files
     CheckConfig,
@@ -97,11 +102,58 @@ pub enum TokenAction {
         /// A label to recognise the token by (e.g. "okta")
         #[arg(long, default_value = "token")]
         name: String,
+        #[command(flatten)]
+        options: TokenArgs,
+    },
+    /// Create a token for a tenant and revoke all its other tokens, in one step; the new
+    /// token is the last line of stdout
+    Rotate {
+        /// A label to recognise the token by (e.g. "okta")
+        #[arg(long, default_value = "token")]
+        name: String,
+        #[command(flatten)]
+        options: TokenArgs,
     },
     /// List tokens (never their secrets)
     List,
     /// Revoke a token by its id
     Revoke { id: String },
+}
+
+/// What `token create` and `token rotate` share.
+#[derive(clap::Args, Debug)]
+pub struct TokenArgs {
+    /// The tenant the token belongs to
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_TENANT)]
+    tenant: String,
+    /// read-only tokens may GET and POST …/.search only
+    #[arg(long, value_enum, default_value_t = ScopeChoice::ReadWrite)]
+    scope: ScopeChoice,
+    /// When the token stops working: an RFC 3339 time (2027-01-31T00:00:00Z) or a duration
+    /// from now (90d, 12h, 30m) [default: never]
+    #[arg(long, value_name = "WHEN")]
+    expires: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScopeChoice {
+    ReadWrite,
+    ReadOnly,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantAction {
+    /// Create a tenant: lower-case a-z, 0-9 and '-', at most 63 characters
+    Create { name: String },
+    /// List tenants with their numbers of users, groups and tokens
+    List,
+    /// Delete a tenant and its tokens; refused while it holds users or groups unless --purge
+    Delete {
+        name: String,
+        /// Delete its users and groups too
+        #[arg(long)]
+        purge: bool,
+    },
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -130,6 +182,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(&config),
         Command::CheckConfig => check_config(&config),
         Command::Token { action } => token(&config, action),
+        Command::Tenant { action } => tenant(&config, action),
         Command::Selftest { .. } => fail("selftest is handled above"),
         Command::Backup { file, force } => backup(&config, &file, force),
         Command::Export { tenant, output } => export(&config, tenant.as_deref(), output.as_deref()),
@@ -246,7 +299,15 @@ fn serve(config: &Config) -> ExitCode {
             return fail(format!("could not hand over the first token: {e}"));
         }
     }
-    // Announced only now, so whoever waits for this line finds the first token handed over.
+    let stop = match crate::server::catch_stop_signals() {
+        Ok(stop) => stop,
+        Err(e) => {
+            handle.shutdown();
+            return fail(format!("cannot handle signals: {e}"));
+        }
+    };
+    // Announced only now, so whoever waits for this line finds the first token handed over
+    // (and a SIGTERM right after it drains the server).
     log::info!(
         "serving SCIM on {}://{}{} ({} workers, database {})",
         if config.tls.is_some() {
@@ -264,7 +325,7 @@ fn serve(config: &Config) -> ExitCode {
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&format!("serving on {}", handle.local_addr())),
     ]);
-    match crate::server::run_until_signalled(handle) {
+    match crate::server::run_until(handle, &stop) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
@@ -352,10 +413,57 @@ fn token(config: &Config, action: TokenAction) -> ExitCode {
         Err(e) => return fail(e),
     };
     match action {
-        TokenAction::Create { name } => {
-            match crate::auth::create_token(&store, DEFAULT_TENANT, &name, config.pbkdf2_rounds) {
+        TokenAction::Create { name, options } => {
+            let options = match token_options(&store, &options) {
+                Ok(o) => o,
+                Err(code) => return code,
+            };
+            match crate::auth::create_scoped_token(
+                &store,
+                &options.0,
+                &name,
+                &options.1,
+                config.pbkdf2_rounds,
+            ) {
                 Ok(t) => {
-                    eprintln!("created token {} ({name}); it is shown once:", t.record.id);
+                    eprintln!(
+                        "created token {} ({name}) for tenant {}, {}{}; it is shown once:",
+                        t.record.id,
+                        t.record.tenant,
+                        t.record.scope.as_str(),
+                        expiry_note(&t.record)
+                    );
+                    println!("{}", t.token);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        TokenAction::Rotate { name, options } => {
+            let options = match token_options(&store, &options) {
+                Ok(o) => o,
+                Err(code) => return code,
+            };
+            match crate::auth::rotate_token(
+                &store,
+                &options.0,
+                &name,
+                &options.1,
+                config.pbkdf2_rounds,
+            ) {
+                Ok((t, revoked)) => {
+                    eprintln!(
+                        "created token {} ({name}) for tenant {}, {}{}; revoked {}; a running server refuses the old ones from its next request. The new token is shown once:",
+                        t.record.id,
+                        t.record.tenant,
+                        t.record.scope.as_str(),
+                        expiry_note(&t.record),
+                        if revoked.is_empty() {
+                            "no other token".to_string()
+                        } else {
+                            revoked.join(", ")
+                        }
+                    );
                     println!("{}", t.token);
                     ExitCode::SUCCESS
                 }
@@ -364,18 +472,21 @@ fn token(config: &Config, action: TokenAction) -> ExitCode {
         }
         TokenAction::List => match store.tokens() {
             Ok(tokens) => {
+                // Columns are only ever appended: scripts read them by position.
                 println!(
-                    "{:<16}  {:<20}  {:<24}  {:<24}  tenant",
-                    "id", "name", "created", "last used"
+                    "{:<16}  {:<20}  {:<24}  {:<24}  {:<20}  {:<10}  expires",
+                    "id", "name", "created", "last used", "tenant", "scope"
                 );
                 for t in tokens {
                     println!(
-                        "{:<16}  {:<20}  {:<24}  {:<24}  {}",
+                        "{:<16}  {:<20}  {:<24}  {:<24}  {:<20}  {:<10}  {}",
                         t.id,
                         t.name,
                         t.created,
                         t.last_used.as_deref().unwrap_or("never"),
-                        t.tenant
+                        t.tenant,
+                        t.scope.as_str(),
+                        t.expires.as_deref().unwrap_or("never")
                     );
                 }
                 ExitCode::SUCCESS
@@ -390,6 +501,101 @@ fn token(config: &Config, action: TokenAction) -> ExitCode {
             Ok(false) => fail(format!("no active token with id {id}")),
             Err(e) => fail(e),
         },
+    }
+}
+
+fn expiry_note(t: &crate::store::TokenRecord) -> String {
+    match &t.expires {
+        Some(at) => format!(", expires {at}"),
+        None => ", never expires".into(),
+    }
+}
+
+/// The tenant (which must exist) and options of `token create` / `token rotate`.
+fn token_options(
+    store: &crate::store::SqliteStore,
+    args: &TokenArgs,
+) -> Result<(String, crate::auth::TokenOptions), ExitCode> {
+    let expires = match &args.expires {
+        Some(text) => Some(
+            crate::auth::parse_expiry(text, time::OffsetDateTime::now_utc())
+                .map_err(|e| fail(format!("--expires: {e}")))?,
+        ),
+        None => None,
+    };
+    let tenants = store.tenants().map_err(fail)?;
+    if !tenants.iter().any(|t| t.name == args.tenant) {
+        return Err(fail(format!(
+            "no tenant named \"{}\"; create it with `scimlite tenant create {}`",
+            args.tenant, args.tenant
+        )));
+    }
+    let scope = match args.scope {
+        ScopeChoice::ReadWrite => TokenScope::ReadWrite,
+        ScopeChoice::ReadOnly => TokenScope::ReadOnly,
+    };
+    Ok((
+        args.tenant.clone(),
+        crate::auth::TokenOptions { scope, expires },
+    ))
+}
+
+fn tenant(config: &Config, action: TenantAction) -> ExitCode {
+    let store = match crate::server::open_store(config) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    match action {
+        TenantAction::Create { name } => {
+            if let Err(e) = crate::tenant::validate_name(&name) {
+                return fail(e);
+            }
+            match store.create_tenant(&name) {
+                Ok(()) => {
+                    eprintln!(
+                        "created tenant {name}: its URL is /scim/v2/{name}; give it a token with `scimlite token create --tenant {name}`"
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        TenantAction::List => match store.tenants() {
+            Ok(tenants) => {
+                println!(
+                    "{:<20}  {:<24}  {:>8}  {:>8}  {:>6}",
+                    "name", "created", "users", "groups", "tokens"
+                );
+                for t in tenants {
+                    println!(
+                        "{:<20}  {:<24}  {:>8}  {:>8}  {:>6}",
+                        t.name, t.created, t.users, t.groups, t.tokens
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        TenantAction::Delete { name, purge } => {
+            // Unprefixed first-run tokens and `token create` without --tenant use it.
+            if name == DEFAULT_TENANT {
+                return fail(format!("tenant {DEFAULT_TENANT} cannot be deleted"));
+            }
+            match store.delete_tenant(&name, purge) {
+                Ok(d) => {
+                    eprintln!(
+                        "deleted tenant {name}: {} users, {} groups, {} tokens",
+                        d.users, d.groups, d.tokens
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(StoreError::NotFound) => fail(format!("no tenant named \"{name}\"")),
+                Err(StoreError::Conflict(m)) => fail(format!(
+                    "{m}; nothing was deleted (use --purge to delete them with the tenant)"
+                )),
+                Err(e) => fail(e),
+            }
+        }
     }
 }
 

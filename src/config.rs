@@ -44,6 +44,15 @@ struct RawConfig {
     bulk_max_operations: Option<usize>,
     bulk_max_payload_bytes: Option<u64>,
     tls: Option<RawTls>,
+    auth: Option<RawAuth>,
+}
+
+/// `[auth]`: the rate limit on failed authentication.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    failed_attempts: Option<u32>,
+    failed_attempts_window_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +92,8 @@ pub struct Config {
     /// Largest Bulk request body (advertised as `bulk.maxPayloadSize`); at most `max_body_bytes`.
     pub bulk_max_payload_bytes: u64,
     pub tls: Option<TlsFiles>,
+    /// `[auth]`: failed authentication attempts allowed per client address.
+    pub auth_limits: crate::auth::Limits,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -258,6 +269,28 @@ impl Config {
                 ),
             ));
         }
+        let auth = raw.auth.unwrap_or_default();
+        let defaults = crate::auth::Limits::default();
+        let failed_attempts = auth.failed_attempts.unwrap_or(defaults.failed_attempts);
+        if failed_attempts > 1_000_000 {
+            return Err(invalid(
+                "auth.failed_attempts",
+                format!("{failed_attempts} is outside 0..=1000000 (0 turns the limit off)"),
+            ));
+        }
+        let window = auth
+            .failed_attempts_window_seconds
+            .unwrap_or(defaults.window.as_secs());
+        if !(1..=86_400).contains(&window) {
+            return Err(invalid(
+                "auth.failed_attempts_window_seconds",
+                format!("{window} is outside 1..=86400"),
+            ));
+        }
+        let auth_limits = crate::auth::Limits {
+            failed_attempts,
+            window: std::time::Duration::from_secs(window),
+        };
         let tls = raw.tls.map(|t| TlsFiles {
             cert: resolve(&t.cert),
             key: resolve(&t.key),
@@ -288,6 +321,7 @@ impl Config {
             bulk_max_operations,
             bulk_max_payload_bytes,
             tls,
+            auth_limits,
         })
     }
 }
@@ -361,12 +395,59 @@ mod tests {
             ("pbkdf2_rounds = 1", "pbkdf2_rounds"),
             ("bulk_max_operations = 0", "bulk_max_operations"),
             ("bulk_max_payload_bytes = 100", "bulk_max_payload_bytes"),
+            (
+                "[auth]\nfailed_attempts_window_seconds = 0",
+                "auth.failed_attempts_window_seconds",
+            ),
+            ("[auth]\nfailed_attempts = 2000000", "auth.failed_attempts"),
         ] {
             let e = Config::from_file(&write(dir.path(), text))
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    /// Every key `scim.toml.example` shows (commented out, at its default) is one the parser
+    /// takes, with the section it is shown under.
+    #[test]
+    fn the_example_file_shows_real_keys_and_their_defaults() {
+        let example = include_str!("../scim.toml.example");
+        let uncommented: String = example
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.starts_with('[')
+                    || l.split_once(" = ").is_some_and(|(k, _)| {
+                        k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    })
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(uncommented.contains("[auth]"), "{uncommented}");
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::from_file(&write(dir.path(), &uncommented))
+            .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert_eq!(c.auth_limits, crate::auth::Limits::default());
+        assert!(c.tls.is_some());
+    }
+
+    #[test]
+    fn auth_limits_default_and_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::from_file(&write(dir.path(), "")).unwrap();
+        assert_eq!(c.auth_limits, crate::auth::Limits::default());
+        let c = Config::from_file(&write(
+            dir.path(),
+            "[auth]\nfailed_attempts = 3\nfailed_attempts_window_seconds = 30\n",
+        ))
+        .unwrap();
+        assert_eq!(c.auth_limits.failed_attempts, 3);
+        assert_eq!(c.auth_limits.window.as_secs(), 30);
+        let e = Config::from_file(&write(dir.path(), "[auth]\nfailed = 3\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("failed"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod scim;
 pub mod selftest;
 pub mod server;
 pub mod store;
+pub mod tenant;
 pub mod tls;
 pub mod transfer;
 

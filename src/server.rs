@@ -77,7 +77,7 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     let quirks = Arc::new(QuirkCounter::default());
     let app = Arc::new(App {
         quirks: quirks.clone(),
-        auth: Authenticator::new(store.clone()),
+        auth: Authenticator::with_limits(store.clone(), config.auth_limits),
         store,
         sqlite,
         max_page_size: config.max_page_size,
@@ -108,9 +108,22 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
 
 /// Blocks until SIGTERM or SIGINT, then shuts down gracefully.
 pub fn run_until_signalled(handle: ServerHandle) -> std::io::Result<()> {
+    let stop = catch_stop_signals()?;
+    run_until(handle, &stop)
+}
+
+/// Makes SIGTERM and SIGINT set the returned flag instead of ending the process. Call it
+/// before announcing readiness: a SIGTERM that arrives between the announcement and
+/// [`run_until`] then still drains instead of killing the process.
+pub fn catch_stop_signals() -> std::io::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    Ok(stop)
+}
+
+/// Blocks until `stop` is set (see [`catch_stop_signals`]), then shuts down gracefully.
+pub fn run_until(handle: ServerHandle, stop: &AtomicBool) -> std::io::Result<()> {
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
     }

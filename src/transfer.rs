@@ -140,7 +140,11 @@ pub fn parse_line(text: &str) -> Result<ImportResource, String> {
         return Err("not a JSON object".into());
     };
     let tenant = match obj.remove(TENANT_KEY) {
-        Some(Value::String(t)) if !t.trim().is_empty() => t,
+        Some(Value::String(t)) if !t.trim().is_empty() => {
+            // It becomes a URL segment (`/scim/v2/{tenant}`) if the import creates it.
+            crate::tenant::validate_name(&t).map_err(|e| format!("\"tenant\": {e}"))?;
+            t
+        }
         Some(_) => return Err("\"tenant\" must be a non-empty string".into()),
         None => return Err("missing \"tenant\"".into()),
     };
@@ -234,6 +238,14 @@ mod tests {
         let cases = [
             (json!([1]), "JSON object"),
             (json!({"id":"a","userName":"a","meta":ok_meta}), "tenant"),
+            (
+                json!({"tenant":"users","id":"a","userName":"a","meta":ok_meta}),
+                "SCIM endpoint name",
+            ),
+            (
+                json!({"tenant":"Acme","id":"a","userName":"a","meta":ok_meta}),
+                "lower case",
+            ),
             (
                 json!({"tenant":"t","userName":"a","meta":ok_meta}),
                 "\"id\"",

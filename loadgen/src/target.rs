@@ -22,7 +22,8 @@ pub struct ServerSettings {
 
 enum Kind {
     InProcess {
-        handle: Option<scimlite::ServerHandle>,
+        // Boxed: the handle is far larger than the other variants.
+        handle: Option<Box<scimlite::ServerHandle>>,
         config: Box<scimlite::config::Config>,
         _dir: tempfile::TempDir,
     },
@@ -150,7 +151,7 @@ impl Target {
                     workers: config.workers,
                     http_threads: config.http_threads,
                     kind: Kind::InProcess {
-                        handle: Some(handle),
+                        handle: Some(Box::new(handle)),
                         config: Box::new(config),
                         _dir: dir,
                     },
@@ -214,7 +215,7 @@ impl Target {
                 let started = Instant::now();
                 let h = scimlite::start(config).map_err(|e| format!("scimlite restart: {e}"))?;
                 self.base = format!("http://{}/scim/v2", h.local_addr());
-                *handle = Some(h);
+                *handle = Some(Box::new(h));
                 let token = self.token.clone();
                 wait_ready(&self.base, || Some(token.clone()), started).map(Some)
             }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::auth::{Authenticator, Principal};
+use crate::auth::{AuthFailure, Authenticator, Principal};
 use crate::http::query;
 use crate::http::{Request, Response};
 use crate::scim::resource::Meta;
@@ -83,6 +83,30 @@ fn check_if_match(header: Option<&str>, current: &Meta) -> Result<(), ScimError>
     }
 }
 
+/// Splits `/{tenant}/rest` off the path after `/scim/v2` when its first segment has the
+/// shape of a tenant name (never an endpoint name such as `Users`; `crate::tenant`).
+fn split_tenant(rest: &str) -> (Option<&str>, &str) {
+    let trimmed = rest.strip_prefix('/').unwrap_or(rest);
+    let (first, after) = match trimmed.find('/') {
+        Some(i) => (&trimmed[..i], &trimmed[i..]),
+        None => (trimmed, ""),
+    };
+    if crate::tenant::is_tenant_segment(first) {
+        (Some(first), after)
+    } else {
+        (None, rest)
+    }
+}
+
+/// What a read-only token may do: GET (and HEAD) anything, and POST a search.
+fn is_read(method: &str, segs: &[&str]) -> bool {
+    match method {
+        "GET" | "HEAD" => true,
+        "POST" => segs.last() == Some(&".search"),
+        _ => false,
+    }
+}
+
 pub fn error_response(e: &ScimError) -> Response {
     let r = Response::json(e.status, &e.to_json());
     if e.status == 401 {
@@ -97,7 +121,8 @@ pub struct Ctx<'a> {
     pub req: &'a Request,
     pub params: Vec<(String, String)>,
     pub principal: Principal,
-    /// `https://host/scim/v2`, for `meta.location` and `$ref`.
+    /// `https://host/scim/v2`, or `https://host/scim/v2/{tenant}` when the request used that
+    /// form; for `meta.location`, `$ref` and discovery.
     pub base: String,
 }
 
@@ -152,15 +177,16 @@ impl App {
                 "no endpoint at {path}; SCIM lives under {BASE_PATH}"
             )));
         };
-        let principal = match self.authenticate(req) {
+        let (url_tenant, rest) = split_tenant(rest);
+        let principal = match self.authenticate(req, url_tenant) {
             Ok(p) => p,
-            Err(e) => return error_response(&e),
+            Err(e) => return e,
         };
         let name = principal.token_name.clone();
         let ctx = Ctx {
             req,
             params: query::parse(&req.query),
-            base: self.base_url(req),
+            base: self.base_url(req, url_tenant),
             principal,
         };
         let segments: Vec<String> = rest
@@ -169,16 +195,26 @@ impl App {
             .map(query::decode_path)
             .collect();
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let mut response = match self.route(&ctx, &segs) {
-            Ok(r) => r,
-            Err(e) => error_response(&e),
+        let routed = if ctx.principal.read_only() && !is_read(&req.method, &segs) {
+            Err(ScimError::new(
+                403,
+                None,
+                format!(
+                    "this token is read-only: it may GET and POST …/.search, not {} {}",
+                    req.method, req.path
+                ),
+            ))
+        } else {
+            self.route(&ctx, &segs)
         };
+        let mut response = routed.unwrap_or_else(|e| error_response(&e));
         response.principal = Some(name);
         response
     }
 
-    fn authenticate(&self, req: &Request) -> Result<Principal, ScimError> {
-        let unauthorized = |detail: &str| ScimError::new(401, None, detail);
+    /// The principal, or the finished 401 / 429 response.
+    fn authenticate(&self, req: &Request, url_tenant: Option<&str>) -> Result<Principal, Response> {
+        let unauthorized = |detail: &str| error_response(&ScimError::new(401, None, detail));
         let header = req.headers.authorization.as_deref().ok_or_else(|| {
             unauthorized("authentication required: send Authorization: Bearer <token>")
         })?;
@@ -188,13 +224,27 @@ impl App {
                 "the Authorization header must be \"Bearer <token>\"",
             ));
         }
-        match self.auth.authenticate(token.trim())? {
-            Some(p) => Ok(p),
-            None => Err(unauthorized("the bearer token is not valid")),
+        let remote = req.remote.map(|a| a.ip());
+        match self.auth.authenticate(token.trim(), remote, url_tenant) {
+            Ok(p) => Ok(p),
+            Err(AuthFailure::Unauthorized(detail)) => Err(unauthorized(&detail)),
+            Err(e @ AuthFailure::Limited { retry_after_secs }) => {
+                // Debug only: a flood must not flood the log (auth warns once per limit).
+                log::debug!(
+                    "authentication from {} rate-limited for {retry_after_secs} s",
+                    remote.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
+                );
+                Err(error_response(&ScimError::new(429, None, e.to_string()))
+                    .with_header("Retry-After", retry_after_secs.to_string()))
+            }
+            Err(AuthFailure::Store(e)) => Err(error_response(&ScimError::from(e))),
         }
     }
 
-    fn base_url(&self, req: &Request) -> String {
+    /// `https://host/scim/v2`, or `https://host/scim/v2/{tenant}` when the client used that
+    /// form, so every URL in a response (`meta.location`, `$ref`, `Location`, discovery) is one
+    /// the client can use as it is.
+    fn base_url(&self, req: &Request, url_tenant: Option<&str>) -> String {
         let scheme = if req.secure || self.https {
             "https"
         } else {
@@ -210,7 +260,10 @@ impl App {
                         .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
             })
             .unwrap_or(&self.default_host);
-        format!("{scheme}://{host}{BASE_PATH}")
+        match url_tenant {
+            Some(t) => format!("{scheme}://{host}{BASE_PATH}/{t}"),
+            None => format!("{scheme}://{host}{BASE_PATH}"),
+        }
     }
 
     fn route(&self, ctx: &Ctx, segs: &[&str]) -> Result<Response, ScimError> {

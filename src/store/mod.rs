@@ -1,5 +1,5 @@
-//! Storage: a small trait the API layer talks to, with SQLite behind it. Every call is scoped
-//! to a tenant; only `default` exists for now.
+//! Storage: a small trait the API layer talks to, with SQLite behind it. Every resource call is
+//! scoped to one tenant; nothing reads or writes across tenants.
 
 pub mod sqlite;
 
@@ -87,6 +87,57 @@ pub struct TokenRecord {
     pub hash: String,
     pub created: String,
     pub last_used: Option<String>,
+    pub scope: TokenScope,
+    /// RFC 3339 instant after which the token is refused; `None`: never expires.
+    pub expires: Option<String>,
+}
+
+/// What a token may do within its tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenScope {
+    /// Everything (the only scope before schema version 3).
+    #[default]
+    ReadWrite,
+    /// GET and `POST …/.search` only; any write is 403.
+    ReadOnly,
+}
+
+impl TokenScope {
+    /// The stored and displayed form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::ReadWrite => "read-write",
+            TokenScope::ReadOnly => "read-only",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenScope> {
+        match s {
+            "read-write" => Some(TokenScope::ReadWrite),
+            "read-only" => Some(TokenScope::ReadOnly),
+            _ => None,
+        }
+    }
+}
+
+/// A tenant and how much it holds (`scimlite tenant list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantInfo {
+    pub name: String,
+    pub created: String,
+    pub users: u64,
+    pub groups: u64,
+    /// Tokens not revoked (expired ones included).
+    pub tokens: u64,
+}
+
+/// What deleting a tenant removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TenantDeleted {
+    pub users: u64,
+    pub groups: u64,
+    /// Token rows removed (revoked ones included): a deleted tenant's tokens are gone.
+    pub tokens: u64,
 }
 
 /// One resource to import exactly as given: its id, meta and (Groups) members are kept, so an
@@ -193,7 +244,22 @@ pub trait Store: Send + Sync {
     /// error nothing is stored and the error names the resource.
     fn import(&self, batch: &[ImportResource]) -> Result<Vec<ImportOutcome>, ImportFailed>;
 
+    /// Creates an empty tenant; `Conflict` if it exists. The name must already be valid
+    /// (`crate::tenant::validate_name`).
+    fn create_tenant(&self, name: &str) -> Result<(), StoreError>;
+    /// Every tenant, by name, with what it holds.
+    fn tenants(&self) -> Result<Vec<TenantInfo>, StoreError>;
+    /// Deletes a tenant and its tokens in one transaction. A tenant that still holds Users or
+    /// Groups is refused with `Conflict` unless `purge`, which deletes them too. `NotFound`
+    /// for an unknown tenant.
+    fn delete_tenant(&self, name: &str, purge: bool) -> Result<TenantDeleted, StoreError>;
+
+    /// Stores a token; `InvalidReference` when its tenant does not exist.
     fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    /// Stores `token` and revokes every other active token of its tenant, in one transaction;
+    /// returns the revoked ids.
+    fn rotate_token(&self, token: &TokenRecord) -> Result<Vec<String>, StoreError>;
+    /// The token with this id unless revoked (an expired token is returned; the caller checks).
     fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
     /// Returns false when no active token has that id.

@@ -17,7 +17,8 @@ pub use backup::{backup, BackupError, BackupReport};
 
 use super::{
     now_rfc3339, CheckFn, ExportFn, ImportFailed, ImportOutcome, ImportResource, MemberChange,
-    PasswordUpdate, Store, StoreError, StoredResource, TokenRecord, UpdateFn,
+    PasswordUpdate, Store, StoreError, StoredResource, TenantDeleted, TenantInfo, TokenRecord,
+    TokenScope, UpdateFn,
 };
 use crate::scim::filter::Filter;
 use crate::scim::list::{Page, Sort};
@@ -128,6 +129,12 @@ const MIGRATIONS: &[&str] = &[
     FROM memberships AS ms
     JOIN resources AS g ON g.pk = ms.group_pk
     JOIN resources AS m ON m.pk = ms.member_pk;",
+    // 3: scoped tokens (read-only, expiry) and per-tenant token lookups for rotation.
+    // Existing tokens keep working: they become read-write tokens that never expire.
+    "ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'read-write'
+        CHECK (scope IN ('read-write', 'read-only'));
+    ALTER TABLE tokens ADD COLUMN expires TEXT;
+    CREATE INDEX tokens_tenant ON tokens (tenant, revoked);",
 ];
 
 /// Durability of a commit: `Full` survives power loss, `Normal` only a process crash.
@@ -303,6 +310,22 @@ impl SqliteStore {
         self.write(|tx| Ok(tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS health_probe(x); ")?))
             .is_ok()
     }
+}
+
+/// Creates a database at an older schema version — the first `version` migrations, exactly as
+/// the scimlite of that version ran them — for tests that upgrade an old database. The caller
+/// fills it as the old code would.
+#[doc(hidden)]
+pub fn create_at_schema_version(path: &Path, version: usize) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    for (i, sql) in MIGRATIONS.iter().take(version).enumerate() {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(conn)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -812,20 +835,106 @@ impl Store for SqliteStore {
             })
     }
 
-    fn create_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+    fn create_tenant(&self, name: &str) -> Result<(), StoreError> {
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO tokens (id, tenant, name, hash, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![t.id, t.tenant, t.name, t.hash, t.created],
+            let inserted = tx.execute(
+                "INSERT INTO tenants (name, created) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                params![name, now_rfc3339()],
             )?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "tenant \"{name}\" already exists"
+                )));
+            }
             Ok(())
+        })
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantInfo>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT t.name, t.created,
+                    (SELECT count(*) FROM resources r WHERE r.tenant = t.name AND r.kind = 'User'),
+                    (SELECT count(*) FROM resources r WHERE r.tenant = t.name AND r.kind = 'Group'),
+                    (SELECT count(*) FROM tokens k WHERE k.tenant = t.name AND k.revoked IS NULL)
+                 FROM tenants t ORDER BY t.name",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let count = |i: usize| r.get::<_, i64>(i).map(|n| n.max(0) as u64);
+                Ok(TenantInfo {
+                    name: r.get(0)?,
+                    created: r.get(1)?,
+                    users: count(2)?,
+                    groups: count(3)?,
+                    tokens: count(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn delete_tenant(&self, name: &str, purge: bool) -> Result<TenantDeleted, StoreError> {
+        self.write(|tx| {
+            if !tenant_exists(tx, name)? {
+                return Err(StoreError::NotFound);
+            }
+            let count = |kind: ResourceKind| -> Result<u64, StoreError> {
+                let n: i64 = tx.query_row(
+                    "SELECT count(*) FROM resources WHERE tenant = ?1 AND kind = ?2",
+                    params![name, kind_str(kind)],
+                    |r| r.get(0),
+                )?;
+                Ok(n.max(0) as u64)
+            };
+            let users = count(ResourceKind::User)?;
+            let groups = count(ResourceKind::Group)?;
+            if (users > 0 || groups > 0) && !purge {
+                return Err(StoreError::Conflict(format!(
+                    "tenant \"{name}\" holds {users} users and {groups} groups"
+                )));
+            }
+            // Memberships go with their resources (ON DELETE CASCADE).
+            tx.execute("DELETE FROM resources WHERE tenant = ?1", [name])?;
+            let tokens = tx.execute("DELETE FROM tokens WHERE tenant = ?1", [name])? as u64;
+            tx.execute("DELETE FROM tenants WHERE name = ?1", [name])?;
+            Ok(TenantDeleted {
+                users,
+                groups,
+                tokens,
+            })
+        })
+    }
+
+    fn create_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        self.write(|tx| insert_token(tx, t))
+    }
+
+    fn rotate_token(&self, t: &TokenRecord) -> Result<Vec<String>, StoreError> {
+        self.write(|tx| {
+            let previous: Vec<String> = {
+                let mut stmt = tx.prepare(
+                    // rowid: creation order (the `created` text does not sort: its fraction
+                    // has no fixed width).
+                    "SELECT id FROM tokens WHERE tenant = ?1 AND revoked IS NULL ORDER BY rowid",
+                )?;
+                let rows = stmt.query_map([&t.tenant], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            insert_token(tx, t)?;
+            tx.execute(
+                "UPDATE tokens SET revoked = ?2 WHERE tenant = ?1 AND revoked IS NULL AND id <> ?3",
+                params![t.tenant, now_rfc3339(), t.id],
+            )?;
+            Ok(previous)
         })
     }
 
     fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
         self.read(|conn| {
             Ok(conn
-                .prepare_cached("SELECT id, tenant, name, hash, created, last_used FROM tokens WHERE id = ?1 AND revoked IS NULL")?
+                .prepare_cached(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1 AND revoked IS NULL"
+                ))?
                 .query_row([id], token_row)
                 .optional()?)
         })
@@ -833,9 +942,9 @@ impl Store for SqliteStore {
 
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, tenant, name, hash, created, last_used FROM tokens WHERE revoked IS NULL ORDER BY created, id",
-            )?;
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE revoked IS NULL ORDER BY rowid"
+            ))?;
             let rows = stmt.query_map([], token_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
@@ -899,7 +1008,10 @@ fn references_of(
     Ok(out)
 }
 
+const TOKEN_COLUMNS: &str = "id, tenant, name, hash, created, last_used, scope, expires";
+
 fn token_row(r: &rusqlite::Row) -> rusqlite::Result<TokenRecord> {
+    let scope: String = r.get(6)?;
     Ok(TokenRecord {
         id: r.get(0)?,
         tenant: r.get(1)?,
@@ -907,7 +1019,48 @@ fn token_row(r: &rusqlite::Row) -> rusqlite::Result<TokenRecord> {
         hash: r.get(3)?,
         created: r.get(4)?,
         last_used: r.get(5)?,
+        // The column's CHECK admits only the two known values; anything else is refused
+        // (read-only would be the safe reading, but a corrupt row should not authenticate).
+        scope: TokenScope::parse(&scope).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                6,
+                rusqlite::types::Type::Text,
+                format!("unknown token scope {scope:?}").into(),
+            )
+        })?,
+        expires: r.get(7)?,
     })
+}
+
+fn tenant_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM tenants WHERE name = ?1)",
+        [name],
+        |r| r.get(0),
+    )?)
+}
+
+fn insert_token(tx: &Connection, t: &TokenRecord) -> Result<(), StoreError> {
+    if !tenant_exists(tx, &t.tenant)? {
+        return Err(StoreError::InvalidReference(format!(
+            "no tenant named \"{}\"",
+            t.tenant
+        )));
+    }
+    tx.execute(
+        "INSERT INTO tokens (id, tenant, name, hash, created, scope, expires)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            t.id,
+            t.tenant,
+            t.name,
+            t.hash,
+            t.created,
+            t.scope.as_str(),
+            t.expires
+        ],
+    )?;
+    Ok(())
 }
 
 fn member_ids(tx: &Connection, group_pk: i64) -> Result<Vec<String>, StoreError> {
@@ -966,6 +1119,123 @@ mod tests {
             SqliteStore::open(&p, Synchronous::Full),
             Err(StoreError::Incompatible(_))
         ));
+    }
+
+    /// A database written by a schema-2 scimlite (tokens without scope or expiry) opens,
+    /// migrates, and its token and data keep working.
+    #[test]
+    fn a_schema_2_database_upgrades_and_its_tokens_keep_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.db");
+        let token = format!("scim_0123456789abcdef_{}", "s".repeat(43));
+        {
+            let c = create_at_schema_version(&p, 2).unwrap();
+            // The rows as the schema-2 code wrote them.
+            c.execute(
+                "INSERT INTO tokens (id, tenant, name, hash, created) VALUES ('0123456789abcdef', 'default', 'okta', ?1, '2025-01-01T00:00:00.000Z')",
+                [crate::auth::hash_secret(token.as_bytes(), 1000).unwrap()],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO tokens (id, tenant, name, hash, created, revoked) VALUES ('fedcba9876543210', 'default', 'old', 'x', '2024-01-01T00:00:00.000Z', '2024-06-01T00:00:00.000Z')",
+                [],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO resources (tenant, kind, id, user_name, doc, created, last_modified, version)
+                 VALUES ('default', 'User', 'u1', 'alice', '{\"userName\":\"alice\"}', '2025-01-01T00:00:00.000Z', '2025-01-01T00:00:00.000Z', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let s = std::sync::Arc::new(SqliteStore::open(&p, Synchronous::Normal).unwrap());
+        let v: i64 = s
+            .writer
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        let t = s.token("0123456789abcdef").unwrap().unwrap();
+        assert_eq!(
+            (t.scope, t.expires.as_deref()),
+            (TokenScope::ReadWrite, None)
+        );
+        assert!(s.token("fedcba9876543210").unwrap().is_none());
+        let auth = crate::auth::Authenticator::new(s.clone());
+        let who = auth.authenticate(&token, None, Some(T)).unwrap();
+        assert_eq!((who.tenant.as_str(), who.read_only()), (T, false));
+        assert!(s.get(T, ResourceKind::User, "u1").unwrap().is_some());
+        let tenants = s.tenants().unwrap();
+        assert_eq!(tenants.len(), 1);
+        assert_eq!(
+            (
+                tenants[0].name.as_str(),
+                tenants[0].users,
+                tenants[0].tokens
+            ),
+            (T, 1, 1)
+        );
+        // Opening again runs nothing.
+        drop(auth);
+        drop(s);
+        SqliteStore::open(&p, Synchronous::Normal).unwrap();
+    }
+
+    #[test]
+    fn tenants_rotation_and_deletion() {
+        let (_d, s) = store();
+        s.create_tenant("acme").unwrap();
+        assert!(matches!(
+            s.create_tenant("acme"),
+            Err(StoreError::Conflict(_))
+        ));
+        let token = |id: &str, tenant: &str| TokenRecord {
+            id: id.into(),
+            tenant: tenant.into(),
+            name: "n".into(),
+            hash: "h".into(),
+            created: now_rfc3339(),
+            last_used: None,
+            scope: TokenScope::ReadOnly,
+            expires: Some("2099-01-01T00:00:00Z".into()),
+        };
+        assert!(matches!(
+            s.create_token(&token("00", "nope")),
+            Err(StoreError::InvalidReference(_))
+        ));
+        s.create_token(&token("a1", "acme")).unwrap();
+        s.create_token(&token("a2", "acme")).unwrap();
+        s.create_token(&token("d1", T)).unwrap();
+        let a1 = s.token("a1").unwrap().unwrap();
+        assert_eq!(
+            (a1.tenant.as_str(), a1.scope, a1.expires.as_deref()),
+            ("acme", TokenScope::ReadOnly, Some("2099-01-01T00:00:00Z"))
+        );
+        let revoked = s.rotate_token(&token("a3", "acme")).unwrap();
+        assert_eq!(revoked, vec!["a1".to_string(), "a2".to_string()]);
+        assert!(s.token("a1").unwrap().is_none() && s.token("a2").unwrap().is_none());
+        assert!(s.token("a3").unwrap().is_some() && s.token("d1").unwrap().is_some());
+
+        s.create("acme", ResourceKind::User, &user("bob"), None)
+            .unwrap();
+        // The same userName in another tenant is no conflict.
+        s.create(T, ResourceKind::User, &user("bob"), None).unwrap();
+        assert!(matches!(
+            s.delete_tenant("acme", false),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(s.token("a3").unwrap().is_some());
+        let d = s.delete_tenant("acme", true).unwrap();
+        assert_eq!((d.users, d.groups, d.tokens), (1, 0, 3));
+        assert!(s.token("a3").unwrap().is_none());
+        assert!(matches!(
+            s.delete_tenant("acme", true),
+            Err(StoreError::NotFound)
+        ));
+        let names: Vec<String> = s.tenants().unwrap().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, vec![T.to_string()]);
+        assert_eq!(s.tenants().unwrap()[0].users, 1);
     }
 
     #[test]

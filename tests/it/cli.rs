@@ -57,15 +57,31 @@ impl Running {
     }
 
     fn status(&self, token: &str) -> u16 {
+        self.status_at("/scim/v2/Users", token)
+    }
+
+    fn status_at(&self, path: &str, token: &str) -> u16 {
+        self.request("GET", path, token, None).status
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&serde_json::Value>,
+    ) -> crate::common::Reply {
         let auth = format!("Bearer {token}");
         send(
             &agent(None),
-            "GET",
-            &format!("http://127.0.0.1:{}/scim/v2/Users", self.port),
-            &[("Authorization", &auth)],
-            None,
+            method,
+            &format!("http://127.0.0.1:{}{path}", self.port),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/scim+json"),
+            ],
+            body.map(|b| b.to_string().into_bytes()),
         )
-        .status
     }
 
     fn terminate(mut self) -> std::process::ExitStatus {
@@ -137,8 +153,7 @@ fn first_run_token_tokens_and_sigterm() {
     assert!(!scimlite(&config, &["token", "revoke", okta_id])
         .status
         .success());
-    // The running server re-checks cached tokens within 5 s.
-    std::thread::sleep(Duration::from_millis(5500));
+    // The running server refuses it from the next request on.
     assert_eq!(server.status(&created), 401);
     assert_eq!(server.status(&first), 200);
 
@@ -265,4 +280,175 @@ fn tells_systemd_when_ready_and_when_stopping() {
     let n = socket.recv(&mut buf).expect("STOPPING notification");
     assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
     assert!(child.wait().unwrap().success());
+}
+
+fn last_line(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "only the token goes to stdout: {stdout}"
+    );
+    stdout.lines().last().unwrap().to_string()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// `tenant create/list/delete`, `token create --tenant --scope --expires`, `token rotate`
+/// on a running server: the old token is refused on the next request, within the second.
+#[test]
+fn tenants_and_token_rotation_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let server = Running::start(dir.path(), &config);
+
+    for bad in [
+        "Users",
+        "users",
+        "ACME",
+        "a_b",
+        "",
+        &"x".repeat(64),
+        ".search",
+        "me",
+    ] {
+        let out = scimlite(&config, &["tenant", "create", bad]);
+        assert!(!out.status.success(), "{bad:?} must be refused");
+        assert!(stderr(&out).contains("tenant"), "{bad:?}: {}", stderr(&out));
+    }
+    assert!(scimlite(&config, &["tenant", "create", "acme"])
+        .status
+        .success());
+    let again = scimlite(&config, &["tenant", "create", "acme"]);
+    assert!(!again.status.success() && stderr(&again).contains("already exists"));
+    assert!(scimlite(&config, &["tenant", "create", "globex-2"])
+        .status
+        .success());
+    let nope = scimlite(&config, &["token", "create", "--tenant", "nope"]);
+    assert!(!nope.status.success());
+    assert!(
+        stderr(&nope).contains("tenant create nope"),
+        "{}",
+        stderr(&nope)
+    );
+
+    let acme = last_line(&scimlite(
+        &config,
+        &["token", "create", "--tenant", "acme", "--name", "okta"],
+    ));
+    let reader = last_line(&scimlite(
+        &config,
+        &[
+            "token",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "reader",
+            "--scope",
+            "read-only",
+            "--expires",
+            "90d",
+        ],
+    ));
+    let globex = last_line(&scimlite(
+        &config,
+        &["token", "create", "--tenant", "globex-2", "--name", "entra"],
+    ));
+    let bad_expiry = scimlite(&config, &["token", "create", "--expires", "yesterday"]);
+    assert!(!bad_expiry.status.success() && stderr(&bad_expiry).contains("--expires"));
+
+    assert_eq!(server.status_at("/scim/v2/acme/Users", &acme), 200);
+    assert_eq!(server.status_at("/scim/v2/Users", &acme), 200);
+    assert_eq!(server.status_at("/scim/v2/globex-2/Users", &acme), 401);
+    assert_eq!(server.status_at("/scim/v2/globex-2/Users", &globex), 200);
+    assert_eq!(server.status_at("/scim/v2/acme/Users", &reader), 200);
+    let write = server.request(
+        "POST",
+        "/scim/v2/acme/Users",
+        &reader,
+        Some(&serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "x"})),
+    );
+    assert_eq!(write.status, 403, "{}", write.text);
+    let user = serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "alice"});
+    assert_eq!(
+        server
+            .request("POST", "/scim/v2/acme/Users", &acme, Some(&user))
+            .status,
+        201
+    );
+
+    let list = scimlite(&config, &["token", "list"]);
+    let listing = String::from_utf8(list.stdout).unwrap();
+    let header = listing.lines().next().unwrap();
+    assert!(
+        header.starts_with("id")
+            && header.contains("tenant")
+            && header.contains("scope")
+            && header.contains("expires"),
+        "{header}"
+    );
+    let reader_line = listing.lines().find(|l| l.contains("reader")).unwrap();
+    assert!(
+        reader_line.contains("acme")
+            && reader_line.contains("read-only")
+            && !reader_line.ends_with("never"),
+        "{reader_line}"
+    );
+    let okta_line = listing.lines().find(|l| l.contains("okta")).unwrap();
+    assert!(
+        okta_line.contains("read-write") && okta_line.ends_with("never"),
+        "{okta_line}"
+    );
+
+    let tenants = String::from_utf8(scimlite(&config, &["tenant", "list"]).stdout).unwrap();
+    let acme_line = tenants.lines().find(|l| l.starts_with("acme ")).unwrap();
+    let counts: Vec<&str> = acme_line.split_whitespace().skip(2).collect();
+    assert_eq!(counts, ["1", "0", "2"], "{tenants}");
+    assert!(tenants.lines().any(|l| l.starts_with("default ")));
+
+    // Rotation: the new token works and both old acme tokens stop at once, on the running
+    // server; other tenants' tokens are untouched.
+    assert_eq!(server.status_at("/scim/v2/acme/Users", &acme), 200);
+    let rotate = scimlite(
+        &config,
+        &["token", "rotate", "--tenant", "acme", "--name", "okta"],
+    );
+    let rotated = last_line(&rotate);
+    assert!(stderr(&rotate).contains("revoked"), "{}", stderr(&rotate));
+    let started = std::time::Instant::now();
+    assert_eq!(server.status_at("/scim/v2/acme/Users", &acme), 401);
+    assert_eq!(server.status_at("/scim/v2/acme/Users", &reader), 401);
+    assert_eq!(server.status_at("/scim/v2/acme/Users", &rotated), 200);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(server.status_at("/scim/v2/Users", &globex), 200);
+
+    // Deletion: refused while the tenant holds data, then purged with its tokens.
+    let refused = scimlite(&config, &["tenant", "delete", "acme"]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("--purge"), "{}", stderr(&refused));
+    assert_eq!(server.status_at("/scim/v2/acme/Users", &rotated), 200);
+    let purged = scimlite(&config, &["tenant", "delete", "acme", "--purge"]);
+    assert!(purged.status.success(), "{}", stderr(&purged));
+    assert_eq!(server.status_at("/scim/v2/acme/Users", &rotated), 401);
+    assert!(!scimlite(&config, &["tenant", "delete", "acme"])
+        .status
+        .success());
+    assert!(!scimlite(&config, &["tenant", "delete", "default"])
+        .status
+        .success());
+    // An empty tenant needs no --purge.
+    assert!(scimlite(&config, &["tenant", "delete", "globex-2"])
+        .status
+        .success());
+    assert_eq!(server.status_at("/scim/v2/Users", &globex), 401);
+
+    assert!(server.terminate().success());
 }

@@ -13,4 +13,5 @@ mod negative;
 mod ops;
 mod patch;
 mod query;
+mod tenants;
 mod transport;
