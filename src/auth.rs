@@ -15,7 +15,7 @@ use pbkdf2::password_hash::{PasswordHasher, PasswordVerifier};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::store::{now_rfc3339, Store, StoreError, TokenRecord};
+use crate::store::{now_rfc3339, Actor, Store, StoreError, TokenRecord};
 
 /// RustCrypto's recommendation for PBKDF2-HMAC-SHA256 (deps.md §3).
 pub const DEFAULT_ROUNDS: u32 = 600_000;
@@ -70,12 +70,13 @@ pub struct NewToken {
     pub token: String,
 }
 
-/// Creates and stores a token for `tenant`.
+/// Creates and stores a token for `tenant` (audited as made by `actor`).
 pub fn create_token(
     store: &dyn Store,
     tenant: &str,
     name: &str,
     rounds: u32,
+    actor: &Actor,
 ) -> Result<NewToken, AuthError> {
     let id: String = random_bytes::<8>()?
         .iter()
@@ -91,7 +92,7 @@ pub fn create_token(
         created: now_rfc3339(),
         last_used: None,
     };
-    store.create_token(&record)?;
+    store.create_token(&record, actor)?;
     Ok(NewToken { record, token })
 }
 
@@ -247,7 +248,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let t = create_token(store.as_ref(), DEFAULT_TENANT, "okta", 1000).unwrap();
+        let t = create_token(store.as_ref(), DEFAULT_TENANT, "okta", 1000, &Actor::cli()).unwrap();
         let auth = Authenticator::new(store.clone());
         let p = auth.authenticate(&t.token).unwrap().unwrap();
         assert_eq!(p.token_name, "okta");
@@ -257,7 +258,7 @@ mod tests {
         wrong.push('x');
         assert!(auth.authenticate(&wrong).unwrap().is_none());
         assert!(store.tokens().unwrap()[0].last_used.is_some());
-        assert!(store.revoke_token(&t.record.id).unwrap());
+        assert!(store.revoke_token(&t.record.id, &Actor::cli()).unwrap());
         auth.forget(&t.record.id);
         assert!(auth.authenticate(&t.token).unwrap().is_none());
     }
