@@ -315,6 +315,10 @@ fn import(config: &Config, input: Option<&Path>) -> ExitCode {
 
 fn serve(config: &Config) -> ExitCode {
     log::info!("configuration: {}", config.origin);
+    let stop = match crate::server::stop_on_signals() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot catch SIGTERM: {e}")),
+    };
     let handle = match crate::server::start(config) {
         Ok(h) => h,
         Err(e) => return fail(e),
@@ -343,7 +347,7 @@ fn serve(config: &Config) -> ExitCode {
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&format!("serving on {}", handle.local_addr())),
     ]);
-    match crate::server::run_until_signalled(handle) {
+    match crate::server::run_until_signalled(handle, &stop) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }

@@ -156,11 +156,18 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     })
 }
 
-/// Blocks until SIGTERM or SIGINT, then shuts down gracefully.
-pub fn run_until_signalled(handle: ServerHandle) -> std::io::Result<()> {
+/// Catches SIGTERM and SIGINT from now on; the flag says one arrived. Called before the
+/// server announces itself: a SIGTERM right after "serving" (systemd's stop, a test) would
+/// otherwise meet the default action and kill the process instead of draining it.
+pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    Ok(stop)
+}
+
+/// Blocks until `stop` (from [`stop_on_signals`]) is set, then shuts down gracefully.
+pub fn run_until_signalled(handle: ServerHandle, stop: &AtomicBool) -> std::io::Result<()> {
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
     }

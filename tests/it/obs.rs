@@ -921,3 +921,45 @@ fn json_log_lines_parse_as_json() {
         "{lines:?}"
     );
 }
+
+/// SIGTERM right after the server announces itself (systemd's stop just after READY, a
+/// supervisor's restart) drains and exits 0: the signal is caught before the announcement,
+/// never left to its default action.
+#[test]
+fn sigterm_right_after_start_is_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    for _ in 0..5 {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        loop {
+            let line = lines.next().expect("server exited before serving").unwrap();
+            if line.contains("serving SCIM on") {
+                break;
+            }
+        }
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        // Keep draining stderr so the child never blocks on a full pipe.
+        let drain = std::thread::spawn(move || lines.for_each(drop));
+        let status = child.wait().unwrap();
+        drain.join().unwrap();
+        assert!(
+            status.success(),
+            "SIGTERM must drain and exit 0, got {status:?}"
+        );
+    }
+}
