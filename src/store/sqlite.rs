@@ -1690,6 +1690,86 @@ mod tests {
     }
 
     #[test]
+    fn audit_records_the_net_member_delta_of_replace_clear_and_filters() {
+        use crate::scim::resource::MemberInput;
+        use crate::store::{AuditQuery, ResourceUpdate};
+        let (_d, s) = store();
+        let ids: Vec<String> = (0..3)
+            .map(|i| {
+                s.create(T, ResourceKind::User, &user(&format!("m{i}")), None, &A)
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        let g = validate(ResourceKind::Group, &json!({"displayName": "g"})).unwrap();
+        let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
+        let input = |v: &[usize]| -> Vec<MemberInput> {
+            v.iter()
+                .map(|&i| MemberInput {
+                    value: ids[i].clone(),
+                    kind: None,
+                })
+                .collect()
+        };
+        let run = |changes: Vec<MemberChange>| -> serde_json::Value {
+            let mut f = |cur: &StoredResource| {
+                Ok(ResourceUpdate {
+                    doc: cur.doc.clone(),
+                    password: PasswordUpdate::Keep,
+                    members: changes.clone(),
+                })
+            };
+            s.update(T, ResourceKind::Group, &g.id, &A, UpdateOp::Replace, &mut f)
+                .unwrap();
+            let last = s
+                .audit(&AuditQuery {
+                    limit: 1,
+                    ..Default::default()
+                })
+                .unwrap();
+            let members = &last[0].changes["members"];
+            let side = |k: &str| -> Vec<String> {
+                let mut v: Vec<String> = members[k]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|m| m["name"].as_str().unwrap().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                v.sort();
+                v
+            };
+            json!({"added": side("added"), "removed": side("removed")})
+        };
+        assert_eq!(
+            run(vec![MemberChange::Replace(input(&[0, 1]))]),
+            json!({"added": ["m0", "m1"], "removed": []})
+        );
+        assert_eq!(
+            run(vec![MemberChange::Replace(input(&[1, 2]))]),
+            json!({"added": ["m2"], "removed": ["m0"]})
+        );
+        // Removed and added back in one PATCH: the net change is m0 joining.
+        assert_eq!(
+            run(vec![
+                MemberChange::Remove(vec![ids[1].clone()]),
+                MemberChange::Add(input(&[1, 0])),
+            ]),
+            json!({"added": ["m0"], "removed": []})
+        );
+        let by_name = crate::scim::filter::parse("display eq \"D m2\"").unwrap();
+        assert_eq!(
+            run(vec![MemberChange::RemoveWhere(by_name)]),
+            json!({"added": [], "removed": ["m2"]})
+        );
+        assert_eq!(
+            run(vec![MemberChange::Clear]),
+            json!({"added": [], "removed": ["m0", "m1"]})
+        );
+    }
+
+    #[test]
     fn update_bumps_version_only_on_change() {
         let (_d, s) = store();
         let u = s
