@@ -133,9 +133,11 @@ const MIGRATIONS: &[&str] = &[
     JOIN resources AS g ON g.pk = ms.group_pk
     JOIN resources AS m ON m.pk = ms.member_pk;",
     // 3: the audit log (`audit.rs`) and the row `/healthz` writes to prove the database takes
-    // writes. `at` is UTC with exactly three fraction digits, so text order is time order.
+    // writes. `at` is UTC with exactly three fraction digits, so text order is time order; it
+    // grows with `seq`, so no index on it (pruning reads the oldest rows by `seq`): every
+    // write pays for as few B-trees as the `--resource` lookup needs.
     "CREATE TABLE audit_log (
-        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq           INTEGER PRIMARY KEY,
         at            TEXT NOT NULL,
         tenant        TEXT NOT NULL,
         actor_id      TEXT,
@@ -147,7 +149,6 @@ const MIGRATIONS: &[&str] = &[
         resource_name TEXT,
         changes       TEXT NOT NULL
     );
-    CREATE INDEX audit_log_at ON audit_log (at);
     CREATE TABLE audit_subjects (
         subject TEXT NOT NULL COLLATE NOCASE,
         seq     INTEGER NOT NULL,
@@ -894,12 +895,6 @@ impl Store for SqliteStore {
                 &delta.net(),
                 &mut subjects,
             )?;
-            // Renamed: found by its old name too.
-            let old_name = audit::resource_name(kind, &current.doc);
-            let new_name = audit::resource_name(kind, &update.doc);
-            if old_name != new_name {
-                subjects.extend(old_name.map(str::to_string));
-            }
             audit::append(
                 tx,
                 actor,
@@ -908,7 +903,7 @@ impl Store for SqliteStore {
                     operation: op.as_str(),
                     resource_type: kind.name(),
                     resource_id: id,
-                    resource_name: new_name,
+                    resource_name: audit::resource_name(kind, &update.doc),
                     changes,
                     subjects,
                 },

@@ -7,8 +7,9 @@
 //! second copy of personal data), the new `active` value, the members added or removed (id,
 //! type and userName/displayName at the time) and, for a deleted User, the groups it left.
 //! Passwords appear only as the attribute name "password". `audit_subjects` indexes each
-//! entry by the resource's id and name and by every member id and name it mentions, so
-//! "who removed Alice from Finance" is one indexed lookup for alice.
+//! entry by the resource's id and by every member id it mentions, so "who removed Alice from
+//! Finance" is one indexed lookup for Alice's id; a name is turned into ids when reading.
+//! Only ids, never names, are indexed: each subject row is a B-tree insert on every write.
 
 use std::collections::HashSet;
 
@@ -50,7 +51,7 @@ pub(super) struct Entry<'a> {
     pub resource_id: &'a str,
     pub resource_name: Option<&'a str>,
     pub changes: Map<String, Value>,
-    /// Further ids and names the entry is found by (members, groups left).
+    /// Further ids the entry is found by (members, groups left).
     pub subjects: Vec<String>,
 }
 
@@ -130,7 +131,7 @@ pub(super) fn resource_changes(
 }
 
 /// `[{value, type, name}]` for resources by id, with their names as of now (the write's
-/// transaction); each id and name becomes a subject of the entry.
+/// transaction); each id becomes a subject of the entry.
 pub(super) fn describe(
     tx: &Connection,
     tenant: &str,
@@ -152,7 +153,6 @@ pub(super) fn describe(
         if let Some((kind, name)) = found {
             m.insert("type".into(), Value::String(kind));
             if let Some(name) = name {
-                subjects.push(name.clone());
                 m.insert("name".into(), Value::String(name));
             }
         }
@@ -184,12 +184,7 @@ pub(super) fn append(tx: &Connection, actor: &Actor, entry: Entry) -> Result<(),
     let seq = tx.last_insert_rowid();
     let mut subject =
         tx.prepare_cached("INSERT OR IGNORE INTO audit_subjects (subject, seq) VALUES (?1, ?2)")?;
-    let own = [Some(entry.resource_id), entry.resource_name];
-    for s in own
-        .into_iter()
-        .flatten()
-        .chain(entry.subjects.iter().map(String::as_str))
-    {
+    for s in std::iter::once(entry.resource_id).chain(entry.subjects.iter().map(String::as_str)) {
         subject.execute(params![s, seq])?;
     }
     Ok(())
@@ -198,32 +193,42 @@ pub(super) fn append(tx: &Connection, actor: &Actor, entry: Entry) -> Result<(),
 /// Most entries one pruning pass deletes, so a long backlog never makes one write slow.
 pub(super) const PRUNE_BATCH: i64 = 10_000;
 
-/// Deletes entries older than `days` days, at most [`PRUNE_BATCH`]; returns how many.
+/// Deletes entries older than `days` days, at most [`PRUNE_BATCH`] (the oldest, read in
+/// `seq` order, which is time order); returns how many.
 pub(super) fn prune(tx: &Connection, days: u32) -> Result<usize, StoreError> {
-    let cutoff: Option<i64> = tx.query_row(
-        "SELECT max(seq) FROM audit_log
+    let upto: Option<i64> = tx.query_row(
+        "SELECT max(seq) FROM (SELECT seq, at FROM audit_log ORDER BY seq LIMIT ?2)
          WHERE at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ?1 || ' days')",
-        [days],
+        params![days, PRUNE_BATCH],
         |r| r.get(0),
     )?;
-    let Some(cutoff) = cutoff else {
+    let Some(upto) = upto else {
         return Ok(0);
     };
-    let first: i64 = tx.query_row("SELECT COALESCE(min(seq), 0) FROM audit_log", [], |r| {
-        r.get(0)
-    })?;
-    let upto = cutoff.min(first + PRUNE_BATCH - 1);
     tx.execute("DELETE FROM audit_subjects WHERE seq <= ?1", [upto])?;
     Ok(tx.execute("DELETE FROM audit_log WHERE seq <= ?1", [upto])?)
 }
 
+/// `q.resource` is an id or a name: a current userName, group displayName or token name, or
+/// a name the audit log recorded (a deleted or renamed resource), each case-insensitively.
+/// Reading is rare (the CLI), so the name lookups may scan; writes stay cheap.
 pub(super) fn read(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT seq, at, tenant, actor_id, actor_name, via, operation, resource_type, resource_id,
+        "WITH wanted(id) AS (
+             SELECT ?2 WHERE ?2 IS NOT NULL
+             UNION SELECT id FROM resources
+                   WHERE ?2 IS NOT NULL AND (?1 IS NULL OR tenant = ?1)
+                     AND (user_name = ?2 OR display_name = ?2)
+             UNION SELECT id FROM tokens WHERE ?2 IS NOT NULL AND name = ?2 COLLATE NOCASE
+             UNION SELECT resource_id FROM audit_log
+                   WHERE ?2 IS NOT NULL AND resource_name = ?2 COLLATE NOCASE
+         )
+         SELECT seq, at, tenant, actor_id, actor_name, via, operation, resource_type, resource_id,
                 resource_name, changes
          FROM audit_log
          WHERE (?1 IS NULL OR tenant = ?1)
-           AND (?2 IS NULL OR seq IN (SELECT seq FROM audit_subjects WHERE subject = ?2))
+           AND (?2 IS NULL OR seq IN (
+                SELECT s.seq FROM audit_subjects s JOIN wanted w ON s.subject = w.id))
            AND (?3 IS NULL OR at >= ?3)
          ORDER BY seq DESC LIMIT ?4",
     )?;
