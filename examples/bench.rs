@@ -24,9 +24,16 @@ use scimlite::scim::patch::{self, Quirks};
 use scimlite::scim::resource::{validate, MemberInput};
 use scimlite::scim::ResourceKind;
 use scimlite::store::sqlite::Synchronous;
-use scimlite::store::{MemberChange, PasswordUpdate, ResourceUpdate, SqliteStore, Store};
+use scimlite::store::{
+    Actor, MemberChange, PasswordUpdate, ResourceUpdate, SqliteStore, Store, UpdateOp, Via,
+};
 
 const TENANT: &str = "default";
+
+/// Writes are audited; as through the API, in the name of a token.
+fn actor() -> Actor {
+    Actor::token("0123456789abcdef", "bench", Via::Api)
+}
 
 fn main() {
     let which = std::env::args()
@@ -47,7 +54,7 @@ fn user(store: &SqliteStore, name: &str) -> String {
     let body = json!({"userName": name});
     let res = validate(ResourceKind::User, &body).expect("valid user");
     store
-        .create(TENANT, ResourceKind::User, &res, None)
+        .create(TENANT, ResourceKind::User, &res, None, &actor())
         .expect("create user")
         .id
 }
@@ -66,7 +73,7 @@ fn membership() {
             .expect("open store");
         let group = validate(ResourceKind::Group, &json!({"displayName": "big"})).expect("group");
         let gid = store
-            .create(TENANT, ResourceKind::Group, &group, None)
+            .create(TENANT, ResourceKind::Group, &group, None, &actor())
             .expect("create group")
             .id;
         let members: Vec<MemberInput> = (0..size)
@@ -83,7 +90,14 @@ fn membership() {
             })
         };
         store
-            .update(TENANT, ResourceKind::Group, &gid, &mut fill)
+            .update(
+                TENANT,
+                ResourceKind::Group,
+                &gid,
+                &actor(),
+                UpdateOp::Patch,
+                &mut fill,
+            )
             .expect("fill group");
         let newcomers: Vec<String> = (0..ROUNDS)
             .map(|i| user(&store, &format!("new{i}")))
@@ -106,7 +120,14 @@ fn membership() {
                 })
             };
             let (_, changed) = store
-                .update(TENANT, ResourceKind::Group, &gid, &mut apply)
+                .update(
+                    TENANT,
+                    ResourceKind::Group,
+                    &gid,
+                    &actor(),
+                    UpdateOp::Patch,
+                    &mut apply,
+                )
                 .expect("patch");
             assert!(changed);
             times.push(started.elapsed());
@@ -207,7 +228,7 @@ fn filter_bench() {
         }
         let res = validate(ResourceKind::User, &body).expect("valid user");
         store
-            .create(TENANT, ResourceKind::User, &res, None)
+            .create(TENANT, ResourceKind::User, &res, None, &actor())
             .expect("create user");
     }
     println!(

@@ -23,7 +23,7 @@ mod limit;
 
 pub use limit::{FailureLimiter, Limits};
 
-use crate::store::{now_rfc3339, Store, StoreError, TokenRecord, TokenScope};
+use crate::store::{now_rfc3339, Actor, Store, StoreError, TokenRecord, TokenScope};
 
 /// RustCrypto's recommendation for PBKDF2-HMAC-SHA256 (deps.md §3).
 pub const DEFAULT_ROUNDS: u32 = 600_000;
@@ -117,20 +117,22 @@ pub fn create_token(
     tenant: &str,
     name: &str,
     rounds: u32,
+    actor: &Actor,
 ) -> Result<NewToken, AuthError> {
-    create_scoped_token(store, tenant, name, &TokenOptions::default(), rounds)
+    create_scoped_token(store, tenant, name, &TokenOptions::default(), rounds, actor)
 }
 
-/// Creates and stores a token for `tenant` (which must exist).
+/// Creates and stores a token for `tenant` (which must exist), audited as made by `actor`.
 pub fn create_scoped_token(
     store: &dyn Store,
     tenant: &str,
     name: &str,
     options: &TokenOptions,
     rounds: u32,
+    actor: &Actor,
 ) -> Result<NewToken, AuthError> {
     let t = new_token(tenant, name, options, rounds)?;
-    store.create_token(&t.record)?;
+    store.create_token(&t.record, actor)?;
     Ok(t)
 }
 
@@ -143,10 +145,11 @@ pub fn rotate_token(
     name: &str,
     options: &TokenOptions,
     rounds: u32,
+    actor: &Actor,
 ) -> Result<(NewToken, Vec<String>), AuthError> {
-    // PBKDF2 runs before the transaction, so the writer is held for two statements only.
+    // PBKDF2 runs before the transaction, so the writer is held for a few statements only.
     let t = new_token(tenant, name, options, rounds)?;
-    let revoked = store.rotate_token(&t.record)?;
+    let revoked = store.rotate_token(&t.record, actor)?;
     Ok((t, revoked))
 }
 
@@ -459,7 +462,7 @@ mod tests {
     #[test]
     fn authenticate_cache_and_revoke() {
         let (_dir, store) = store();
-        let t = create_token(store.as_ref(), DEFAULT_TENANT, "okta", 1000).unwrap();
+        let t = create_token(store.as_ref(), DEFAULT_TENANT, "okta", 1000, &Actor::cli()).unwrap();
         let auth = Authenticator::new(store.clone());
         let p = ok(&auth, &t.token).unwrap();
         assert_eq!(p.token_name, "okta");
@@ -472,14 +475,14 @@ mod tests {
         assert!(store.tokens().unwrap()[0].last_used.is_some());
         // Revoked in the store (as the CLI does from another process): refused at once,
         // without `forget`.
-        assert!(store.revoke_token(&t.record.id).unwrap());
+        assert!(store.revoke_token(&t.record.id, &Actor::cli()).unwrap());
         assert!(ok(&auth, &t.token).is_none());
     }
 
     #[test]
     fn a_wrong_secret_is_never_cached() {
         let (_dir, store) = store();
-        let t = create_token(store.as_ref(), DEFAULT_TENANT, "okta", 1000).unwrap();
+        let t = create_token(store.as_ref(), DEFAULT_TENANT, "okta", 1000, &Actor::cli()).unwrap();
         let id = &t.record.id;
         let wrong = format!("scim_{id}_{}", "A".repeat(43));
         // Limit off: this is about the cache, not the rate limit.
@@ -506,7 +509,7 @@ mod tests {
     #[test]
     fn tenant_scope_and_expiry() {
         let (_dir, store) = store();
-        store.create_tenant("acme").unwrap();
+        store.create_tenant("acme", &Actor::cli()).unwrap();
         let ro = create_scoped_token(
             store.as_ref(),
             "acme",
@@ -516,6 +519,7 @@ mod tests {
                 expires: None,
             },
             1000,
+            &Actor::cli(),
         )
         .unwrap();
         let auth = Authenticator::new(store.clone());
@@ -533,16 +537,19 @@ mod tests {
 
         let past = new_token("acme", "old", &TokenOptions::default(), 1000).unwrap();
         store
-            .create_token(&TokenRecord {
-                expires: Some("2000-01-01T00:00:00Z".into()),
-                ..past.record.clone()
-            })
+            .create_token(
+                &TokenRecord {
+                    expires: Some("2000-01-01T00:00:00Z".into()),
+                    ..past.record.clone()
+                },
+                &Actor::cli(),
+            )
             .unwrap();
         match auth.authenticate(&past.token, None, None) {
             Err(AuthFailure::Unauthorized(m)) => assert!(m.contains("expired"), "{m}"),
             other => panic!("{other:?}"),
         }
-        let unknown_tenant = create_token(store.as_ref(), "nope", "x", 1000);
+        let unknown_tenant = create_token(store.as_ref(), "nope", "x", 1000, &Actor::cli());
         assert!(unknown_tenant.is_err());
     }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
-use crate::store::{Store, StoreError, TokenScope, DEFAULT_TENANT};
+use crate::store::{Actor, AuditEntry, AuditQuery, Store, StoreError, TokenScope, DEFAULT_TENANT};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -86,6 +86,69 @@ pub enum Command {
         #[arg(short = 'i', long = "input", value_name = "FILE")]
         input: Option<PathBuf>,
     },
+    /// Show the audit log: who changed what, and when (oldest first)
+    Audit {
+        /// Only entries about this resource: its id or name (userName, group displayName,
+        /// token name), changed itself or added to / removed from a group
+        #[arg(long, value_name = "ID")]
+        resource: Option<String>,
+        /// Only entries at or after TIME: RFC 3339 (2026-11-01T09:00:00Z), a date
+        /// (2026-11-01, UTC midnight) or an age (90m, 24h, 7d)
+        #[arg(long, value_name = "TIME", value_parser = parse_since)]
+        since: Option<String>,
+        /// Show the newest N matching entries
+        #[arg(long, value_name = "N", default_value_t = 100,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        limit: u64,
+        /// Only this tenant [default: all tenants]
+        #[arg(long, value_name = "NAME")]
+        tenant: Option<String>,
+        /// One JSON object per line instead of text
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `--since`: an RFC 3339 time, a date, or an age before now; returns the audit log's own
+/// time format, so the comparison is plain text order.
+pub fn parse_since(text: &str) -> Result<String, String> {
+    use time::format_description::well_known::Rfc3339;
+    use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time};
+    let text = text.trim();
+    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(crate::store::format_utc_millis(t));
+    }
+    let ymd: Vec<&str> = text.split('-').collect();
+    if let [y, m, d] = ymd.as_slice() {
+        let date = (|| {
+            let month = time::Month::try_from(m.parse::<u8>().ok()?).ok()?;
+            Date::from_calendar_date(y.parse().ok()?, month, d.parse().ok()?).ok()
+        })();
+        if let Some(date) = date {
+            return Ok(crate::store::format_utc_millis(
+                PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_utc(),
+            ));
+        }
+    }
+    let split = text.len().saturating_sub(1);
+    if let (Some(number), Some(unit)) = (text.get(..split), text.get(split..)) {
+        // Bounded, so building the Duration cannot overflow.
+        if let Ok(n @ 0..=3_162_240_000) = number.parse::<i64>() {
+            let age = match unit {
+                "s" => Some(Duration::seconds(n)),
+                "m" => Some(Duration::minutes(n)),
+                "h" => Some(Duration::hours(n)),
+                "d" => Some(Duration::days(n)),
+                _ => None,
+            };
+            if let Some(then) = age.and_then(|age| OffsetDateTime::now_utc().checked_sub(age)) {
+                return Ok(crate::store::format_utc_millis(then));
+            }
+        }
+    }
+    Err(format!(
+        "\"{text}\" is not a time: use RFC 3339 (2026-11-01T09:00:00Z), a date (2026-11-01) or an age (90m, 24h, 7d)"
+    ))
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,14 +233,14 @@ pub fn run(cli: Cli) -> ExitCode {
         ca_cert,
     }) = &cli.command
     {
-        crate::logging::init("warn");
+        crate::logging::init("warn", crate::logging::LogFormat::Text);
         return selftest(url, token, *idp, ca_cert.as_deref());
     }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    crate::logging::init(&config.log_level);
+    crate::logging::init(&config.log_level, config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config),
         Command::CheckConfig => check_config(&config),
@@ -187,6 +250,22 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Backup { file, force } => backup(&config, &file, force),
         Command::Export { tenant, output } => export(&config, tenant.as_deref(), output.as_deref()),
         Command::Import { input } => import(&config, input.as_deref()),
+        Command::Audit {
+            resource,
+            since,
+            limit,
+            tenant,
+            json,
+        } => audit(
+            &config,
+            &AuditQuery {
+                tenant,
+                resource,
+                since,
+                limit,
+            },
+            json,
+        ),
     }
 }
 
@@ -289,6 +368,10 @@ fn import(config: &Config, input: Option<&Path>) -> ExitCode {
 
 fn serve(config: &Config) -> ExitCode {
     log::info!("configuration: {}", config.origin);
+    let stop = match crate::server::catch_stop_signals() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot catch SIGTERM: {e}")),
+    };
     let handle = match crate::server::start(config) {
         Ok(h) => h,
         Err(e) => return fail(e),
@@ -299,13 +382,6 @@ fn serve(config: &Config) -> ExitCode {
             return fail(format!("could not hand over the first token: {e}"));
         }
     }
-    let stop = match crate::server::catch_stop_signals() {
-        Ok(stop) => stop,
-        Err(e) => {
-            handle.shutdown();
-            return fail(format!("cannot handle signals: {e}"));
-        }
-    };
     // Announced only now, so whoever waits for this line finds the first token handed over
     // (and a SIGTERM right after it drains the server).
     log::info!(
@@ -424,6 +500,7 @@ fn token(config: &Config, action: TokenAction) -> ExitCode {
                 &name,
                 &options.1,
                 config.pbkdf2_rounds,
+                &Actor::cli(),
             ) {
                 Ok(t) => {
                     eprintln!(
@@ -450,6 +527,7 @@ fn token(config: &Config, action: TokenAction) -> ExitCode {
                 &name,
                 &options.1,
                 config.pbkdf2_rounds,
+                &Actor::cli(),
             ) {
                 Ok((t, revoked)) => {
                     eprintln!(
@@ -493,7 +571,7 @@ fn token(config: &Config, action: TokenAction) -> ExitCode {
             }
             Err(e) => fail(e),
         },
-        TokenAction::Revoke { id } => match store.revoke_token(&id) {
+        TokenAction::Revoke { id } => match store.revoke_token(&id, &Actor::cli()) {
             Ok(true) => {
                 eprintln!("revoked token {id}");
                 ExitCode::SUCCESS
@@ -550,7 +628,7 @@ fn tenant(config: &Config, action: TenantAction) -> ExitCode {
             if let Err(e) = crate::tenant::validate_name(&name) {
                 return fail(e);
             }
-            match store.create_tenant(&name) {
+            match store.create_tenant(&name, &Actor::cli()) {
                 Ok(()) => {
                     eprintln!(
                         "created tenant {name}: its URL is /scim/v2/{name}; give it a token with `scimlite token create --tenant {name}`"
@@ -581,7 +659,7 @@ fn tenant(config: &Config, action: TenantAction) -> ExitCode {
             if name == DEFAULT_TENANT {
                 return fail(format!("tenant {DEFAULT_TENANT} cannot be deleted"));
             }
-            match store.delete_tenant(&name, purge) {
+            match store.delete_tenant(&name, purge, &Actor::cli()) {
                 Ok(d) => {
                     eprintln!(
                         "deleted tenant {name}: {} users, {} groups, {} tokens",
@@ -597,6 +675,128 @@ fn tenant(config: &Config, action: TenantAction) -> ExitCode {
             }
         }
     }
+}
+
+fn audit(config: &Config, query: &AuditQuery, json: bool) -> ExitCode {
+    let store = match crate::server::open_store(config) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let entries = match store.audit(query) {
+        Ok(e) => e,
+        Err(e) => return fail(e),
+    };
+    let mut out = std::io::stdout().lock();
+    for e in &entries {
+        let line = if json {
+            audit_json(e).to_string()
+        } else {
+            audit_text(e)
+        };
+        if writeln!(out, "{line}").is_err() {
+            // A closed pipe (`| head`) is not an error worth a message.
+            return ExitCode::SUCCESS;
+        }
+    }
+    if entries.is_empty() && !json {
+        eprintln!("no audit entries match");
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn audit_json(e: &AuditEntry) -> serde_json::Value {
+    serde_json::json!({
+        "seq": e.seq,
+        "at": e.at,
+        "tenant": e.tenant,
+        "actor": {"tokenId": e.actor_id, "name": e.actor_name, "via": e.via},
+        "operation": e.operation,
+        "resourceType": e.resource_type,
+        "resourceId": e.resource_id,
+        "resourceName": e.resource_name,
+        "changes": e.changes,
+    })
+}
+
+/// One line: when, who, what, and a summary of the changes.
+fn audit_text(e: &AuditEntry) -> String {
+    use serde_json::Value;
+    let who = match &e.actor_id {
+        Some(id) => format!("{} [{id}]", e.actor_name),
+        None => e.actor_name.clone(),
+    };
+    let name = e
+        .resource_name
+        .as_deref()
+        .map(|n| format!(" \"{n}\""))
+        .unwrap_or_default();
+    let tenant = if e.tenant == DEFAULT_TENANT {
+        String::new()
+    } else {
+        format!(" tenant {}", e.tenant)
+    };
+    let mut parts = Vec::new();
+    let names = |v: &Value| -> String {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| {
+                        let id = m["value"].as_str().unwrap_or("?");
+                        match m["name"].as_str() {
+                            Some(n) => format!("{n} ({id})"),
+                            None => id.to_string(),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    if let Some(attrs) = e.changes["attributes"].as_array() {
+        let list: Vec<&str> = attrs.iter().filter_map(Value::as_str).collect();
+        parts.push(format!("attributes: {}", list.join(", ")));
+    }
+    if let Some(active) = e.changes["active"].as_bool() {
+        parts.push(format!("active: {active}"));
+    }
+    for (key, label) in [("added", "members added"), ("removed", "members removed")] {
+        let v = &e.changes["members"][key];
+        if v.is_array() {
+            parts.push(format!("{label}: {}", names(v)));
+        }
+    }
+    if e.changes["groups"].is_array() {
+        parts.push(format!("left groups: {}", names(&e.changes["groups"])));
+    }
+    if let Some(n) = e.changes["memberCount"].as_i64() {
+        parts.push(format!("had {n} members"));
+    }
+    if let Some(ids) = e.changes["revoked"].as_array() {
+        let list: Vec<&str> = ids.iter().filter_map(Value::as_str).collect();
+        parts.push(format!("revoked: {}", list.join(", ")));
+    }
+    if e.operation == "tenant-delete" {
+        let n = |k: &str| e.changes[k].as_u64().unwrap_or(0);
+        parts.push(format!(
+            "deleted {} users, {} groups, {} tokens",
+            n("users"),
+            n("groups"),
+            n("tokens")
+        ));
+    }
+    format!(
+        "{}  {who} via {}{tenant}  {} {} {}{name}{}",
+        e.at,
+        e.via,
+        e.operation,
+        e.resource_type,
+        e.resource_id,
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", parts.join("; "))
+        }
+    )
 }
 
 fn selftest(url: &str, token: &str, idp: IdpChoice, ca_cert: Option<&Path>) -> ExitCode {
@@ -628,5 +828,38 @@ fn selftest(url: &str, token: &str, idp: IdpChoice, ca_cert: Option<&Path>) -> E
             eprintln!("{line}");
         }
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_a_time_a_date_or_an_age() {
+        assert_eq!(
+            parse_since("2026-11-01T09:00:00+01:00").unwrap(),
+            "2026-11-01T08:00:00.000Z"
+        );
+        assert_eq!(
+            parse_since("2026-11-01").unwrap(),
+            "2026-11-01T00:00:00.000Z"
+        );
+        let day_ago = parse_since("1d").unwrap();
+        let hour_ago = parse_since("60m").unwrap();
+        assert!(
+            day_ago < hour_ago && day_ago.len() == 24,
+            "{day_ago} {hour_ago}"
+        );
+        for bad in [
+            "yesterday",
+            "2026-13-01",
+            "5y",
+            "-3d",
+            "",
+            "999999999999999d",
+        ] {
+            assert!(parse_since(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -37,6 +37,8 @@ struct RawConfig {
     max_body_bytes: Option<u64>,
     max_page_size: Option<u64>,
     log_level: Option<String>,
+    log_format: Option<String>,
+    audit_retention_days: Option<u32>,
     behind_tls_proxy: Option<bool>,
     synchronous: Option<String>,
     pbkdf2_rounds: Option<u32>,
@@ -45,6 +47,7 @@ struct RawConfig {
     bulk_max_payload_bytes: Option<u64>,
     tls: Option<RawTls>,
     auth: Option<RawAuth>,
+    metrics: Option<RawMetrics>,
 }
 
 /// `[auth]`: the rate limit on failed authentication.
@@ -53,6 +56,13 @@ struct RawConfig {
 struct RawAuth {
     failed_attempts: Option<u32>,
     failed_attempts_window_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
+    token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +78,20 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// The `[metrics]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// A separate listener for `/metrics` and `/healthz`.
+    pub listen: Option<SocketAddr>,
+    /// The bearer token that reads `/metrics` from anywhere.
+    pub token: Option<String>,
+}
+
+/// Shortest metrics token accepted: it guards a network-reachable endpoint.
+pub const MIN_METRICS_TOKEN_LEN: usize = 16;
+/// Audit entries are kept this long unless `audit_retention_days` says otherwise.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where the settings came from: a file path, or "embedded defaults".
@@ -82,6 +106,10 @@ pub struct Config {
     pub max_body_bytes: u64,
     pub max_page_size: u64,
     pub log_level: String,
+    pub log_format: crate::logging::LogFormat,
+    /// Days audit entries are kept; `None` keeps them forever (`audit_retention_days = 0`).
+    pub audit_retention_days: Option<u32>,
+    pub metrics: MetricsConfig,
     pub behind_tls_proxy: bool,
     pub synchronous: Synchronous,
     pub pbkdf2_rounds: u32,
@@ -211,6 +239,76 @@ impl Config {
                 format!("\"{log_level}\" is not one of off, error, warn, info, debug, trace"),
             ));
         }
+        let log_format = match raw
+            .log_format
+            .as_deref()
+            .unwrap_or("text")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "text" => crate::logging::LogFormat::Text,
+            "json" => crate::logging::LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "log_format",
+                    format!("\"{other}\" is not \"text\" or \"json\""),
+                ))
+            }
+        };
+        let audit_retention_days = match raw
+            .audit_retention_days
+            .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS)
+        {
+            0 => None,
+            days if days > 100 * 366 => {
+                return Err(invalid(
+                    "audit_retention_days",
+                    format!("{days} is more than a century; use 0 to keep entries forever"),
+                ))
+            }
+            days => Some(days),
+        };
+        let metrics = match raw.metrics {
+            None => MetricsConfig::default(),
+            Some(m) => {
+                let listen = m
+                    .listen
+                    .as_deref()
+                    .map(|text| {
+                        text.parse::<SocketAddr>().map_err(|_| {
+                            invalid(
+                                "metrics.listen",
+                                format!(
+                                    "\"{text}\" is not IP:PORT (for example \"127.0.0.1:9090\")"
+                                ),
+                            )
+                        })
+                    })
+                    .transpose()?;
+                if let Some(t) = &m.token {
+                    if t.len() < MIN_METRICS_TOKEN_LEN || t.contains(char::is_whitespace) {
+                        return Err(invalid(
+                            "metrics.token",
+                            format!(
+                                "must be at least {MIN_METRICS_TOKEN_LEN} characters without spaces (for example the output of `openssl rand -hex 24`)"
+                            ),
+                        ));
+                    }
+                }
+                if let Some(addr) = listen {
+                    if !addr.ip().is_loopback() && m.token.is_none() {
+                        return Err(invalid(
+                            "metrics.listen",
+                            format!("{addr} is not a loopback address; set `token` in [metrics] so only your scraper reads it"),
+                        ));
+                    }
+                }
+                MetricsConfig {
+                    listen,
+                    token: m.token,
+                }
+            }
+        };
         let synchronous = match raw
             .synchronous
             .as_deref()
@@ -314,6 +412,9 @@ impl Config {
             max_body_bytes,
             max_page_size,
             log_level,
+            log_format,
+            audit_retention_days,
+            metrics,
             behind_tls_proxy,
             synchronous,
             pbkdf2_rounds,
@@ -400,6 +501,12 @@ mod tests {
                 "auth.failed_attempts_window_seconds",
             ),
             ("[auth]\nfailed_attempts = 2000000", "auth.failed_attempts"),
+            ("log_format = \"xml\"", "log_format"),
+            ("audit_retention_days = 99999", "audit_retention_days"),
+            ("[metrics]\nlisten = \"nope\"", "metrics.listen"),
+            ("[metrics]\nlisten = \"0.0.0.0:9090\"", "metrics.listen"),
+            ("[metrics]\ntoken = \"short\"", "metrics.token"),
+            ("[metrics]\nlistn = \"127.0.0.1:9090\"", "listn"),
         ] {
             let e = Config::from_file(&write(dir.path(), text))
                 .unwrap_err()
@@ -448,6 +555,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("failed"), "{e}");
+    }
+
+    #[test]
+    fn observability_keys_default_and_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::from_file(&write(dir.path(), "")).unwrap();
+        assert_eq!(c.log_format, crate::logging::LogFormat::Text);
+        assert_eq!(c.audit_retention_days, Some(DEFAULT_AUDIT_RETENTION_DAYS));
+        assert_eq!(c.metrics, MetricsConfig::default());
+        let c = Config::from_file(&write(
+            dir.path(),
+            "log_format = \"JSON\"\naudit_retention_days = 0\n[metrics]\nlisten = \"0.0.0.0:9090\"\ntoken = \"0123456789abcdef0123\"\n",
+        ))
+        .unwrap();
+        assert_eq!(c.log_format, crate::logging::LogFormat::Json);
+        assert_eq!(c.audit_retention_days, None);
+        assert_eq!(c.metrics.listen, Some("0.0.0.0:9090".parse().unwrap()));
+        assert_eq!(c.metrics.token.as_deref(), Some("0123456789abcdef0123"));
     }
 
     #[test]

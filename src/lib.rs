@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod scim;
 pub mod selftest;
 pub mod server;

@@ -10,7 +10,7 @@ use crate::api::App;
 use crate::auth::{self, Authenticator};
 use crate::config::Config;
 use crate::http::adapter::{HttpOptions, HttpServer};
-use crate::store::{SqliteStore, Store, StoreError, DEFAULT_TENANT};
+use crate::store::{Actor, SqliteStore, Store, StoreError, DEFAULT_TENANT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -26,6 +26,9 @@ pub enum StartError {
 
 pub struct ServerHandle {
     http: HttpServer,
+    /// The separate metrics listener (`[metrics] listen`), if configured. Boxed: most
+    /// servers have none, and the handle stays small.
+    metrics_http: Option<Box<HttpServer>>,
     /// The token created on this first run, to be shown once; `None` on later runs.
     pub first_token: Option<auth::NewToken>,
     quirks: Arc<QuirkCounter>,
@@ -36,6 +39,11 @@ impl ServerHandle {
         self.http.local_addr()
     }
 
+    /// Where the separate metrics listener is bound, if one is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_http.as_deref().map(HttpServer::local_addr)
+    }
+
     /// How often each token needed each PATCH dialect step since start.
     pub fn quirk_counts(&self) -> Vec<QuirkCount> {
         self.quirks.snapshot()
@@ -43,15 +51,20 @@ impl ServerHandle {
 
     /// Finishes in-flight requests and releases the port.
     pub fn shutdown(self) {
+        if let Some(m) = self.metrics_http {
+            m.shutdown();
+        }
         self.http.shutdown();
     }
 }
 
 pub fn open_store(config: &Config) -> Result<SqliteStore, StartError> {
-    SqliteStore::open(&config.database, config.synchronous).map_err(|source| StartError::Store {
-        path: config.database.display().to_string(),
-        source,
-    })
+    SqliteStore::open(&config.database, config.synchronous)
+        .map(|s| s.with_audit_retention(config.audit_retention_days))
+        .map_err(|source| StartError::Store {
+            path: config.database.display().to_string(),
+            source,
+        })
 }
 
 /// Starts serving; returns once the listener is bound and the workers run.
@@ -70,6 +83,7 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
             DEFAULT_TENANT,
             "first-run",
             config.pbkdf2_rounds,
+            &Actor::server(),
         )?)
     } else {
         None
@@ -88,7 +102,30 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         bulk_max_payload_bytes: config.bulk_max_payload_bytes,
         https: config.tls.is_some() || config.behind_tls_proxy,
         default_host: config.listen.to_string(),
+        requests: Arc::new(crate::metrics::RequestMetrics::default()),
+        metrics_access: crate::api::metrics::MetricsAccess::new(
+            config.metrics.token.as_deref(),
+            config.behind_tls_proxy,
+        ),
     });
+    // A second, small listener of its own, so scrapes never queue behind SCIM traffic and
+    // the port can be firewalled apart. Same TLS as the main listener.
+    let metrics_http = match config.metrics.listen {
+        Some(listen) => {
+            let app = app.clone();
+            Some(Box::new(HttpServer::start(
+                HttpOptions {
+                    listen,
+                    workers: 1,
+                    http_threads: 4,
+                    max_body_bytes: 1024,
+                    tls: tls.clone(),
+                },
+                Arc::new(move |req| app.handle_metrics_listener(req)),
+            )?))
+        }
+        None => None,
+    };
     let http = HttpServer::start(
         HttpOptions {
             listen: config.listen,
@@ -98,18 +135,25 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
             tls,
         },
         Arc::new(move |req| app.handle(req)),
-    )?;
+    );
+    let http = match http {
+        Ok(h) => h,
+        Err(e) => {
+            if let Some(m) = metrics_http {
+                m.shutdown();
+            }
+            return Err(e.into());
+        }
+    };
+    if let Some(addr) = metrics_http.as_deref().map(HttpServer::local_addr) {
+        log::info!("serving metrics on {addr} (/metrics, /healthz)");
+    }
     Ok(ServerHandle {
         http,
+        metrics_http,
         first_token,
         quirks,
     })
-}
-
-/// Blocks until SIGTERM or SIGINT, then shuts down gracefully.
-pub fn run_until_signalled(handle: ServerHandle) -> std::io::Result<()> {
-    let stop = catch_stop_signals()?;
-    run_until(handle, &stop)
 }
 
 /// Makes SIGTERM and SIGINT set the returned flag instead of ending the process. Call it

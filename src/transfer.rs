@@ -113,13 +113,15 @@ pub fn import(store: &dyn Store, input: &mut dyn BufRead) -> Result<ImportSummar
         batch.push(resource);
         lines.push(line);
     }
-    let outcomes = store.import(&batch).map_err(|failed| match failed.index {
-        Some(i) => TransferError::Line {
-            line: lines.get(i).copied().unwrap_or_default(),
-            message: failed.source.to_string(),
-        },
-        None => TransferError::Store(failed.source),
-    })?;
+    let outcomes = store
+        .import(&batch, &crate::store::Actor::import())
+        .map_err(|failed| match failed.index {
+            Some(i) => TransferError::Line {
+                line: lines.get(i).copied().unwrap_or_default(),
+                message: failed.source.to_string(),
+            },
+            None => TransferError::Store(failed.source),
+        })?;
     let mut summary = ImportSummary::default();
     for o in outcomes {
         match o {

@@ -16,7 +16,7 @@ use scimlite::scim::projection::Projection;
 use scimlite::scim::resource::{self, Meta};
 use scimlite::scim::{ResourceKind, ScimType, ENTERPRISE_URN};
 use scimlite::store::sqlite::Synchronous;
-use scimlite::store::{SqliteStore, Store, DEFAULT_TENANT};
+use scimlite::store::{Actor, SqliteStore, Store, DEFAULT_TENANT};
 use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
@@ -176,7 +176,7 @@ fn world() -> &'static World {
         let create = |kind, body: Value| {
             let res = resource::validate(kind, &body).expect("a valid sample");
             store
-                .create(DEFAULT_TENANT, kind, &res, None)
+                .create(DEFAULT_TENANT, kind, &res, None, &Actor::cli())
                 .expect("created")
                 .id
         };

@@ -21,6 +21,7 @@ use super::{error_response, App, Ctx, BASE_PATH};
 use crate::http::{query, Headers, Request, Response, SCIM_JSON};
 use crate::scim::bulk::{self, Method, Operation, Target, BULK_RESPONSE_URN};
 use crate::scim::ScimError;
+use crate::store::Via;
 
 /// What a POST's bulkId resolves to once the POST has run.
 enum Outcome {
@@ -184,6 +185,7 @@ fn execute(
         params: Vec::new(),
         principal: ctx.principal.clone(),
         base: ctx.base.clone(),
+        via: Via::Bulk,
     };
     let response = app
         .route(&inner, &segs)

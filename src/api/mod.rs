@@ -3,12 +3,14 @@
 
 mod bulk;
 mod discovery;
+pub mod metrics;
 mod patch;
 pub mod quirks;
 mod resources;
 mod search;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -17,7 +19,7 @@ use crate::http::query;
 use crate::http::{Request, Response};
 use crate::scim::resource::Meta;
 use crate::scim::{ResourceKind, ScimError};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Actor, SqliteStore, Store, StoreError, Via};
 
 /// Everything the handlers need; shared by all workers.
 pub struct App {
@@ -38,6 +40,10 @@ pub struct App {
     pub default_host: String,
     /// PATCH dialect steps per token and kind (`quirks::QuirkCounter`).
     pub quirks: Arc<quirks::QuirkCounter>,
+    /// Requests by method, route, status and tenant, and their latency.
+    pub requests: Arc<crate::metrics::RequestMetrics>,
+    /// Who may read `/metrics`.
+    pub metrics_access: metrics::MetricsAccess,
 }
 
 pub const BASE_PATH: &str = "/scim/v2";
@@ -85,7 +91,7 @@ fn check_if_match(header: Option<&str>, current: &Meta) -> Result<(), ScimError>
 
 /// Splits `/{tenant}/rest` off the path after `/scim/v2` when its first segment has the
 /// shape of a tenant name (never an endpoint name such as `Users`; `crate::tenant`).
-fn split_tenant(rest: &str) -> (Option<&str>, &str) {
+pub(crate) fn split_tenant(rest: &str) -> (Option<&str>, &str) {
     let trimmed = rest.strip_prefix('/').unwrap_or(rest);
     let (first, after) = match trimmed.find('/') {
         Some(i) => (&trimmed[..i], &trimmed[i..]),
@@ -124,9 +130,20 @@ pub struct Ctx<'a> {
     /// `https://host/scim/v2`, or `https://host/scim/v2/{tenant}` when the request used that
     /// form; for `meta.location`, `$ref` and discovery.
     pub base: String,
+    /// A request of its own, or an operation inside a Bulk request (for the audit log).
+    pub via: Via,
 }
 
 impl Ctx<'_> {
+    /// Who the audit log names for a change made by this request.
+    pub fn actor(&self) -> Actor {
+        Actor::token(
+            &self.principal.token_id,
+            &self.principal.token_name,
+            self.via,
+        )
+    }
+
     pub fn param(&self, name: &str) -> Option<&str> {
         query::get(&self.params, name)
     }
@@ -155,39 +172,56 @@ impl Ctx<'_> {
 }
 
 impl App {
+    /// The main listener's handler: counts every request for `/metrics`.
     pub fn handle(&self, req: &Request) -> Response {
+        let started = Instant::now();
+        let (response, tenant) = self.dispatch(req);
+        self.observe(req, &response, tenant.as_deref(), started);
+        response
+    }
+
+    fn observe(&self, req: &Request, response: &Response, tenant: Option<&str>, started: Instant) {
+        self.requests.observe(
+            crate::metrics::method_label(&req.method),
+            metrics::endpoint_template(&req.path),
+            response.status,
+            tenant.unwrap_or(""),
+            started.elapsed().as_secs_f64(),
+        );
+    }
+
+    /// The response, and the tenant of an authenticated request.
+    fn dispatch(&self, req: &Request) -> (Response, Option<String>) {
         let path = req.path.trim_end_matches('/');
         if path == "/healthz" {
-            return if req.method == "GET" || req.method == "HEAD" {
-                if self.sqlite.writable() {
-                    Response::json(200, &serde_json::json!({"status": "ok"}))
-                } else {
-                    error_response(&ScimError::new(503, None, "the database is not writable"))
-                }
-            } else {
-                error_response(&ScimError::new(405, None, "use GET"))
-                    .with_header("Allow", "GET, HEAD")
-            };
+            return (metrics::health(self, req), None);
+        }
+        if path == "/metrics" {
+            let trust = self.metrics_access.loopback_trusted_on_main;
+            return (metrics::serve(self, req, trust), None);
         }
         let Some(rest) = path
             .strip_prefix(BASE_PATH)
             .filter(|r| r.is_empty() || r.starts_with('/'))
         else {
-            return error_response(&ScimError::not_found(format!(
+            let e = ScimError::not_found(format!(
                 "no endpoint at {path}; SCIM lives under {BASE_PATH}"
-            )));
+            ));
+            return (error_response(&e), None);
         };
         let (url_tenant, rest) = split_tenant(rest);
         let principal = match self.authenticate(req, url_tenant) {
             Ok(p) => p,
-            Err(e) => return e,
+            Err(e) => return (e, None),
         };
         let name = principal.token_name.clone();
+        let tenant = principal.tenant.clone();
         let ctx = Ctx {
             req,
             params: query::parse(&req.query),
             base: self.base_url(req, url_tenant),
             principal,
+            via: Via::Api,
         };
         let segments: Vec<String> = rest
             .split('/')
@@ -209,7 +243,7 @@ impl App {
         };
         let mut response = routed.unwrap_or_else(|e| error_response(&e));
         response.principal = Some(name);
-        response
+        (response, Some(tenant))
     }
 
     /// The principal, or the finished 401 / 429 response.

@@ -8,7 +8,7 @@ use crate::auth::hash_secret;
 use crate::http::Response;
 use crate::scim::patch::{self, OpKind, Operation, PasswordChange, Quirks, Target};
 use crate::scim::{ResourceKind, ScimError};
-use crate::store::{PasswordUpdate, ResourceUpdate, StoreError, StoredResource};
+use crate::store::{PasswordUpdate, ResourceUpdate, StoreError, StoredResource, UpdateOp};
 
 pub fn patch(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response, ScimError> {
     let body = ctx.json_body()?;
@@ -40,7 +40,14 @@ pub fn patch(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Respo
     };
     let (stored, changed) = app
         .store
-        .update(&ctx.principal.tenant, kind, id, &mut apply)
+        .update(
+            &ctx.principal.tenant,
+            kind,
+            id,
+            &ctx.actor(),
+            UpdateOp::Patch,
+            &mut apply,
+        )
         .map_err(|e| match e {
             StoreError::NotFound => {
                 ScimError::not_found(format!("{} \"{id}\" not found", kind.name()))

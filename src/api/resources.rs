@@ -8,7 +8,9 @@ use crate::http::Response;
 use crate::scim::list::ListQuery;
 use crate::scim::resource::{self, ValidResource};
 use crate::scim::{ResourceKind, ScimError};
-use crate::store::{MemberChange, PasswordUpdate, ResourceUpdate, StoreError, StoredResource};
+use crate::store::{
+    MemberChange, PasswordUpdate, ResourceUpdate, StoreError, StoredResource, UpdateOp,
+};
 
 pub(super) use crate::scim::projection::Projection;
 
@@ -62,9 +64,13 @@ pub fn create(app: &App, ctx: &Ctx, kind: ResourceKind) -> Result<Response, Scim
     let body = ctx.json_body()?;
     let res = resource::validate(kind, &body)?;
     let password_hash = hash_password(app, &res)?;
-    let stored = app
-        .store
-        .create(&ctx.principal.tenant, kind, &res, password_hash)?;
+    let stored = app.store.create(
+        &ctx.principal.tenant,
+        kind,
+        &res,
+        password_hash,
+        &ctx.actor(),
+    )?;
     log::info!("created {} {}", kind.name(), stored.id);
     let v = render(app, ctx, &stored, &Projection::from(ctx))?;
     let location = format!("{}/{}/{}", ctx.base, kind.endpoint(), stored.id);
@@ -119,7 +125,14 @@ pub fn replace(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Res
     };
     let (stored, _) = app
         .store
-        .update(&ctx.principal.tenant, kind, id, &mut apply)
+        .update(
+            &ctx.principal.tenant,
+            kind,
+            id,
+            &ctx.actor(),
+            UpdateOp::Replace,
+            &mut apply,
+        )
         .map_err(|e| match e {
             StoreError::NotFound => {
                 ScimError::not_found(format!("{} \"{id}\" not found", kind.name()))
@@ -133,7 +146,7 @@ pub fn replace(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Res
 pub fn delete(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response, ScimError> {
     let if_match = ctx.req.headers.if_match.clone();
     app.store
-        .delete(&ctx.principal.tenant, kind, id, &mut |meta| {
+        .delete(&ctx.principal.tenant, kind, id, &ctx.actor(), &mut |meta| {
             check_if_match(if_match.as_deref(), meta)
         })
         .map_err(|e| match e {

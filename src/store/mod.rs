@@ -45,6 +45,131 @@ pub enum StoreError {
 
 pub use crate::scim::patch::MemberChange;
 
+/// How a change reached the store, for the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A SCIM request.
+    Api,
+    /// An operation inside `POST /Bulk`.
+    Bulk,
+    /// `scimlite token …` and other commands.
+    Cli,
+    /// `scimlite import`.
+    Import,
+    /// The server itself (the first-run token).
+    Startup,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Api => "api",
+            Via::Bulk => "bulk",
+            Via::Cli => "cli",
+            Via::Import => "import",
+            Via::Startup => "startup",
+        }
+    }
+}
+
+/// Who makes a change: written to the audit log in the same transaction as the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The bearer token's id; `None` for the command line, import and the server itself.
+    pub token_id: Option<String>,
+    /// The token's name, or "cli", "import", "server".
+    pub name: String,
+    pub via: Via,
+}
+
+impl Actor {
+    pub fn token(token_id: &str, name: &str, via: Via) -> Actor {
+        Actor {
+            token_id: Some(token_id.to_string()),
+            name: name.to_string(),
+            via,
+        }
+    }
+    pub fn cli() -> Actor {
+        Actor {
+            token_id: None,
+            name: "cli".into(),
+            via: Via::Cli,
+        }
+    }
+    pub fn import() -> Actor {
+        Actor {
+            token_id: None,
+            name: "import".into(),
+            via: Via::Import,
+        }
+    }
+    pub fn server() -> Actor {
+        Actor {
+            token_id: None,
+            name: "server".into(),
+            via: Via::Startup,
+        }
+    }
+}
+
+/// Which kind of update [`Store::update`] makes, as the audit log names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOp {
+    Replace,
+    Patch,
+}
+
+impl UpdateOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateOp::Replace => "replace",
+            UpdateOp::Patch => "patch",
+        }
+    }
+}
+
+/// Which audit entries to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub tenant: Option<String>,
+    /// Entries about this resource: its id or its name (userName, group displayName, token
+    /// name), as the changed resource or as a member added to or removed from a group.
+    pub resource: Option<String>,
+    /// Entries at or after this time (`YYYY-MM-DDTHH:MM:SS.mmmZ`, see [`format_utc_millis`]).
+    pub since: Option<String>,
+    /// The newest `limit` matching entries (returned oldest first).
+    pub limit: u64,
+}
+
+/// One audit log entry. `changes` names what changed, never values, except `active` and the
+/// members added or removed; never a password or its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: String,
+    pub tenant: String,
+    pub actor_id: Option<String>,
+    pub actor_name: String,
+    pub via: String,
+    /// create, replace, patch, delete, import, token-create, token-rotate, token-revoke,
+    /// tenant-create, tenant-delete
+    pub operation: String,
+    /// User, Group, Token or Tenant
+    pub resource_type: String,
+    pub resource_id: String,
+    pub resource_name: Option<String>,
+    pub changes: Value,
+}
+
+/// How many resources of one type a tenant holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceCount {
+    pub tenant: String,
+    pub kind: ResourceKind,
+    pub count: u64,
+}
+
 /// A User's password after an update: kept, replaced by a new PHC hash, or removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordUpdate {
@@ -185,6 +310,7 @@ pub trait Store: Send + Sync {
         kind: ResourceKind,
         res: &ValidResource,
         password_hash: Option<String>,
+        actor: &Actor,
     ) -> Result<StoredResource, StoreError>;
     fn get(
         &self,
@@ -194,12 +320,15 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<StoredResource>, StoreError>;
     /// Read-modify-write in one write transaction, so concurrent updates of one resource never
     /// lose each other's changes. `meta.version` and `lastModified` move only when the
-    /// document, the password or the membership actually changed; the bool says whether it did.
+    /// document, the password or the membership actually changed; the bool says whether it did
+    /// (and only then is the change audited, as `op`).
     fn update(
         &self,
         tenant: &str,
         kind: ResourceKind,
         id: &str,
+        actor: &Actor,
+        op: UpdateOp,
         apply: &mut UpdateFn<'_>,
     ) -> Result<(StoredResource, bool), StoreError>;
     /// Deletes a resource and every membership that names it, if `check` (run inside the
@@ -209,6 +338,7 @@ pub trait Store: Send + Sync {
         tenant: &str,
         kind: ResourceKind,
         id: &str,
+        actor: &Actor,
         check: &mut CheckFn<'_>,
     ) -> Result<(), StoreError>;
     /// Total number of matches and one page of them. `filter` selects exactly the resources
@@ -242,29 +372,60 @@ pub trait Store: Send + Sync {
     /// the same tenant and id is overwritten (its password hash is kept), a new one is created
     /// (without a password), a missing tenant is created. Nothing is ever deleted. On any
     /// error nothing is stored and the error names the resource.
-    fn import(&self, batch: &[ImportResource]) -> Result<Vec<ImportOutcome>, ImportFailed>;
+    /// Every created or changed resource is audited.
+    fn import(
+        &self,
+        batch: &[ImportResource],
+        actor: &Actor,
+    ) -> Result<Vec<ImportOutcome>, ImportFailed>;
+
+    /// The audit log, newest `query.limit` matching entries, oldest first.
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Users and Groups per tenant (zero counts included), for metrics.
+    fn resource_counts(&self) -> Result<Vec<ResourceCount>, StoreError>;
 
     /// Creates an empty tenant; `Conflict` if it exists. The name must already be valid
-    /// (`crate::tenant::validate_name`).
-    fn create_tenant(&self, name: &str) -> Result<(), StoreError>;
+    /// (`crate::tenant::validate_name`). Audited.
+    fn create_tenant(&self, name: &str, actor: &Actor) -> Result<(), StoreError>;
     /// Every tenant, by name, with what it holds.
     fn tenants(&self) -> Result<Vec<TenantInfo>, StoreError>;
     /// Deletes a tenant and its tokens in one transaction. A tenant that still holds Users or
     /// Groups is refused with `Conflict` unless `purge`, which deletes them too. `NotFound`
-    /// for an unknown tenant.
-    fn delete_tenant(&self, name: &str, purge: bool) -> Result<TenantDeleted, StoreError>;
+    /// for an unknown tenant. Audited as one entry with the counts.
+    fn delete_tenant(
+        &self,
+        name: &str,
+        purge: bool,
+        actor: &Actor,
+    ) -> Result<TenantDeleted, StoreError>;
 
-    /// Stores a token; `InvalidReference` when its tenant does not exist.
-    fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    /// Stores a token; `InvalidReference` when its tenant does not exist. Audited.
+    fn create_token(&self, token: &TokenRecord, actor: &Actor) -> Result<(), StoreError>;
     /// Stores `token` and revokes every other active token of its tenant, in one transaction;
-    /// returns the revoked ids.
-    fn rotate_token(&self, token: &TokenRecord) -> Result<Vec<String>, StoreError>;
+    /// returns the revoked ids. Audited.
+    fn rotate_token(&self, token: &TokenRecord, actor: &Actor) -> Result<Vec<String>, StoreError>;
     /// The token with this id unless revoked (an expired token is returned; the caller checks).
     fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
     /// Returns false when no active token has that id.
-    fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
+    fn revoke_token(&self, id: &str, actor: &Actor) -> Result<bool, StoreError>;
     fn touch_token(&self, id: &str, when: &str) -> Result<(), StoreError>;
+}
+
+/// A UTC time as RFC 3339 with exactly three fraction digits, so that such strings sort as
+/// the times they name (the audit log's `at`).
+pub fn format_utc_millis(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 /// Current time as RFC 3339 with millisecond precision, UTC (some .NET/Java parsers dislike

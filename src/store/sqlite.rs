@@ -3,27 +3,30 @@
 
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{
     params, params_from_iter, Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior,
 };
 use serde_json::{Map, Value};
 
+mod audit;
 mod backup;
 mod transfer;
 
 pub use backup::{backup, BackupError, BackupReport};
 
 use super::{
-    now_rfc3339, CheckFn, ExportFn, ImportFailed, ImportOutcome, ImportResource, MemberChange,
-    PasswordUpdate, Store, StoreError, StoredResource, TenantDeleted, TenantInfo, TokenRecord,
-    TokenScope, UpdateFn,
+    now_rfc3339, Actor, AuditEntry, AuditQuery, CheckFn, ExportFn, ImportFailed, ImportOutcome,
+    ImportResource, MemberChange, PasswordUpdate, ResourceCount, Store, StoreError, StoredResource,
+    TenantDeleted, TenantInfo, TokenRecord, TokenScope, UpdateFn, UpdateOp,
 };
+use crate::metrics::{Histogram, BATCH_BUCKETS};
 use crate::scim::filter::Filter;
 use crate::scim::list::{Page, Sort};
 use crate::scim::resource::{MemberInput, Meta, Reference, ValidResource};
 use crate::scim::ResourceKind;
+use audit::MemberDelta;
 
 mod query;
 
@@ -135,6 +138,34 @@ const MIGRATIONS: &[&str] = &[
         CHECK (scope IN ('read-write', 'read-only'));
     ALTER TABLE tokens ADD COLUMN expires TEXT;
     CREATE INDEX tokens_tenant ON tokens (tenant, revoked);",
+    // 4: the audit log (`audit.rs`) and the row `/healthz` writes to prove the database takes
+    // writes. `at` is UTC with exactly three fraction digits, so text order is time order; it
+    // grows with `seq`, so no index on it (pruning reads the oldest rows by `seq`): every
+    // write pays for as few B-trees as the `--resource` lookup needs.
+    "CREATE TABLE audit_log (
+        seq           INTEGER PRIMARY KEY,
+        at            TEXT NOT NULL,
+        tenant        TEXT NOT NULL,
+        actor_id      TEXT,
+        actor_name    TEXT NOT NULL,
+        via           TEXT NOT NULL,
+        operation     TEXT NOT NULL,
+        resource_type TEXT NOT NULL,
+        resource_id   TEXT NOT NULL,
+        resource_name TEXT,
+        changes       TEXT NOT NULL
+    );
+    CREATE TABLE audit_subjects (
+        subject TEXT NOT NULL COLLATE NOCASE,
+        seq     INTEGER NOT NULL,
+        PRIMARY KEY (subject, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX audit_subjects_seq ON audit_subjects (seq);
+    CREATE TABLE health_probe (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        probes INTEGER NOT NULL
+    );
+    INSERT INTO health_probe (id, probes) VALUES (1, 0);",
 ];
 
 /// Durability of a commit: `Full` survives power loss, `Normal` only a process crash.
@@ -150,10 +181,20 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     /// `None` with `synchronous = normal`: commits are not synced.
     group_commit: Option<GroupCommit>,
+    /// Audit entries older than this many days are pruned; `None` keeps them forever.
+    audit_retention_days: Option<u32>,
+    /// When the next write prunes old audit entries (a write, so no thread of its own).
+    next_prune: Mutex<Instant>,
 }
 
+/// How often writes prune the audit log.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How long `/healthz` waits for the write lock before calling the database unwritable.
+const HEALTH_LOCK_WAIT: Duration = Duration::from_secs(1);
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn configure(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     query::register_functions(conn)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Commits write the WAL without fsync; with `Synchronous::Full` the group commit below
@@ -173,13 +214,25 @@ struct GroupCommit {
     synced_cv: Condvar,
 }
 
-#[derive(Default)]
 struct SyncState {
     /// Sequence number of the newest commit.
     committed: u64,
     /// Every commit up to this one is durable.
     synced: u64,
     syncing: bool,
+    /// How many commits each fsync made durable (metrics: "write batch sizes").
+    batch_sizes: Histogram,
+}
+
+impl Default for SyncState {
+    fn default() -> Self {
+        SyncState {
+            committed: 0,
+            synced: 0,
+            syncing: false,
+            batch_sizes: Histogram::new(BATCH_BUCKETS),
+        }
+    }
 }
 
 impl GroupCommit {
@@ -217,6 +270,9 @@ impl GroupCommit {
             st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             st.syncing = false;
             if result.is_ok() {
+                // Only the syncer moves `synced`, so it is still what it was before the fsync.
+                let covered = target.saturating_sub(st.synced);
+                st.batch_sizes.observe(covered as f64);
                 st.synced = st.synced.max(target);
             }
             self.synced_cv.notify_all();
@@ -254,24 +310,98 @@ impl SqliteStore {
                 Synchronous::Full => Some(GroupCommit::new(path)),
                 Synchronous::Normal => None,
             },
+            audit_retention_days: None,
+            next_prune: Mutex::new(Instant::now()),
         })
+    }
+
+    /// Keeps audit entries for `days` days (pruned by writes, at most hourly); `None` or
+    /// `Some(0)` keeps them forever.
+    pub fn with_audit_retention(mut self, days: Option<u32>) -> SqliteStore {
+        self.audit_retention_days = days.filter(|&d| d > 0);
+        self
     }
 
     fn write<T>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.write_waiting(None, f)
+    }
+
+    /// A write transaction; `lock_wait` overrides how long it waits for SQLite's write lock.
+    fn write_waiting<T>(
+        &self,
+        lock_wait: Option<Duration>,
+        f: impl FnOnce(&rusqlite::Transaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let (out, seq) = {
             let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            (out, self.group_commit.as_ref().map(GroupCommit::committed))
+            if let Some(wait) = lock_wait {
+                conn.busy_timeout(wait)?;
+            }
+            let result = (|| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let out = f(&tx)?;
+                self.prune_if_due(&tx);
+                tx.commit()?;
+                Ok::<_, StoreError>(out)
+            })();
+            if lock_wait.is_some() {
+                conn.busy_timeout(BUSY_TIMEOUT)?;
+            }
+            (
+                result?,
+                self.group_commit.as_ref().map(GroupCommit::committed),
+            )
         };
         if let (Some(gc), Some(seq)) = (&self.group_commit, seq) {
             gc.wait_durable(seq)?;
         }
         Ok(out)
+    }
+
+    /// Prunes old audit entries inside the current write, at most every [`PRUNE_EVERY`] (or
+    /// again at once while a backlog remains). A failure only costs a log line: the write
+    /// itself goes ahead.
+    fn prune_if_due(&self, tx: &Connection) {
+        let Some(days) = self.audit_retention_days else {
+            return;
+        };
+        let now = Instant::now();
+        {
+            let next = self.next_prune.lock().unwrap_or_else(|p| p.into_inner());
+            if now < *next {
+                return;
+            }
+        }
+        let backlog = match audit::prune(tx, days) {
+            Ok(n) => {
+                if n > 0 {
+                    log::info!("audit log: pruned {n} entries older than {days} days");
+                }
+                n >= audit::PRUNE_BATCH as usize
+            }
+            Err(e) => {
+                log::warn!("audit log: pruning failed: {e}");
+                false
+            }
+        };
+        if !backlog {
+            *self.next_prune.lock().unwrap_or_else(|p| p.into_inner()) = now + PRUNE_EVERY;
+        }
+    }
+
+    /// How many commits each WAL fsync covered since start; `None` with `synchronous =
+    /// normal` (no fsync per commit).
+    pub fn write_batch_sizes(&self) -> Option<Histogram> {
+        self.group_commit.as_ref().map(|gc| {
+            gc.state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .batch_sizes
+                .clone()
+        })
     }
 
     fn read<T>(
@@ -288,7 +418,7 @@ impl SqliteStore {
                         | OpenFlags::SQLITE_OPEN_NO_MUTEX
                         | OpenFlags::SQLITE_OPEN_URI,
                 )?;
-                c.busy_timeout(Duration::from_secs(5))?;
+                c.busy_timeout(BUSY_TIMEOUT)?;
                 // Filters and sorts call `scim_fold` (see `query`).
                 query::register_functions(&c)?;
                 c
@@ -305,10 +435,17 @@ impl SqliteStore {
         out
     }
 
-    /// Whether the database accepts a write right now (for `/healthz`).
-    pub fn writable(&self) -> bool {
-        self.write(|tx| Ok(tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS health_probe(x); ")?))
-            .is_ok()
+    /// Whether the database takes a write right now (for `/healthz`): a real change to the
+    /// database file, committed and (with `synchronous = full`) synced like any write, waiting
+    /// at most [`HEALTH_LOCK_WAIT`] for another process's write lock.
+    pub fn writable(&self) -> Result<(), StoreError> {
+        self.write_waiting(Some(HEALTH_LOCK_WAIT), |tx| {
+            tx.execute(
+                "UPDATE health_probe SET probes = probes + 1 WHERE id = 1",
+                [],
+            )?;
+            Ok(())
+        })
     }
 }
 
@@ -495,13 +632,14 @@ fn contains_transitively(
     Ok(stmt.query_row(params![group_pk, candidate], |r| r.get(0))?)
 }
 
-/// Adds members; returns how many were not members before.
+/// Adds members; returns how many were not members before (and notes them in `delta`).
 fn add_members(
     tx: &Connection,
     tenant: &str,
     group_pk: i64,
     group_id: &str,
     members: &[MemberInput],
+    delta: &mut MemberDelta,
 ) -> Result<usize, StoreError> {
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO memberships (group_pk, member_pk) VALUES (?1, ?2)",
@@ -516,17 +654,22 @@ fn add_members(
                 m.value
             )));
         }
-        added += insert.execute(params![group_pk, pk])?;
+        let n = insert.execute(params![group_pk, pk])?;
+        if n > 0 {
+            delta.added.push(m.value.clone());
+        }
+        added += n;
     }
     Ok(added)
 }
 
-/// Removes members by id; returns how many were removed.
+/// Removes members by id; returns how many were removed (and notes them in `delta`).
 fn remove_members(
     tx: &Connection,
     tenant: &str,
     group_pk: i64,
     ids: &[String],
+    delta: &mut MemberDelta,
 ) -> Result<usize, StoreError> {
     let mut delete = tx.prepare_cached(
         "DELETE FROM memberships WHERE group_pk = ?1
@@ -534,7 +677,11 @@ fn remove_members(
     )?;
     let mut removed = 0;
     for id in ids {
-        removed += delete.execute(params![group_pk, tenant, id])?;
+        let n = delete.execute(params![group_pk, tenant, id])?;
+        if n > 0 {
+            delta.removed.push(id.clone());
+        }
+        removed += n;
     }
     Ok(removed)
 }
@@ -547,6 +694,7 @@ fn set_members(
     group_pk: i64,
     group_id: &str,
     members: &[MemberInput],
+    delta: &mut MemberDelta,
 ) -> Result<usize, StoreError> {
     let current = member_ids(tx, group_pk)?;
     let wanted: std::collections::HashSet<&str> =
@@ -556,8 +704,8 @@ fn set_members(
         .filter(|id| !wanted.contains(id.as_str()))
         .cloned()
         .collect();
-    let removed = remove_members(tx, tenant, group_pk, &gone)?;
-    let added = add_members(tx, tenant, group_pk, group_id, members)?;
+    let removed = remove_members(tx, tenant, group_pk, &gone, delta)?;
+    let added = add_members(tx, tenant, group_pk, group_id, members, delta)?;
     Ok(removed + added)
 }
 
@@ -568,16 +716,22 @@ fn apply_member_changes(
     group_pk: i64,
     group_id: &str,
     changes: &[MemberChange],
+    delta: &mut MemberDelta,
 ) -> Result<usize, StoreError> {
     let mut changed = 0;
     for change in changes {
         changed += match change {
-            MemberChange::Add(members) => add_members(tx, tenant, group_pk, group_id, members)?,
-            MemberChange::Remove(ids) => remove_members(tx, tenant, group_pk, ids)?,
+            MemberChange::Add(members) => {
+                add_members(tx, tenant, group_pk, group_id, members, delta)?
+            }
+            MemberChange::Remove(ids) => remove_members(tx, tenant, group_pk, ids, delta)?,
             MemberChange::Clear => {
+                delta.removed.extend(member_ids(tx, group_pk)?);
                 tx.execute("DELETE FROM memberships WHERE group_pk = ?1", [group_pk])?
             }
-            MemberChange::Replace(members) => set_members(tx, tenant, group_pk, group_id, members)?,
+            MemberChange::Replace(members) => {
+                set_members(tx, tenant, group_pk, group_id, members, delta)?
+            }
             MemberChange::RemoveWhere(filter) => {
                 // Rare (the IdPs select members by value, which becomes `Remove`): this one
                 // reads the group's members to evaluate the filter on each.
@@ -603,7 +757,7 @@ fn apply_member_changes(
                         doomed.push(id);
                     }
                 }
-                remove_members(tx, tenant, group_pk, &doomed)?
+                remove_members(tx, tenant, group_pk, &doomed, delta)?
             }
         };
     }
@@ -617,6 +771,7 @@ impl Store for SqliteStore {
         kind: ResourceKind,
         res: &ValidResource,
         password_hash: Option<String>,
+        actor: &Actor,
     ) -> Result<StoredResource, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_rfc3339();
@@ -630,10 +785,33 @@ impl Store for SqliteStore {
                 params![tenant, kind_str(kind), id, user_name, display_name, external_id, doc_text, password_hash, now],
             )
             .map_err(conflict(kind, &res.doc))?;
+            let mut delta = MemberDelta::default();
             if let Some(members) = &res.members {
-                set_members(tx, tenant, tx.last_insert_rowid(), &id, members)?;
+                set_members(tx, tenant, tx.last_insert_rowid(), &id, members, &mut delta)?;
             }
-            Ok(())
+            let mut subjects = Vec::new();
+            let changes = audit::resource_changes(
+                tx,
+                tenant,
+                &Map::new(),
+                &res.doc,
+                password_hash.is_some(),
+                &delta,
+                &mut subjects,
+            )?;
+            audit::append(
+                tx,
+                actor,
+                audit::Entry {
+                    tenant,
+                    operation: "create",
+                    resource_type: kind.name(),
+                    resource_id: &id,
+                    resource_name: audit::resource_name(kind, &res.doc),
+                    changes,
+                    subjects,
+                },
+            )
         })?;
         Ok(StoredResource {
             id,
@@ -669,6 +847,8 @@ impl Store for SqliteStore {
         tenant: &str,
         kind: ResourceKind,
         id: &str,
+        actor: &Actor,
+        op: UpdateOp,
         apply: &mut UpdateFn<'_>,
     ) -> Result<(StoredResource, bool), StoreError> {
         self.write(|tx| {
@@ -697,8 +877,11 @@ impl Store for SqliteStore {
             let update = apply(&current).map_err(StoreError::Rejected)?;
             let doc_text = serde_json::to_string(&update.doc)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut delta = MemberDelta::default();
             let members_changed = match kind {
-                ResourceKind::Group => apply_member_changes(tx, tenant, pk, id, &update.members)?,
+                ResourceKind::Group => {
+                    apply_member_changes(tx, tenant, pk, id, &update.members, &mut delta)?
+                }
                 ResourceKind::User if update.members.is_empty() => 0,
                 ResourceKind::User => {
                     return Err(StoreError::InvalidReference(
@@ -724,6 +907,29 @@ impl Store for SqliteStore {
                 params![user_name, display_name, external_id, doc_text, set_password, password_hash, now, pk],
             )
             .map_err(conflict(kind, &update.doc))?;
+            let mut subjects = Vec::new();
+            let changes = audit::resource_changes(
+                tx,
+                tenant,
+                &current.doc,
+                &update.doc,
+                password_changed,
+                &delta.net(),
+                &mut subjects,
+            )?;
+            audit::append(
+                tx,
+                actor,
+                audit::Entry {
+                    tenant,
+                    operation: op.as_str(),
+                    resource_type: kind.name(),
+                    resource_id: id,
+                    resource_name: audit::resource_name(kind, &update.doc),
+                    changes,
+                    subjects,
+                },
+            )?;
             let meta = Meta {
                 created: current.meta.created.clone(),
                 last_modified: now,
@@ -746,24 +952,68 @@ impl Store for SqliteStore {
         tenant: &str,
         kind: ResourceKind,
         id: &str,
+        actor: &Actor,
         check: &mut CheckFn<'_>,
     ) -> Result<(), StoreError> {
         self.write(|tx| {
-            let meta = tx
+            let (pk, name, meta) = tx
                 .query_row(
-                    "SELECT created, last_modified, version FROM resources WHERE tenant = ?1 AND id = ?2 AND kind = ?3",
+                    "SELECT pk, CASE kind WHEN 'User' THEN user_name ELSE display_name END,
+                            created, last_modified, version
+                     FROM resources WHERE tenant = ?1 AND id = ?2 AND kind = ?3",
                     params![tenant, id, kind_str(kind)],
                     |r| {
-                        Ok(Meta {
-                            created: r.get(0)?,
-                            last_modified: r.get(1)?,
-                            version: r.get(2)?,
-                        })
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            Meta {
+                                created: r.get(2)?,
+                                last_modified: r.get(3)?,
+                                version: r.get(4)?,
+                            },
+                        ))
                     },
                 )
                 .optional()?
                 .ok_or(StoreError::NotFound)?;
             check(&meta).map_err(StoreError::Rejected)?;
+            // What the delete takes with it: a User leaves its groups (named, so "who removed
+            // Alice from Finance" finds the delete); a Group's member count.
+            let mut changes = Map::new();
+            let mut subjects = Vec::new();
+            match kind {
+                ResourceKind::User => {
+                    let groups: Vec<String> = references_of(tx, kind, pk)?
+                        .into_iter()
+                        .map(|r| r.id)
+                        .collect();
+                    if !groups.is_empty() {
+                        let described = audit::describe(tx, tenant, &groups, &mut subjects)?;
+                        changes.insert("groups".into(), described);
+                    }
+                }
+                ResourceKind::Group => {
+                    let n: i64 = tx.query_row(
+                        "SELECT count(*) FROM memberships WHERE group_pk = ?1",
+                        [pk],
+                        |r| r.get(0),
+                    )?;
+                    changes.insert("memberCount".into(), Value::from(n));
+                }
+            }
+            audit::append(
+                tx,
+                actor,
+                audit::Entry {
+                    tenant,
+                    operation: "delete",
+                    resource_type: kind.name(),
+                    resource_id: id,
+                    resource_name: name.as_deref(),
+                    changes,
+                    subjects,
+                },
+            )?;
             // Membership rows go with it (ON DELETE CASCADE), so no group keeps a dangling member.
             tx.execute(
                 "DELETE FROM resources WHERE tenant = ?1 AND id = ?2 AND kind = ?3",
@@ -826,16 +1076,53 @@ impl Store for SqliteStore {
         self.read(|conn| transfer::export(conn, tenant, each))
     }
 
-    fn import(&self, batch: &[ImportResource]) -> Result<Vec<ImportOutcome>, ImportFailed> {
+    fn import(
+        &self,
+        batch: &[ImportResource],
+        actor: &Actor,
+    ) -> Result<Vec<ImportOutcome>, ImportFailed> {
         let mut failed_at = None;
-        self.write(|tx| transfer::import(tx, batch, &mut failed_at))
+        self.write(|tx| transfer::import(tx, batch, actor, &mut failed_at))
             .map_err(|source| ImportFailed {
                 index: failed_at,
                 source,
             })
     }
 
-    fn create_tenant(&self, name: &str) -> Result<(), StoreError> {
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(|conn| audit::read(conn, query))
+    }
+
+    fn resource_counts(&self) -> Result<Vec<ResourceCount>, StoreError> {
+        self.read(|conn| {
+            // Counted on the (tenant, kind, pk) index; every tenant and type, zeros included.
+            let mut stmt = conn.prepare_cached(
+                "SELECT t.name, k.kind,
+                        (SELECT count(*) FROM resources r WHERE r.tenant = t.name AND r.kind = k.kind)
+                 FROM tenants t, (SELECT 'User' AS kind UNION ALL SELECT 'Group') k
+                 ORDER BY t.name, k.kind DESC",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (tenant, kind, count) = row?;
+                out.push(ResourceCount {
+                    tenant,
+                    kind: parse_kind(&kind)?,
+                    count: count.max(0) as u64,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn create_tenant(&self, name: &str, actor: &Actor) -> Result<(), StoreError> {
         self.write(|tx| {
             let inserted = tx.execute(
                 "INSERT INTO tenants (name, created) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
@@ -846,7 +1133,19 @@ impl Store for SqliteStore {
                     "tenant \"{name}\" already exists"
                 )));
             }
-            Ok(())
+            audit::append(
+                tx,
+                actor,
+                audit::Entry {
+                    tenant: name,
+                    operation: "tenant-create",
+                    resource_type: "Tenant",
+                    resource_id: name,
+                    resource_name: Some(name),
+                    changes: Map::new(),
+                    subjects: Vec::new(),
+                },
+            )
         })
     }
 
@@ -873,7 +1172,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn delete_tenant(&self, name: &str, purge: bool) -> Result<TenantDeleted, StoreError> {
+    fn delete_tenant(
+        &self,
+        name: &str,
+        purge: bool,
+        actor: &Actor,
+    ) -> Result<TenantDeleted, StoreError> {
         self.write(|tx| {
             if !tenant_exists(tx, name)? {
                 return Err(StoreError::NotFound);
@@ -897,6 +1201,25 @@ impl Store for SqliteStore {
             tx.execute("DELETE FROM resources WHERE tenant = ?1", [name])?;
             let tokens = tx.execute("DELETE FROM tokens WHERE tenant = ?1", [name])? as u64;
             tx.execute("DELETE FROM tenants WHERE name = ?1", [name])?;
+            // One entry for the whole purge: the counts, not an entry per resource. The
+            // tenant's earlier entries stay until audit_retention_days prunes them.
+            let mut changes = Map::new();
+            changes.insert("users".into(), users.into());
+            changes.insert("groups".into(), groups.into());
+            changes.insert("tokens".into(), tokens.into());
+            audit::append(
+                tx,
+                actor,
+                audit::Entry {
+                    tenant: name,
+                    operation: "tenant-delete",
+                    resource_type: "Tenant",
+                    resource_id: name,
+                    resource_name: Some(name),
+                    changes,
+                    subjects: Vec::new(),
+                },
+            )?;
             Ok(TenantDeleted {
                 users,
                 groups,
@@ -905,11 +1228,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn create_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
-        self.write(|tx| insert_token(tx, t))
+    fn create_token(&self, t: &TokenRecord, actor: &Actor) -> Result<(), StoreError> {
+        self.write(|tx| {
+            insert_token(tx, t)?;
+            audit_token(tx, actor, t, "token-create", Map::new())
+        })
     }
 
-    fn rotate_token(&self, t: &TokenRecord) -> Result<Vec<String>, StoreError> {
+    fn rotate_token(&self, t: &TokenRecord, actor: &Actor) -> Result<Vec<String>, StoreError> {
         self.write(|tx| {
             let previous: Vec<String> = {
                 let mut stmt = tx.prepare(
@@ -925,6 +1251,9 @@ impl Store for SqliteStore {
                 "UPDATE tokens SET revoked = ?2 WHERE tenant = ?1 AND revoked IS NULL AND id <> ?3",
                 params![t.tenant, now_rfc3339(), t.id],
             )?;
+            let mut changes = Map::new();
+            changes.insert("revoked".into(), previous.clone().into());
+            audit_token(tx, actor, t, "token-rotate", changes)?;
             Ok(previous)
         })
     }
@@ -950,12 +1279,36 @@ impl Store for SqliteStore {
         })
     }
 
-    fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+    fn revoke_token(&self, id: &str, actor: &Actor) -> Result<bool, StoreError> {
         self.write(|tx| {
-            Ok(tx.execute(
+            let token: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT tenant, name FROM tokens WHERE id = ?1 AND revoked IS NULL",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((tenant, name)) = token else {
+                return Ok(false);
+            };
+            tx.execute(
                 "UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
                 params![id, now_rfc3339()],
-            )? > 0)
+            )?;
+            audit::append(
+                tx,
+                actor,
+                audit::Entry {
+                    tenant: &tenant,
+                    operation: "token-revoke",
+                    resource_type: "Token",
+                    resource_id: id,
+                    resource_name: Some(&name),
+                    changes: Map::new(),
+                    subjects: Vec::new(),
+                },
+            )?;
+            Ok(true)
         })
     }
 
@@ -1040,6 +1393,29 @@ fn tenant_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
     )?)
 }
 
+/// The audit entry of a token's creation or rotation (never the secret or its hash).
+fn audit_token(
+    tx: &Connection,
+    actor: &Actor,
+    t: &TokenRecord,
+    operation: &str,
+    changes: Map<String, Value>,
+) -> Result<(), StoreError> {
+    audit::append(
+        tx,
+        actor,
+        audit::Entry {
+            tenant: &t.tenant,
+            operation,
+            resource_type: "Token",
+            resource_id: &t.id,
+            resource_name: Some(&t.name),
+            changes,
+            subjects: Vec::new(),
+        },
+    )
+}
+
 fn insert_token(tx: &Connection, t: &TokenRecord) -> Result<(), StoreError> {
     if !tenant_exists(tx, &t.tenant)? {
         return Err(StoreError::InvalidReference(format!(
@@ -1092,6 +1468,7 @@ mod tests {
     }
 
     const T: &str = crate::store::DEFAULT_TENANT;
+    static A: std::sync::LazyLock<Actor> = std::sync::LazyLock::new(Actor::cli);
     const BASE: &str = "https://h/scim/v2";
     const PAGE: Page = Page {
         start_index: 1,
@@ -1185,9 +1562,9 @@ mod tests {
     #[test]
     fn tenants_rotation_and_deletion() {
         let (_d, s) = store();
-        s.create_tenant("acme").unwrap();
+        s.create_tenant("acme", &A).unwrap();
         assert!(matches!(
-            s.create_tenant("acme"),
+            s.create_tenant("acme", &A),
             Err(StoreError::Conflict(_))
         ));
         let token = |id: &str, tenant: &str| TokenRecord {
@@ -1201,40 +1578,67 @@ mod tests {
             expires: Some("2099-01-01T00:00:00Z".into()),
         };
         assert!(matches!(
-            s.create_token(&token("00", "nope")),
+            s.create_token(&token("00", "nope"), &A),
             Err(StoreError::InvalidReference(_))
         ));
-        s.create_token(&token("a1", "acme")).unwrap();
-        s.create_token(&token("a2", "acme")).unwrap();
-        s.create_token(&token("d1", T)).unwrap();
+        s.create_token(&token("a1", "acme"), &A).unwrap();
+        s.create_token(&token("a2", "acme"), &A).unwrap();
+        s.create_token(&token("d1", T), &A).unwrap();
         let a1 = s.token("a1").unwrap().unwrap();
         assert_eq!(
             (a1.tenant.as_str(), a1.scope, a1.expires.as_deref()),
             ("acme", TokenScope::ReadOnly, Some("2099-01-01T00:00:00Z"))
         );
-        let revoked = s.rotate_token(&token("a3", "acme")).unwrap();
+        let revoked = s.rotate_token(&token("a3", "acme"), &A).unwrap();
         assert_eq!(revoked, vec!["a1".to_string(), "a2".to_string()]);
         assert!(s.token("a1").unwrap().is_none() && s.token("a2").unwrap().is_none());
         assert!(s.token("a3").unwrap().is_some() && s.token("d1").unwrap().is_some());
 
-        s.create("acme", ResourceKind::User, &user("bob"), None)
+        s.create("acme", ResourceKind::User, &user("bob"), None, &A)
             .unwrap();
         // The same userName in another tenant is no conflict.
-        s.create(T, ResourceKind::User, &user("bob"), None).unwrap();
+        s.create(T, ResourceKind::User, &user("bob"), None, &A)
+            .unwrap();
         assert!(matches!(
-            s.delete_tenant("acme", false),
+            s.delete_tenant("acme", false, &A),
             Err(StoreError::Conflict(_))
         ));
         assert!(s.token("a3").unwrap().is_some());
-        let d = s.delete_tenant("acme", true).unwrap();
+        let d = s.delete_tenant("acme", true, &A).unwrap();
         assert_eq!((d.users, d.groups, d.tokens), (1, 0, 3));
         assert!(s.token("a3").unwrap().is_none());
         assert!(matches!(
-            s.delete_tenant("acme", true),
+            s.delete_tenant("acme", true, &A),
             Err(StoreError::NotFound)
         ));
         let names: Vec<String> = s.tenants().unwrap().into_iter().map(|t| t.name).collect();
         assert_eq!(names, vec![T.to_string()]);
+        // Each of those changes is in the audit log, the purge as one entry with its counts.
+        let log = s
+            .audit(&AuditQuery {
+                tenant: Some("acme".into()),
+                resource: None,
+                since: None,
+                limit: 100,
+            })
+            .unwrap();
+        let ops: Vec<&str> = log.iter().map(|e| e.operation.as_str()).collect();
+        assert_eq!(
+            ops,
+            [
+                "tenant-create",
+                "token-create",
+                "token-create",
+                "token-rotate",
+                "create",
+                "tenant-delete"
+            ]
+        );
+        assert_eq!(log[3].changes["revoked"], json!(["a1", "a2"]));
+        assert_eq!(
+            log[5].changes,
+            json!({"users": 1, "groups": 0, "tokens": 3})
+        );
         assert_eq!(s.tenants().unwrap()[0].users, 1);
     }
 
@@ -1242,10 +1646,10 @@ mod tests {
     fn user_name_is_unique_case_insensitively_and_keeps_its_case() {
         let (_d, s) = store();
         let a = s
-            .create(T, ResourceKind::User, &user("Alice@Example.com"), None)
+            .create(T, ResourceKind::User, &user("Alice@Example.com"), None, &A)
             .unwrap();
         let e = s
-            .create(T, ResourceKind::User, &user("alice@example.COM"), None)
+            .create(T, ResourceKind::User, &user("alice@example.COM"), None, &A)
             .unwrap_err();
         assert!(matches!(e, StoreError::Conflict(_)));
         let got = s.get(T, ResourceKind::User, &a.id).unwrap().unwrap();
@@ -1333,27 +1737,29 @@ mod tests {
     #[test]
     fn deleting_a_user_removes_it_from_groups_and_members_must_exist() {
         let (_d, s) = store();
-        let u = s.create(T, ResourceKind::User, &user("u1"), None).unwrap();
+        let u = s
+            .create(T, ResourceKind::User, &user("u1"), None, &A)
+            .unwrap();
         let g = validate(
             ResourceKind::Group,
             &json!({"displayName":"g","members":[{"value": u.id}]}),
         )
         .unwrap();
-        let g = s.create(T, ResourceKind::Group, &g, None).unwrap();
+        let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
         let refs = s.references(T, ResourceKind::Group, &g.id).unwrap();
         assert_eq!(refs[0].display.as_deref(), Some("D u1"));
         assert_eq!(
             s.references(T, ResourceKind::User, &u.id).unwrap()[0].id,
             g.id
         );
-        s.delete(T, ResourceKind::User, &u.id, &mut |_| Ok(()))
+        s.delete(T, ResourceKind::User, &u.id, &A, &mut |_| Ok(()))
             .unwrap();
         assert!(s
             .references(T, ResourceKind::Group, &g.id)
             .unwrap()
             .is_empty());
         assert!(matches!(
-            s.delete(T, ResourceKind::User, &u.id, &mut |_| Ok(())),
+            s.delete(T, ResourceKind::User, &u.id, &A, &mut |_| Ok(())),
             Err(StoreError::NotFound)
         ));
         let bad = validate(
@@ -1362,7 +1768,7 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            s.create(T, ResourceKind::Group, &bad, None),
+            s.create(T, ResourceKind::Group, &bad, None, &A),
             Err(StoreError::InvalidReference(_))
         ));
         // The failed create left nothing behind.
@@ -1378,13 +1784,13 @@ mod tests {
         let (_d, s) = store();
         let ids: Vec<String> = (0..4)
             .map(|i| {
-                s.create(T, ResourceKind::User, &user(&format!("m{i}")), None)
+                s.create(T, ResourceKind::User, &user(&format!("m{i}")), None, &A)
                     .unwrap()
                     .id
             })
             .collect();
         let g = validate(ResourceKind::Group, &json!({"displayName": "g"})).unwrap();
-        let g = s.create(T, ResourceKind::Group, &g, None).unwrap();
+        let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
         let input = |v: &[usize]| -> Vec<MemberInput> {
             v.iter()
                 .map(|&i| MemberInput {
@@ -1401,7 +1807,9 @@ mod tests {
                     members: changes.clone(),
                 })
             };
-            let (r, changed) = s.update(T, ResourceKind::Group, &g.id, &mut f).unwrap();
+            let (r, changed) = s
+                .update(T, ResourceKind::Group, &g.id, &A, UpdateOp::Patch, &mut f)
+                .unwrap();
             let mut members: Vec<String> = s
                 .references(T, ResourceKind::Group, &g.id)
                 .unwrap()
@@ -1445,7 +1853,14 @@ mod tests {
         // A refused update stores nothing.
         let mut refuse = |_: &StoredResource| Err(crate::scim::ScimError::invalid_value("no"));
         assert!(matches!(
-            s.update(T, ResourceKind::Group, &g.id, &mut refuse),
+            s.update(
+                T,
+                ResourceKind::Group,
+                &g.id,
+                &A,
+                UpdateOp::Patch,
+                &mut refuse
+            ),
             Err(StoreError::Rejected(_))
         ));
         let mut bad = |cur: &StoredResource| {
@@ -1462,7 +1877,7 @@ mod tests {
             })
         };
         assert!(matches!(
-            s.update(T, ResourceKind::Group, &g.id, &mut bad),
+            s.update(T, ResourceKind::Group, &g.id, &A, UpdateOp::Patch, &mut bad),
             Err(StoreError::InvalidReference(_))
         ));
         assert!(s
@@ -1488,7 +1903,7 @@ mod tests {
                 let s = &s;
                 scope.spawn(move || {
                     for i in 0..25 {
-                        s.create(T, ResourceKind::User, &user(&format!("g{t}-{i}")), None)
+                        s.create(T, ResourceKind::User, &user(&format!("g{t}-{i}")), None, &A)
                             .unwrap();
                     }
                 });
@@ -1509,9 +1924,201 @@ mod tests {
     }
 
     #[test]
+    fn audit_names_actor_and_members_and_old_entries_are_pruned() {
+        use crate::store::{AuditQuery, ResourceUpdate, Via};
+        let (_d, s) = store();
+        let okta = Actor::token("t1", "okta", Via::Api);
+        let alice = s
+            .create(
+                T,
+                ResourceKind::User,
+                &user("alice"),
+                Some("$pbkdf2-sha256$i=1000$salt$hash".into()),
+                &okta,
+            )
+            .unwrap();
+        let g = validate(
+            ResourceKind::Group,
+            &json!({"displayName": "Finance", "members": [{"value": alice.id}]}),
+        )
+        .unwrap();
+        let g = s.create(T, ResourceKind::Group, &g, None, &okta).unwrap();
+        let mut remove = |cur: &StoredResource| {
+            Ok(ResourceUpdate {
+                doc: cur.doc.clone(),
+                password: PasswordUpdate::Keep,
+                members: vec![MemberChange::Remove(vec![alice.id.clone()])],
+            })
+        };
+        s.update(
+            T,
+            ResourceKind::Group,
+            &g.id,
+            &okta,
+            UpdateOp::Patch,
+            &mut remove,
+        )
+        .unwrap();
+        // Removing her again changes nothing and is not audited.
+        let (_, changed) = s
+            .update(
+                T,
+                ResourceKind::Group,
+                &g.id,
+                &okta,
+                UpdateOp::Patch,
+                &mut remove,
+            )
+            .unwrap();
+        assert!(!changed);
+        let q = |resource: &str| AuditQuery {
+            resource: Some(resource.into()),
+            limit: 100,
+            ..Default::default()
+        };
+        let entries = s.audit(&q("ALICE")).unwrap();
+        let ops: Vec<&str> = entries.iter().map(|e| e.operation.as_str()).collect();
+        assert_eq!(ops, ["create", "create", "patch"]);
+        assert_eq!(s.audit(&q(&alice.id)).unwrap(), entries);
+        let removal = &entries[2];
+        assert_eq!(
+            (
+                removal.actor_id.as_deref(),
+                removal.actor_name.as_str(),
+                removal.via.as_str()
+            ),
+            (Some("t1"), "okta", "api")
+        );
+        assert_eq!(removal.resource_name.as_deref(), Some("Finance"));
+        assert_eq!(
+            removal.changes["members"]["removed"],
+            json!([{"value": alice.id, "type": "User", "name": "alice"}])
+        );
+        assert!(entries[0].changes["attributes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("password")));
+        assert!(!entries[0].changes.to_string().contains("pbkdf2"));
+
+        // Retention: entries older than 30 days go on the next write, with their subjects.
+        let s = s.with_audit_retention(Some(30));
+        s.writer
+            .lock()
+            .unwrap()
+            .execute(
+                "UPDATE audit_log SET at = '2000-01-01T00:00:00.000Z' WHERE seq <= 2",
+                [],
+            )
+            .unwrap();
+        s.create(T, ResourceKind::User, &user("bob"), None, &A)
+            .unwrap();
+        let all = s
+            .audit(&AuditQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap();
+        let seqs: Vec<i64> = all.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [3, 4]);
+        let orphans: i64 = s
+            .writer
+            .lock()
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM audit_subjects WHERE seq <= 2",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(orphans, 0);
+    }
+
+    #[test]
+    fn audit_records_the_net_member_delta_of_replace_clear_and_filters() {
+        use crate::scim::resource::MemberInput;
+        use crate::store::{AuditQuery, ResourceUpdate};
+        let (_d, s) = store();
+        let ids: Vec<String> = (0..3)
+            .map(|i| {
+                s.create(T, ResourceKind::User, &user(&format!("m{i}")), None, &A)
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        let g = validate(ResourceKind::Group, &json!({"displayName": "g"})).unwrap();
+        let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
+        let input = |v: &[usize]| -> Vec<MemberInput> {
+            v.iter()
+                .map(|&i| MemberInput {
+                    value: ids[i].clone(),
+                    kind: None,
+                })
+                .collect()
+        };
+        let run = |changes: Vec<MemberChange>| -> serde_json::Value {
+            let mut f = |cur: &StoredResource| {
+                Ok(ResourceUpdate {
+                    doc: cur.doc.clone(),
+                    password: PasswordUpdate::Keep,
+                    members: changes.clone(),
+                })
+            };
+            s.update(T, ResourceKind::Group, &g.id, &A, UpdateOp::Replace, &mut f)
+                .unwrap();
+            let last = s
+                .audit(&AuditQuery {
+                    limit: 1,
+                    ..Default::default()
+                })
+                .unwrap();
+            let members = &last[0].changes["members"];
+            let side = |k: &str| -> Vec<String> {
+                let mut v: Vec<String> = members[k]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|m| m["name"].as_str().unwrap().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                v.sort();
+                v
+            };
+            json!({"added": side("added"), "removed": side("removed")})
+        };
+        assert_eq!(
+            run(vec![MemberChange::Replace(input(&[0, 1]))]),
+            json!({"added": ["m0", "m1"], "removed": []})
+        );
+        assert_eq!(
+            run(vec![MemberChange::Replace(input(&[1, 2]))]),
+            json!({"added": ["m2"], "removed": ["m0"]})
+        );
+        // Removed and added back in one PATCH: the net change is m0 joining.
+        assert_eq!(
+            run(vec![
+                MemberChange::Remove(vec![ids[1].clone()]),
+                MemberChange::Add(input(&[1, 0])),
+            ]),
+            json!({"added": ["m0"], "removed": []})
+        );
+        let by_name = crate::scim::filter::parse("display eq \"D m2\"").unwrap();
+        assert_eq!(
+            run(vec![MemberChange::RemoveWhere(by_name)]),
+            json!({"added": [], "removed": ["m2"]})
+        );
+        assert_eq!(
+            run(vec![MemberChange::Clear]),
+            json!({"added": [], "removed": ["m0", "m1"]})
+        );
+    }
+
+    #[test]
     fn update_bumps_version_only_on_change() {
         let (_d, s) = store();
-        let u = s.create(T, ResourceKind::User, &user("u1"), None).unwrap();
+        let u = s
+            .create(T, ResourceKind::User, &user("u1"), None, &A)
+            .unwrap();
         let put = |s: &SqliteStore, id: &str, name: &str| {
             let doc = user(name).doc;
             let mut f = |_: &StoredResource| {
@@ -1521,7 +2128,7 @@ mod tests {
                     members: Vec::new(),
                 })
             };
-            s.update(T, ResourceKind::User, id, &mut f)
+            s.update(T, ResourceKind::User, id, &A, UpdateOp::Patch, &mut f)
         };
         let (same, changed) = put(&s, &u.id, "u1").unwrap();
         assert_eq!((same.meta.version, changed), (1, false));
@@ -1536,7 +2143,9 @@ mod tests {
                 members: vec![MemberChange::Clear],
             })
         };
-        assert!(s.update(T, ResourceKind::User, &u.id, &mut f).is_err());
+        assert!(s
+            .update(T, ResourceKind::User, &u.id, &A, UpdateOp::Patch, &mut f)
+            .is_err());
     }
 }
 

@@ -450,5 +450,20 @@ fn tenants_and_token_rotation_from_the_cli() {
         .success());
     assert_eq!(server.status_at("/scim/v2/Users", &globex), 401);
 
+    // Every one of those admin changes is in the audit log, the purge with its counts.
+    let audit = scimlite(&config, &["audit", "--tenant", "acme"]);
+    assert!(audit.status.success(), "{}", stderr(&audit));
+    let log = String::from_utf8_lossy(&audit.stdout);
+    for expected in [
+        "tenant-create Tenant acme",
+        "token-create Token",
+        "token-rotate Token",
+        "revoked: ",
+        "tenant-delete Tenant acme",
+        "deleted 1 users, 0 groups,",
+    ] {
+        assert!(log.contains(expected), "{expected} not in\n{log}");
+    }
+
     assert!(server.terminate().success());
 }

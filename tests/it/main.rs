@@ -10,6 +10,7 @@ mod flows;
 mod fuzz_corpus;
 mod integrity;
 mod negative;
+mod obs;
 mod ops;
 mod patch;
 mod query;

@@ -12,7 +12,7 @@ use crate::api::assert_scim_error;
 use crate::common::{user_body, Reply, TestServer};
 use scimlite::auth::{create_scoped_token, TokenOptions};
 use scimlite::store::sqlite::Synchronous;
-use scimlite::store::{SqliteStore, Store, StoreError, TokenScope};
+use scimlite::store::{Actor, SqliteStore, Store, StoreError, TokenScope};
 
 const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -27,7 +27,7 @@ fn admin(s: &TestServer) -> SqliteStore {
 /// Creates `tenant` if needed and a token for it.
 fn token_for(s: &TestServer, tenant: &str, scope: TokenScope, expires: Option<String>) -> String {
     let store = admin(s);
-    match store.create_tenant(tenant) {
+    match store.create_tenant(tenant, &Actor::cli()) {
         Ok(()) | Err(StoreError::Conflict(_)) => {}
         Err(e) => panic!("{e}"),
     }
@@ -37,6 +37,7 @@ fn token_for(s: &TestServer, tenant: &str, scope: TokenScope, expires: Option<St
         "test",
         &TokenOptions { scope, expires },
         1000,
+        &Actor::cli(),
     )
     .unwrap()
     .token
@@ -481,9 +482,15 @@ fn revocation_and_rotation_from_another_process_apply_to_the_next_request() {
     };
     // Cached on the server.
     assert_eq!((status(&a), status(&a), status(&a2)), (200, 200, 200));
-    let (new, revoked) =
-        scimlite::auth::rotate_token(&store, "acme", "rotated", &TokenOptions::default(), 1000)
-            .unwrap();
+    let (new, revoked) = scimlite::auth::rotate_token(
+        &store,
+        "acme",
+        "rotated",
+        &TokenOptions::default(),
+        1000,
+        &Actor::cli(),
+    )
+    .unwrap();
     assert_eq!(revoked.len(), 2);
     // No waiting: the very next request.
     assert_eq!(
@@ -492,12 +499,12 @@ fn revocation_and_rotation_from_another_process_apply_to_the_next_request() {
     );
     // Another tenant's tokens are untouched.
     assert_eq!(s.get("/Users").status, 200);
-    assert!(store.revoke_token(&new.record.id).unwrap());
+    assert!(store.revoke_token(&new.record.id, &Actor::cli()).unwrap());
     assert_eq!(status(&new.token), 401);
     // Deleting the tenant deletes its tokens.
     let b = token_for(&s, "acme", TokenScope::ReadWrite, None);
     assert_eq!(status(&b), 200);
-    store.delete_tenant("acme", false).unwrap();
+    store.delete_tenant("acme", false, &Actor::cli()).unwrap();
     assert_eq!(status(&b), 401);
 }
 

@@ -13,6 +13,7 @@ use crate::scim::ENTERPRISE_URN;
 use crate::store::ResourceUpdate;
 
 const T: &str = crate::store::DEFAULT_TENANT;
+static A: std::sync::LazyLock<Actor> = std::sync::LazyLock::new(Actor::cli);
 const BASE: &str = "https://h/scim/v2";
 const ALL: Page = Page {
     start_index: 1,
@@ -27,7 +28,7 @@ fn open() -> (tempfile::TempDir, SqliteStore) {
 
 fn create(s: &SqliteStore, kind: ResourceKind, body: Value) -> StoredResource {
     let res = validate(kind, &body).unwrap_or_else(|e| panic!("{body}: {e}"));
-    s.create(T, kind, &res, None).unwrap()
+    s.create(T, kind, &res, None, &A).unwrap()
 }
 
 fn add_members(s: &SqliteStore, gid: &str, ids: &[String]) {
@@ -45,7 +46,8 @@ fn add_members(s: &SqliteStore, gid: &str, ids: &[String]) {
             members: vec![MemberChange::Add(members.clone())],
         })
     };
-    s.update(T, ResourceKind::Group, gid, &mut f).unwrap();
+    s.update(T, ResourceKind::Group, gid, &A, UpdateOp::Patch, &mut f)
+        .unwrap();
 }
 
 /// Every resource of `kind` rendered as the API renders it (with references).

@@ -3,11 +3,15 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use serde_json::{Map, Value};
+
+use super::audit::{self, MemberDelta};
 use super::{conflict, into_resource, kind_str, references_of, search_columns, set_members};
 use super::{ExportFn, ImportOutcome, ImportResource, StoreError};
 use crate::scim::resource::Meta;
 use crate::scim::ResourceKind;
 use crate::store::now_rfc3339;
+use crate::store::Actor;
 
 /// Runs inside one read transaction, so the export is one consistent snapshot even while a
 /// server keeps writing.
@@ -66,43 +70,88 @@ pub(super) fn export(
 }
 
 /// Runs inside one write transaction. First every resource's row (so Groups may name members
-/// that come later in the batch), then every Group's members. `failed_at` names the resource
-/// an error came from.
+/// that come later in the batch), then every Group's members, then one audit entry per
+/// resource created or changed. `failed_at` names the resource an error came from.
 pub(super) fn import(
     tx: &Connection,
     batch: &[ImportResource],
+    actor: &Actor,
     failed_at: &mut Option<usize>,
 ) -> Result<Vec<ImportOutcome>, StoreError> {
     let now = now_rfc3339();
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut pks = Vec::with_capacity(batch.len());
+    let mut old_docs = Vec::with_capacity(batch.len());
     for (i, item) in batch.iter().enumerate() {
         *failed_at = Some(i);
-        let (pk, outcome) = upsert(tx, item, &now)?;
+        let (pk, outcome, old_doc) = upsert(tx, item, &now)?;
         pks.push(pk);
         outcomes.push(outcome);
+        old_docs.push(old_doc);
     }
+    let mut deltas = vec![MemberDelta::default(); batch.len()];
     for (i, item) in batch.iter().enumerate() {
         if item.kind != ResourceKind::Group {
             continue;
         }
         *failed_at = Some(i);
-        let changed = set_members(tx, &item.tenant, pks[i], &item.id, &item.members)?;
+        let changed = set_members(
+            tx,
+            &item.tenant,
+            pks[i],
+            &item.id,
+            &item.members,
+            &mut deltas[i],
+        )?;
         if changed > 0 && outcomes[i] == ImportOutcome::Unchanged {
             outcomes[i] = ImportOutcome::Updated;
         }
+    }
+    for (i, item) in batch.iter().enumerate() {
+        if outcomes[i] == ImportOutcome::Unchanged {
+            continue;
+        }
+        *failed_at = Some(i);
+        let old: Map<String, Value> = match &old_docs[i] {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| StoreError::Corrupt(format!("document of {}: {e}", item.id)))?,
+            None => Map::new(),
+        };
+        let mut subjects = Vec::new();
+        let changes = audit::resource_changes(
+            tx,
+            &item.tenant,
+            &old,
+            &item.doc,
+            false,
+            &std::mem::take(&mut deltas[i]).net(),
+            &mut subjects,
+        )?;
+        audit::append(
+            tx,
+            actor,
+            audit::Entry {
+                tenant: &item.tenant,
+                operation: "import",
+                resource_type: item.kind.name(),
+                resource_id: &item.id,
+                resource_name: audit::resource_name(item.kind, &item.doc),
+                changes,
+                subjects,
+            },
+        )?;
     }
     *failed_at = None;
     Ok(outcomes)
 }
 
-/// Inserts or overwrites one resource's row; returns its pk and whether anything changed
-/// (members aside).
+/// Inserts or overwrites one resource's row; returns its pk, whether anything changed
+/// (members aside) and, for an existing resource, its document before.
 fn upsert(
     tx: &Connection,
     item: &ImportResource,
     now: &str,
-) -> Result<(i64, ImportOutcome), StoreError> {
+) -> Result<(i64, ImportOutcome, Option<String>), StoreError> {
     if item.kind == ResourceKind::User && !item.members.is_empty() {
         return Err(StoreError::InvalidReference("a User has no members".into()));
     }
@@ -152,7 +201,7 @@ fn upsert(
                 ],
             )
             .map_err(conflict(item.kind, &item.doc))?;
-            Ok((tx.last_insert_rowid(), ImportOutcome::Created))
+            Ok((tx.last_insert_rowid(), ImportOutcome::Created, None))
         }
         Some((_, kind, _, _)) if kind != kind_str(item.kind) => {
             Err(StoreError::InvalidReference(format!(
@@ -163,7 +212,7 @@ fn upsert(
         }
         Some((pk, _, old_doc, old_meta)) => {
             if old_doc == doc_text && old_meta == item.meta {
-                return Ok((pk, ImportOutcome::Unchanged));
+                return Ok((pk, ImportOutcome::Unchanged, Some(old_doc)));
             }
             // The password hash stays: the export never carries it.
             tx.execute(
@@ -181,7 +230,7 @@ fn upsert(
                 ],
             )
             .map_err(conflict(item.kind, &item.doc))?;
-            Ok((pk, ImportOutcome::Updated))
+            Ok((pk, ImportOutcome::Updated, Some(old_doc)))
         }
     }
 }

@@ -1,0 +1,311 @@
+//! The audit log: one row per change, written inside the change's own write transaction (so a
+//! change and its entry commit or vanish together), read by `scimlite audit`, pruned after
+//! `audit_retention_days`.
+//!
+//! An entry says when, who (token id and name), how (api, bulk, cli, import), what operation
+//! on which resource, and what changed: attribute names (never values, so the log is not a
+//! second copy of personal data), the new `active` value, the members added or removed (id,
+//! type and userName/displayName at the time) and, for a deleted User, the groups it left.
+//! Passwords appear only as the attribute name "password". `audit_subjects` indexes each
+//! entry by the resource's id and by every member id it mentions, so "who removed Alice from
+//! Finance" is one indexed lookup for Alice's id; a name is turned into ids when reading.
+//! Only ids, never names, are indexed: each subject row is a B-tree insert on every write.
+
+use std::collections::HashSet;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Map, Value};
+
+use super::StoreError;
+use crate::scim::ResourceKind;
+use crate::store::{Actor, AuditEntry, AuditQuery};
+
+/// Members a write added to or removed from a group, by id.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct MemberDelta {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl MemberDelta {
+    /// The net change: an id both added and removed by one write ends where it started.
+    pub fn net(mut self) -> MemberDelta {
+        let added: HashSet<String> = self.added.iter().cloned().collect();
+        let removed: HashSet<String> = self.removed.iter().cloned().collect();
+        self.added.retain(|id| !removed.contains(id));
+        self.removed.retain(|id| !added.contains(id));
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// One entry to append.
+pub(super) struct Entry<'a> {
+    pub tenant: &'a str,
+    pub operation: &'a str,
+    /// "User", "Group" or "Token".
+    pub resource_type: &'a str,
+    pub resource_id: &'a str,
+    pub resource_name: Option<&'a str>,
+    pub changes: Map<String, Value>,
+    /// Further ids the entry is found by (members, groups left).
+    pub subjects: Vec<String>,
+}
+
+/// The name an admin knows a resource by: a User's userName, a Group's displayName.
+pub(super) fn resource_name(kind: ResourceKind, doc: &Map<String, Value>) -> Option<&str> {
+    let attr = match kind {
+        ResourceKind::User => "userName",
+        ResourceKind::Group => "displayName",
+    };
+    doc.get(attr).and_then(Value::as_str)
+}
+
+/// Names of the attributes that differ between two documents: top-level names, one level
+/// deeper inside complex attributes (`name.givenName`) and the Enterprise extension
+/// (`urn:…:User:department`); multi-valued attributes by their name only. Sorted.
+pub(super) fn changed_attributes(
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for key in keys {
+        match (old.get(key), new.get(key)) {
+            (Some(a), Some(b)) if a == b => {}
+            (Some(Value::Object(a)), Some(Value::Object(b))) => {
+                let sep = if key.starts_with("urn:") { ':' } else { '.' };
+                for sub in changed_attributes(a, b) {
+                    // Only one level: deeper differences are named by their parent.
+                    let top = sub.split(['.', ':']).next().unwrap_or(&sub).to_string();
+                    let name = format!("{key}{sep}{top}");
+                    if !out.contains(&name) {
+                        out.push(name);
+                    }
+                }
+            }
+            _ => out.push(key.clone()),
+        }
+    }
+    out
+}
+
+/// The `changes` of a create, replace, patch or import: attribute names, `active` when it
+/// changed, "password" when it was set or removed, and the members added or removed.
+pub(super) fn resource_changes(
+    tx: &Connection,
+    tenant: &str,
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    password_changed: bool,
+    delta: &MemberDelta,
+    subjects: &mut Vec<String>,
+) -> Result<Map<String, Value>, StoreError> {
+    let mut attributes = changed_attributes(old, new);
+    if password_changed {
+        attributes.push("password".into());
+        attributes.sort();
+    }
+    let mut changes = Map::new();
+    if attributes.iter().any(|a| a == "active") {
+        if let Some(active) = new.get("active").filter(|v| v.is_boolean()) {
+            changes.insert("active".into(), active.clone());
+        }
+    }
+    if !attributes.is_empty() {
+        changes.insert("attributes".into(), json!(attributes));
+    }
+    if !delta.is_empty() {
+        let mut members = Map::new();
+        for (label, ids) in [("added", &delta.added), ("removed", &delta.removed)] {
+            if !ids.is_empty() {
+                members.insert(label.into(), describe(tx, tenant, ids, subjects)?);
+            }
+        }
+        changes.insert("members".into(), Value::Object(members));
+    }
+    Ok(changes)
+}
+
+/// `[{value, type, name}]` for resources by id, with their names as of now (the write's
+/// transaction); each id becomes a subject of the entry.
+pub(super) fn describe(
+    tx: &Connection,
+    tenant: &str,
+    ids: &[String],
+    subjects: &mut Vec<String>,
+) -> Result<Value, StoreError> {
+    let mut find = tx.prepare_cached(
+        "SELECT kind, CASE kind WHEN 'User' THEN user_name ELSE display_name END
+         FROM resources WHERE tenant = ?1 AND id = ?2",
+    )?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let found: Option<(String, Option<String>)> = find
+            .query_row(params![tenant, id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        subjects.push(id.clone());
+        let mut m = Map::new();
+        m.insert("value".into(), Value::String(id.clone()));
+        if let Some((kind, name)) = found {
+            m.insert("type".into(), Value::String(kind));
+            if let Some(name) = name {
+                m.insert("name".into(), Value::String(name));
+            }
+        }
+        out.push(Value::Object(m));
+    }
+    Ok(Value::Array(out))
+}
+
+/// Appends an entry; runs inside the change's transaction.
+pub(super) fn append(tx: &Connection, actor: &Actor, entry: Entry) -> Result<(), StoreError> {
+    let changes =
+        serde_json::to_string(&entry.changes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    tx.prepare_cached(
+        "INSERT INTO audit_log (at, tenant, actor_id, actor_name, via, operation, resource_type,
+                                resource_id, resource_name, changes)
+         VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        entry.tenant,
+        actor.token_id,
+        actor.name,
+        actor.via.as_str(),
+        entry.operation,
+        entry.resource_type,
+        entry.resource_id,
+        entry.resource_name,
+        changes
+    ])?;
+    let seq = tx.last_insert_rowid();
+    let mut subject =
+        tx.prepare_cached("INSERT OR IGNORE INTO audit_subjects (subject, seq) VALUES (?1, ?2)")?;
+    for s in std::iter::once(entry.resource_id).chain(entry.subjects.iter().map(String::as_str)) {
+        subject.execute(params![s, seq])?;
+    }
+    Ok(())
+}
+
+/// Most entries one pruning pass deletes, so a long backlog never makes one write slow.
+pub(super) const PRUNE_BATCH: i64 = 10_000;
+
+/// Deletes entries older than `days` days, at most [`PRUNE_BATCH`] (the oldest, read in
+/// `seq` order, which is time order); returns how many.
+pub(super) fn prune(tx: &Connection, days: u32) -> Result<usize, StoreError> {
+    let upto: Option<i64> = tx.query_row(
+        "SELECT max(seq) FROM (SELECT seq, at FROM audit_log ORDER BY seq LIMIT ?2)
+         WHERE at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ?1 || ' days')",
+        params![days, PRUNE_BATCH],
+        |r| r.get(0),
+    )?;
+    let Some(upto) = upto else {
+        return Ok(0);
+    };
+    tx.execute("DELETE FROM audit_subjects WHERE seq <= ?1", [upto])?;
+    Ok(tx.execute("DELETE FROM audit_log WHERE seq <= ?1", [upto])?)
+}
+
+/// `q.resource` is an id or a name: a current userName, group displayName or token name, or
+/// a name the audit log recorded (a deleted or renamed resource), each case-insensitively.
+/// Reading is rare (the CLI), so the name lookups may scan; writes stay cheap.
+pub(super) fn read(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut stmt = conn.prepare(
+        "WITH wanted(id) AS (
+             SELECT ?2 WHERE ?2 IS NOT NULL
+             UNION SELECT id FROM resources
+                   WHERE ?2 IS NOT NULL AND (?1 IS NULL OR tenant = ?1)
+                     AND (user_name = ?2 OR display_name = ?2)
+             UNION SELECT id FROM tokens WHERE ?2 IS NOT NULL AND name = ?2 COLLATE NOCASE
+             UNION SELECT resource_id FROM audit_log
+                   WHERE ?2 IS NOT NULL AND resource_name = ?2 COLLATE NOCASE
+         )
+         SELECT seq, at, tenant, actor_id, actor_name, via, operation, resource_type, resource_id,
+                resource_name, changes
+         FROM audit_log
+         WHERE (?1 IS NULL OR tenant = ?1)
+           AND (?2 IS NULL OR seq IN (
+                SELECT s.seq FROM audit_subjects s JOIN wanted w ON s.subject = w.id))
+           AND (?3 IS NULL OR at >= ?3)
+         ORDER BY seq DESC LIMIT ?4",
+    )?;
+    let limit = q.limit.min(i64::MAX as u64) as i64;
+    let rows = stmt.query_map(params![q.tenant, q.resource, q.since, limit], |r| {
+        Ok((
+            AuditEntry {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                tenant: r.get(2)?,
+                actor_id: r.get(3)?,
+                actor_name: r.get(4)?,
+                via: r.get(5)?,
+                operation: r.get(6)?,
+                resource_type: r.get(7)?,
+                resource_id: r.get(8)?,
+                resource_name: r.get(9)?,
+                changes: Value::Null,
+            },
+            r.get::<_, String>(10)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut entry, changes) = row?;
+        entry.changes = serde_json::from_str(&changes)
+            .map_err(|e| StoreError::Corrupt(format!("audit entry {}: {e}", entry.seq)))?;
+        out.push(entry);
+    }
+    out.reverse();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn changed_attributes_name_one_level_deep() {
+        let urn = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        let old = doc(json!({
+            "userName": "a", "active": true,
+            "name": {"givenName": "A", "familyName": "B"},
+            "emails": [{"value": "a@x"}],
+            urn: {"department": "X", "manager": {"value": "m1"}}
+        }));
+        let new = doc(json!({
+            "userName": "a", "active": false, "title": "T",
+            "name": {"givenName": "Z", "familyName": "B"},
+            "emails": [{"value": "b@x"}],
+            urn: {"department": "X", "manager": {"value": "m2"}}
+        }));
+        assert_eq!(
+            changed_attributes(&old, &new),
+            vec![
+                "active".to_string(),
+                "emails".into(),
+                "name.givenName".into(),
+                "title".into(),
+                format!("{urn}:manager"),
+            ]
+        );
+        assert!(changed_attributes(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn member_delta_cancels_what_one_write_undid() {
+        let d = MemberDelta {
+            added: vec!["a".into(), "b".into()],
+            removed: vec!["b".into(), "c".into()],
+        }
+        .net();
+        assert_eq!(d.added, vec!["a".to_string()]);
+        assert_eq!(d.removed, vec!["c".to_string()]);
+    }
+}
