@@ -8,6 +8,7 @@ mod crash;
 mod filters;
 mod flows;
 mod integrity;
+mod limits;
 mod ops;
 mod patch;
 mod query;
