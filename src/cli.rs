@@ -368,9 +368,9 @@ fn import(config: &Config, input: Option<&Path>) -> ExitCode {
 
 fn serve(config: &Config) -> ExitCode {
     log::info!("configuration: {}", config.origin);
-    let stop = match crate::server::catch_stop_signals() {
+    let signals = match crate::server::catch_signals() {
         Ok(s) => s,
-        Err(e) => return fail(format!("cannot catch SIGTERM: {e}")),
+        Err(e) => return fail(format!("cannot catch SIGTERM, SIGINT and SIGHUP: {e}")),
     };
     let handle = match crate::server::start(config) {
         Ok(h) => h,
@@ -401,7 +401,7 @@ fn serve(config: &Config) -> ExitCode {
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&format!("serving on {}", handle.local_addr())),
     ]);
-    match crate::server::run_until(handle, &stop) {
+    match crate::server::run_until(handle, &signals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }

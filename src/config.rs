@@ -34,6 +34,12 @@ struct RawConfig {
     database: Option<String>,
     workers: Option<usize>,
     http_threads: Option<usize>,
+    max_connections: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    keep_alive_timeout_secs: Option<u64>,
+    max_request_line_bytes: Option<usize>,
+    max_header_bytes: Option<usize>,
+    max_headers: Option<usize>,
     max_body_bytes: Option<u64>,
     max_page_size: Option<u64>,
     log_level: Option<String>,
@@ -96,13 +102,16 @@ pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 365;
 pub struct Config {
     /// Where the settings came from: a file path, or "embedded defaults".
     pub origin: String,
+    /// The file the settings came from (re-read on SIGHUP); `None` for embedded defaults.
+    pub path: Option<PathBuf>,
     pub listen: SocketAddr,
     pub database: PathBuf,
     /// Threads that handle requests.
     pub workers: usize,
-    /// Connection threads tiny_http keeps ready; must exceed the open connections expected,
-    /// or a burst of new connections can wait unread (fork-burst.md §3).
+    /// The old name of `max_connections` (one thread serves one connection); always equal.
     pub http_threads: usize,
+    /// HTTP limits and deadlines (docs/http.md).
+    pub http_limits: HttpLimits,
     pub max_body_bytes: u64,
     pub max_page_size: u64,
     pub log_level: String,
@@ -124,9 +133,47 @@ pub struct Config {
     pub auth_limits: crate::auth::Limits,
 }
 
+/// Limits the HTTP layer enforces on every connection, before any request reaches a handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Connections served at once; at the cap the longest idle or slowest-arriving one is
+    /// closed to make room, otherwise new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long the head and body of one request may take to arrive (also bounds the TLS
+    /// handshake and writing the response).
+    pub request_timeout: std::time::Duration,
+    /// How long a keep-alive connection may sit idle between requests.
+    pub keep_alive_timeout: std::time::Duration,
+    /// Longest request line (method, target, version); longer gets 414.
+    pub max_request_line_bytes: usize,
+    /// Largest header section (all header lines together); larger gets 431.
+    pub max_header_bytes: usize,
+    /// Most header lines in one request; more gets 431.
+    pub max_headers: usize,
+}
+
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_MAX_REQUEST_LINE_BYTES: usize = 16 * 1024;
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            request_timeout: std::time::Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+            keep_alive_timeout: std::time::Duration::from_secs(DEFAULT_KEEP_ALIVE_TIMEOUT_SECS),
+            max_request_line_bytes: DEFAULT_MAX_REQUEST_LINE_BYTES,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
+        }
+    }
+}
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE: &str = "scimlite.db";
-pub const DEFAULT_HTTP_THREADS: usize = 128;
 pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
 pub const DEFAULT_MAX_PAGE: u64 = 1000;
 pub const DEFAULT_BULK_MAX_OPERATIONS: usize = 1000;
@@ -176,7 +223,9 @@ impl Config {
             })
             .unwrap_or(Path::new("."));
         let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
-        Self::validate(raw, path.display().to_string(), &base)
+        let mut config = Self::validate(raw, path.display().to_string(), &base)?;
+        config.path = Some(path.to_path_buf());
+        Ok(config)
     }
 
     fn validate(raw: RawConfig, origin: String, base: &Path) -> Result<Config, ConfigError> {
@@ -208,13 +257,78 @@ impl Config {
         if !(1..=1024).contains(&workers) {
             return Err(invalid("workers", format!("{workers} is outside 1..=1024")));
         }
-        let http_threads = raw.http_threads.unwrap_or(DEFAULT_HTTP_THREADS);
-        if !(4..=10_000).contains(&http_threads) {
+        // `http_threads` is the old name: it used to size tiny_http's thread pool, and now
+        // that each connection has its own thread the cap on threads is the cap on connections.
+        let (max_connections_key, max_connections) = match (raw.max_connections, raw.http_threads) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "http_threads",
+                    "is the old name of max_connections; set only max_connections".into(),
+                ))
+            }
+            (Some(n), None) => ("max_connections", n),
+            (None, Some(n)) => ("http_threads", n),
+            (None, None) => ("max_connections", DEFAULT_MAX_CONNECTIONS),
+        };
+        if !(4..=100_000).contains(&max_connections) {
             return Err(invalid(
-                "http_threads",
-                format!("{http_threads} is outside 4..=10000"),
+                max_connections_key,
+                format!("{max_connections} is outside 4..=100000"),
             ));
         }
+        let secs = |key: &'static str, value: Option<u64>, default: u64| {
+            let v = value.unwrap_or(default);
+            if (1..=3600).contains(&v) {
+                Ok(std::time::Duration::from_secs(v))
+            } else {
+                Err(invalid(key, format!("{v} is outside 1..=3600")))
+            }
+        };
+        let bytes = |key: &'static str,
+                     value: Option<usize>,
+                     default: usize,
+                     range: std::ops::RangeInclusive<usize>| {
+            let v = value.unwrap_or(default);
+            if range.contains(&v) {
+                Ok(v)
+            } else {
+                Err(invalid(
+                    key,
+                    format!("{v} is outside {}..={}", range.start(), range.end()),
+                ))
+            }
+        };
+        let http_limits = HttpLimits {
+            max_connections,
+            request_timeout: secs(
+                "request_timeout_secs",
+                raw.request_timeout_secs,
+                DEFAULT_REQUEST_TIMEOUT_SECS,
+            )?,
+            keep_alive_timeout: secs(
+                "keep_alive_timeout_secs",
+                raw.keep_alive_timeout_secs,
+                DEFAULT_KEEP_ALIVE_TIMEOUT_SECS,
+            )?,
+            max_request_line_bytes: bytes(
+                "max_request_line_bytes",
+                raw.max_request_line_bytes,
+                DEFAULT_MAX_REQUEST_LINE_BYTES,
+                256..=1024 * 1024,
+            )?,
+            max_header_bytes: bytes(
+                "max_header_bytes",
+                raw.max_header_bytes,
+                DEFAULT_MAX_HEADER_BYTES,
+                1024..=1024 * 1024,
+            )?,
+            max_headers: bytes(
+                "max_headers",
+                raw.max_headers,
+                DEFAULT_MAX_HEADERS,
+                8..=10_000,
+            )?,
+        };
         let max_body_bytes = raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
         if !(1024..=1024 * 1024 * 1024).contains(&max_body_bytes) {
             return Err(invalid(
@@ -405,10 +519,12 @@ impl Config {
         }
         Ok(Config {
             origin,
+            path: None,
             listen,
             database: resolve(database),
             workers,
-            http_threads,
+            http_threads: max_connections,
+            http_limits,
             max_body_bytes,
             max_page_size,
             log_level,
@@ -507,6 +623,14 @@ mod tests {
             ("[metrics]\nlisten = \"0.0.0.0:9090\"", "metrics.listen"),
             ("[metrics]\ntoken = \"short\"", "metrics.token"),
             ("[metrics]\nlistn = \"127.0.0.1:9090\"", "listn"),
+            ("max_connections = 1", "max_connections"),
+            ("http_threads = 1", "http_threads"),
+            ("max_connections = 8\nhttp_threads = 8", "http_threads"),
+            ("request_timeout_secs = 0", "request_timeout_secs"),
+            ("keep_alive_timeout_secs = 0", "keep_alive_timeout_secs"),
+            ("max_request_line_bytes = 10", "max_request_line_bytes"),
+            ("max_header_bytes = 10", "max_header_bytes"),
+            ("max_headers = 1", "max_headers"),
         ] {
             let e = Config::from_file(&write(dir.path(), text))
                 .unwrap_err()

@@ -1,6 +1,6 @@
 //! scimlite: a SCIM 2.0 service provider (RFC 7643/7644) in one binary with one SQLite file.
 //!
-//! Layers: `http` (transport; the only place tiny_http appears) → `api` (endpoint handlers)
+//! Layers: `http` (transport: HTTP/1.1 connections, TLS, limits) → `api` (endpoint handlers)
 //! → `scim` (pure protocol) and `store` (a trait with SQLite behind it).
 #![forbid(unsafe_code)]
 

@@ -4,6 +4,9 @@
 //! without a timestamp, since journald adds its own. `log_format = "json"`: one JSON object
 //! per line, `{"time", "level", "target", "message"}`, for log shippers (Vector, Fluent Bit,
 //! Promtail); `time` is UTC with milliseconds, always present.
+//!
+//! Without `RUST_LOG` the logger passes everything and the level is the `log` crate's global
+//! maximum, so SIGHUP can change it while serving ([`set_level`]).
 
 use std::io::Write;
 
@@ -15,11 +18,17 @@ pub enum LogFormat {
     Json,
 }
 
+fn parse(level: &str) -> log::LevelFilter {
+    level.parse().unwrap_or(log::LevelFilter::Info)
+}
+
+fn from_env() -> bool {
+    std::env::var_os("RUST_LOG").is_some()
+}
+
 pub fn init(level: &str, format: LogFormat) {
-    // The fork logs an ERROR for every closed connection (deps.md §1.6): silence it.
-    let default = format!("{level},tiny_http_fork=off");
     let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("trace"));
     match format {
         LogFormat::Json => {
             builder.format(|buf, record| {
@@ -39,7 +48,38 @@ pub fn init(level: &str, format: LogFormat) {
             builder.format_timestamp_millis();
         }
     }
-    let _ = builder.try_init();
+    if builder.try_init().is_ok() && !from_env() {
+        log::set_max_level(parse(level));
+    }
+}
+
+/// What [`set_level`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LevelChange {
+    Changed {
+        from: String,
+        to: String,
+    },
+    Unchanged(String),
+    /// `RUST_LOG` is set and decides the level.
+    FromEnvironment,
+}
+
+/// Sets the log level (one of off, error, warn, info, debug, trace).
+pub fn set_level(level: &str) -> LevelChange {
+    if from_env() {
+        return LevelChange::FromEnvironment;
+    }
+    let from = log::max_level();
+    let to = parse(level);
+    if from == to {
+        return LevelChange::Unchanged(to.to_string().to_ascii_lowercase());
+    }
+    log::set_max_level(to);
+    LevelChange::Changed {
+        from: from.to_string().to_ascii_lowercase(),
+        to: to.to_string().to_ascii_lowercase(),
+    }
 }
 
 /// One JSON log line (serde_json escapes quotes, control characters and newlines, so a

@@ -1,6 +1,8 @@
-//! Wiring: open the store, check TLS, create the first token, bind, run workers, shut down.
+//! Wiring: open the store, check TLS, create the first token, bind, serve; SIGHUP reloads the
+//! TLS certificate and the log level, SIGTERM/SIGINT shut down gracefully.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use crate::auth::{self, Authenticator};
 use crate::config::Config;
 use crate::http::adapter::{HttpOptions, HttpServer};
 use crate::store::{Actor, SqliteStore, Store, StoreError, DEFAULT_TENANT};
+use crate::tls::CertSwitch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -32,6 +35,15 @@ pub struct ServerHandle {
     /// The token created on this first run, to be shown once; `None` on later runs.
     pub first_token: Option<auth::NewToken>,
     quirks: Arc<QuirkCounter>,
+    /// What [`ServerHandle::reload`] needs (boxed: the handle is kept inline by callers).
+    reload: Box<Reloadable>,
+}
+
+struct Reloadable {
+    /// The certificate being served, swapped on reload.
+    certs: Option<Arc<CertSwitch>>,
+    /// The configuration file re-read on reload.
+    config_path: Option<PathBuf>,
 }
 
 impl ServerHandle {
@@ -56,6 +68,65 @@ impl ServerHandle {
         }
         self.http.shutdown();
     }
+
+    /// The certificate chain new TLS connections get (DER, leaf first); `None` without TLS.
+    pub fn tls_certificate(&self) -> Option<Vec<Vec<u8>>> {
+        self.reload
+            .certs
+            .as_ref()
+            .map(|c| c.current().cert.iter().map(|d| d.to_vec()).collect())
+    }
+
+    /// What SIGHUP does: re-reads the configuration file and applies the TLS certificate and
+    /// key and the log level (other settings need a restart). New TLS connections get the new
+    /// certificate; open ones keep theirs, so nothing in flight is interrupted. A certificate
+    /// that does not load is logged and the current one kept.
+    pub fn reload(&self) {
+        let Some(path) = &self.reload.config_path else {
+            log::warn!(
+                "reload: no configuration file (running on embedded defaults); nothing to reload"
+            );
+            return;
+        };
+        let config = match Config::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("reload: keeping the current settings: {e}");
+                return;
+            }
+        };
+        match crate::logging::set_level(&config.log_level) {
+            crate::logging::LevelChange::Changed { from, to } => {
+                log::warn!("reload: log level changed from {from} to {to}")
+            }
+            crate::logging::LevelChange::Unchanged(level) => {
+                log::info!("reload: log level unchanged ({level})")
+            }
+            crate::logging::LevelChange::FromEnvironment => {
+                log::info!("reload: log level comes from RUST_LOG; log_level not applied")
+            }
+        }
+        match (&self.reload.certs, &config.tls) {
+            (Some(certs), Some(files)) => match crate::tls::load(files) {
+                Ok(key) => {
+                    certs.replace(key);
+                    log::info!(
+                        "reload: TLS certificate {} and key {} loaded; new connections use them",
+                        files.cert.display(),
+                        files.key.display()
+                    );
+                }
+                Err(e) => log::error!("reload: keeping the current TLS certificate: {e}"),
+            },
+            (None, Some(_)) => {
+                log::warn!("reload: [tls] was added; switching to HTTPS needs a restart")
+            }
+            (Some(_), None) => log::warn!(
+                "reload: [tls] was removed; still serving HTTPS with the current certificate until a restart"
+            ),
+            (None, None) => {}
+        }
+    }
 }
 
 pub fn open_store(config: &Config) -> Result<SqliteStore, StartError> {
@@ -70,7 +141,11 @@ pub fn open_store(config: &Config) -> Result<SqliteStore, StartError> {
 /// Starts serving; returns once the listener is bound and the workers run.
 pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     crate::tls::install_provider();
-    let tls = config.tls.as_ref().map(crate::tls::load).transpose()?;
+    let certs = match &config.tls {
+        Some(files) => Some(CertSwitch::new(crate::tls::load(files)?)),
+        None => None,
+    };
+    let tls = certs.clone().map(crate::tls::server_config).transpose()?;
     let sqlite = Arc::new(open_store(config)?);
     let store: Arc<dyn Store> = sqlite.clone();
     let store_err = |source| StartError::Store {
@@ -117,7 +192,11 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
                 HttpOptions {
                     listen,
                     workers: 1,
-                    http_threads: 4,
+                    // Scrapers and health checks: a few connections, the same deadlines.
+                    limits: crate::config::HttpLimits {
+                        max_connections: 16,
+                        ..config.http_limits.clone()
+                    },
                     max_body_bytes: 1024,
                     tls: tls.clone(),
                 },
@@ -130,7 +209,7 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         HttpOptions {
             listen: config.listen,
             workers: config.workers,
-            http_threads: config.http_threads,
+            limits: config.http_limits.clone(),
             max_body_bytes: config.max_body_bytes,
             tls,
         },
@@ -153,22 +232,56 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         metrics_http,
         first_token,
         quirks,
+        reload: Box::new(Reloadable {
+            certs,
+            config_path: config.path.clone(),
+        }),
     })
 }
 
-/// Makes SIGTERM and SIGINT set the returned flag instead of ending the process. Call it
-/// before announcing readiness: a SIGTERM that arrives between the announcement and
-/// [`run_until`] then still drains instead of killing the process.
-pub fn catch_stop_signals() -> std::io::Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
-    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
-    Ok(stop)
+/// The signals the server acts on, caught (see [`catch_signals`]).
+pub struct Signals {
+    /// SIGTERM or SIGINT arrived: drain and stop.
+    stop: Arc<AtomicBool>,
+    /// SIGHUP arrived: reload.
+    hup: Arc<AtomicBool>,
 }
 
-/// Blocks until `stop` is set (see [`catch_stop_signals`]), then shuts down gracefully.
-pub fn run_until(handle: ServerHandle, stop: &AtomicBool) -> std::io::Result<()> {
+/// Makes SIGTERM and SIGINT (stop) and SIGHUP (reload) set flags instead of ending the
+/// process. Call it before announcing readiness: a SIGTERM or SIGHUP that arrives between
+/// the announcement and [`run_until`] then still drains or reloads instead of killing the
+/// process (the default action of all three).
+pub fn catch_signals() -> std::io::Result<Signals> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
+    Ok(Signals { stop, hup })
+}
+
+/// Blocks until SIGTERM or SIGINT (see [`catch_signals`]), then shuts down gracefully;
+/// reloads on SIGHUP.
+pub fn run_until(handle: ServerHandle, signals: &Signals) -> std::io::Result<()> {
+    let (stop, hup) = (&signals.stop, &signals.hup);
     while !stop.load(Ordering::SeqCst) {
+        if hup.swap(false, Ordering::SeqCst) {
+            log::info!(
+                "SIGHUP: reloading {}",
+                handle
+                    .reload
+                    .config_path
+                    .as_ref()
+                    .map_or("nothing".into(), |p| p.display().to_string())
+            );
+            // systemd ≥ 253 wants the reload's start time in the same message.
+            match sd_notify::NotifyState::monotonic_usec_now() {
+                Ok(now) => tell_systemd(&[sd_notify::NotifyState::Reloading, now]),
+                Err(_) => tell_systemd(&[sd_notify::NotifyState::Reloading]),
+            }
+            handle.reload();
+            tell_systemd(&[sd_notify::NotifyState::Ready]);
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     log::info!("shutting down: finishing requests in flight");

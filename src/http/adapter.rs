@@ -1,32 +1,49 @@
-//! The only file that uses tiny_http (the maintained fork, `tiny_http_fork` =0.12.17).
+//! The HTTP/1.1 server: accepts connections, terminates TLS (rustls), reads requests under the
+//! limits and deadlines of [`HttpLimits`], runs the handler and writes the response.
+//! Why our own connection loop instead of tiny_http: docs/http.md.
 //!
-//! Two measured hazards of the fork are handled here (perf.md §4.3, fork-burst.md):
-//! - the listener is created by us with TCP_NODELAY (inherited by accepted sockets on Linux),
-//!   otherwise every response over ~1 KiB waits 40 ms for a delayed ACK;
-//! - `min_threads` pre-spawns connection threads, otherwise a burst of new keep-alive
-//!   connections can be left unread by the pool's lost-wakeup race.
+//! Model: one acceptor thread; one thread per connection, at most `max_connections` of them;
+//! the handler runs on the connection's thread (no hand-off between threads), at most
+//! `workers` handlers at once. Every read and write has a deadline:
+//! - a new connection (TLS handshake included) and each request, from its first byte to its
+//!   last body byte, get `request_timeout`; writing a response gets the same;
+//! - an idle keep-alive connection gets `keep_alive_timeout`.
+//!
+//! At the connection cap the acceptor makes room by closing the connection that waited
+//! longest for a request to start, or else the one whose request has been arriving longest
+//! (slow clients), so slow or idle clients cannot lock others out. If every connection is busy
+//! in a handler, new connections wait in the listen backlog.
+//!
+//! TCP_NODELAY is set on every connection: responses over ~1 KiB otherwise wait 40 ms for the
+//! client's delayed ACK (perf.md §4.3).
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{Headers, Request, Response, READ_HEADERS};
+use super::wire::{
+    self, BodyFraming, ChunkedDecoder, HeadLimits, HeadScanner, RequestHead, WireError,
+};
+use super::{Request, Response};
+use crate::config::HttpLimits;
 
 pub type Handler = dyn Fn(&Request) -> Response + Send + Sync;
 
 pub struct HttpOptions {
     pub listen: SocketAddr,
+    /// Most handlers running at once.
     pub workers: usize,
-    pub http_threads: usize,
+    pub limits: HttpLimits,
     pub max_body_bytes: u64,
-    /// PEM bytes of the certificate chain and key, already validated by `tls.rs`.
-    pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// Serve HTTPS with this configuration (its certificate resolver may be swapped live).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,15 +58,186 @@ pub enum HttpError {
 }
 
 pub struct HttpServer {
-    server: Arc<tiny_http::Server>,
     local_addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+    /// A second handle on the listening socket, to wake the acceptor at shutdown.
+    listener: TcpListener,
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+/// Connection states, as seen by the acceptor when it needs room and by shutdown.
+const WAITING: u8 = 0; // no byte of the next request yet (new, or idle keep-alive)
+const READING: u8 = 1; // a request is arriving
+const BUSY: u8 = 2; // the handler runs or the response is being written
+const CLOSED: u8 = 3; // closed by the acceptor or by shutdown
+
+/// A slow request may be closed to make room only after it has been arriving this long, so
+/// a burst of ordinary requests does not evict itself.
+const EVICT_READING_AFTER: Duration = Duration::from_millis(500);
+/// How long the acceptor waits before looking again for room at the cap.
+const ROOM_POLL: Duration = Duration::from_millis(50);
+/// During shutdown, requests in flight get this long to arrive and be answered.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+/// After an error response, unread request bytes are read and dropped for at most this long
+/// (and this many bytes), so closing does not reset the connection before the client has read
+/// the response.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 8 * 1024 * 1024;
+const INITIAL_BUFFER: usize = 8 * 1024;
+
+struct Slot {
+    state: AtomicU8,
+    /// When the current state began, in ms since `Shared::epoch`.
+    since_ms: AtomicU64,
+    /// A handle on the socket, to close it from another thread.
+    socket: TcpStream,
+}
+
+impl Slot {
+    fn enter(&self, from: u8, to: u8, now_ms: u64) -> bool {
+        let ok = self
+            .state
+            .compare_exchange(from, to, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if ok {
+            self.since_ms.store(now_ms, Ordering::SeqCst);
+        }
+        ok
+    }
+
+    /// Closes the connection unless its state changed meanwhile; the owning thread then sees
+    /// end-of-stream and exits without running a handler.
+    fn close_if(&self, state: u8) -> bool {
+        if self
+            .state
+            .compare_exchange(state, CLOSED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            let _ = self.socket.shutdown(Shutdown::Both);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    next_id: u64,
+    slots: HashMap<u64, Arc<Slot>>,
+}
+
+/// At most `workers` handlers at once.
+struct Permits {
+    free: Mutex<usize>,
+    returned: Condvar,
+}
+
+impl Permits {
+    fn acquire(&self) -> PermitGuard<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.returned.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        PermitGuard(self)
+    }
+}
+
+struct PermitGuard<'a>(&'a Permits);
+
+impl Drop for PermitGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.returned.notify_one();
+    }
+}
+
+struct Shared {
+    stop: AtomicBool,
+    registry: Mutex<Registry>,
+    /// Signalled when a connection ends.
+    ended: Condvar,
+    permits: Permits,
+    handler: Arc<Handler>,
+    limits: HttpLimits,
+    max_body: u64,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    epoch: Instant,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn head_limits(&self) -> HeadLimits {
+        HeadLimits {
+            max_request_line_bytes: self.limits.max_request_line_bytes,
+            max_header_bytes: self.limits.max_header_bytes,
+            max_headers: self.limits.max_headers,
+        }
+    }
+
+    /// Blocks until a new connection may be served; `false` once the server stops.
+    fn make_room(&self) -> bool {
+        let mut registry = self.lock();
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            if registry.slots.len() < self.limits.max_connections {
+                return true;
+            }
+            if let Some(id) = self.evict(&registry) {
+                registry.slots.remove(&id);
+                return true;
+            }
+            registry = self
+                .ended
+                .wait_timeout(registry, ROOM_POLL)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Closes the connection that has waited longest for a request, or else the one whose
+    /// request has been arriving longest (if over `EVICT_READING_AFTER`).
+    fn evict(&self, registry: &Registry) -> Option<u64> {
+        let now = self.now_ms();
+        let min_reading = EVICT_READING_AFTER.as_millis() as u64;
+        for wanted in [WAITING, READING] {
+            let mut candidates: Vec<(u64, u64)> = registry
+                .slots
+                .iter()
+                .filter(|(_, s)| s.state.load(Ordering::SeqCst) == wanted)
+                .map(|(id, s)| (s.since_ms.load(Ordering::SeqCst), *id))
+                .filter(|(since, _)| wanted == WAITING || now.saturating_sub(*since) >= min_reading)
+                .collect();
+            candidates.sort_unstable();
+            for (_, id) in candidates {
+                if registry.slots.get(&id).is_some_and(|s| s.close_if(wanted)) {
+                    log::debug!(
+                        "connection limit ({}) reached: closed a {} connection",
+                        self.limits.max_connections,
+                        if wanted == WAITING { "waiting" } else { "slow" }
+                    );
+                    return Some(id);
+                }
+            }
+        }
+        None
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    // Inherited by accepted sockets on Linux; set again on each one for other systems.
     socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
@@ -58,51 +246,39 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 
 impl HttpServer {
     pub fn start(opts: HttpOptions, handler: Arc<Handler>) -> Result<HttpServer, HttpError> {
-        let listener = bind(opts.listen).map_err(|source| HttpError::Bind {
+        let bind_err = |source| HttpError::Bind {
             addr: opts.listen,
             source,
-        })?;
-        let local_addr = listener.local_addr().map_err(|source| HttpError::Bind {
-            addr: opts.listen,
-            source,
-        })?;
-        let secure = opts.tls.is_some();
-        let config = tiny_http::ServerConfig {
-            addr: tiny_http::ConfigListenAddr::IP(vec![local_addr]),
-            ssl: opts
-                .tls
-                .map(|(certificate, private_key)| tiny_http::SslConfig {
-                    certificate,
-                    private_key,
-                }),
-            min_threads: Some(opts.http_threads),
-            max_threads: None,
         };
-        let server = tiny_http::Server::from_listener(
-            listener,
-            tiny_http::ListenAddr::from(local_addr),
-            config,
-        )
-        .map_err(|e| HttpError::Start(e.to_string()))?;
-        let server = Arc::new(server);
-        let stop = Arc::new(AtomicBool::new(false));
-        let workers = (0..opts.workers)
-            .map(|i| {
-                let server = server.clone();
-                let stop = stop.clone();
-                let handler = handler.clone();
-                let max_body = opts.max_body_bytes;
-                std::thread::Builder::new()
-                    .name(format!("worker-{i}"))
-                    .spawn(move || worker_loop(&server, &stop, handler.as_ref(), max_body, secure))
-                    .map_err(|e| HttpError::Start(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let listener = bind(opts.listen).map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
+        let wake_handle = listener.try_clone().map_err(bind_err)?;
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            registry: Mutex::new(Registry::default()),
+            ended: Condvar::new(),
+            permits: Permits {
+                free: Mutex::new(opts.workers.max(1)),
+                returned: Condvar::new(),
+            },
+            handler,
+            limits: opts.limits,
+            max_body: opts.max_body_bytes,
+            tls: opts.tls,
+            epoch: Instant::now(),
+        });
+        let acceptor = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("http-accept".into())
+                .spawn(move || accept_loop(listener, shared))
+                .map_err(|e| HttpError::Start(e.to_string()))?
+        };
         Ok(HttpServer {
-            server,
             local_addr,
-            stop,
-            workers,
+            shared,
+            acceptor: Some(acceptor),
+            listener: wake_handle,
         })
     }
 
@@ -110,178 +286,549 @@ impl HttpServer {
         self.local_addr
     }
 
-    /// Stops taking requests, lets every worker finish the request it is handling, then
-    /// releases the port.
-    ///
-    /// The fork hands a small request to the queue only once its body has arrived, so a
-    /// request in flight may surface after the stop: workers keep draining the queue until
-    /// it stays empty for `DRAIN_IDLE` (at most `DRAIN_LIMIT`), answering with
-    /// `Connection: close` so keep-alive clients move on.
-    pub fn shutdown(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for w in self.workers {
-            let _ = w.join();
+    /// Stops accepting and releases the port, closes idle connections, lets requests in
+    /// flight arrive and be answered (with `Connection: close`) for up to `DRAIN_LIMIT`, then
+    /// closes whatever is left.
+    pub fn shutdown(mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wakes the acceptor blocked in accept(): Linux fails accept on a shut-down listener;
+        // the connect covers systems where it does not.
+        let _ = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Both);
+        let _ =
+            TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_millis(200));
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
         }
-        drop(self.server);
-        // The fork's accept thread only notices the drop on its next connection; without
-        // this poke the port stays bound (deps.md §1.2).
-        let poke = match self.local_addr {
-            SocketAddr::V4(a) if a.ip().is_unspecified() => {
-                SocketAddr::from(([127, 0, 0, 1], a.port()))
+        let started = Instant::now();
+        let mut registry = self.shared.lock();
+        loop {
+            for slot in registry.slots.values() {
+                slot.close_if(WAITING);
             }
-            SocketAddr::V6(a) if a.ip().is_unspecified() => {
-                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
-            }
-            other => other,
-        };
-        // The accept thread closes the listener shortly after the poke; wait until a connect
-        // is refused, so the port is free when `shutdown` returns (a restart can bind it).
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&poke, Duration::from_millis(200)).is_err() {
+            if registry.slots.is_empty() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            if started.elapsed() > DRAIN_LIMIT {
+                log::warn!(
+                    "shutdown: closing {} connection(s) still busy after {DRAIN_LIMIT:?}",
+                    registry.slots.len()
+                );
+                for slot in registry.slots.values() {
+                    let _ = slot.socket.shutdown(Shutdown::Both);
+                }
+                break;
+            }
+            registry = self
+                .shared
+                .ended
+                .wait_timeout(registry, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
+        drop(registry);
+        // `self.listener` is dropped here: with the acceptor's copy gone, the port is free.
     }
 }
 
-/// How often an idle worker checks the stop flag.
-const POLL: Duration = Duration::from_millis(200);
-/// During shutdown, a worker exits once no request has arrived for this long…
-const DRAIN_IDLE: Duration = Duration::from_millis(500);
-/// …or once shutdown has lasted this long, whatever clients still send.
-const DRAIN_LIMIT: Duration = Duration::from_secs(10);
-
-fn worker_loop(
-    server: &tiny_http::Server,
-    stop: &AtomicBool,
-    handler: &Handler,
-    max_body: u64,
-    secure: bool,
-) {
-    let mut stopping_since: Option<Instant> = None;
-    loop {
-        let stopping = stop.load(Ordering::SeqCst);
-        if stopping && stopping_since.is_none() {
-            stopping_since = Some(Instant::now());
+fn wake_address(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], a.port()))
         }
-        if stopping_since.is_some_and(|t| t.elapsed() > DRAIN_LIMIT) {
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        other => other,
+    }
+}
+
+/// Accepts until shutdown. An accept error never ends the loop (tiny_http's did, and the
+/// server then silently stopped accepting): out of file descriptors, it pauses and retries,
+/// logging at most every 10 s.
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut last_logged: Option<Instant> = None;
+    loop {
+        let accepted = listener.accept();
+        if shared.stop.load(Ordering::SeqCst) {
             break;
         }
-        let wait = if stopping { DRAIN_IDLE } else { POLL };
-        match server.recv_timeout(wait) {
-            Ok(Ok(Some(rq))) => serve_one(rq, handler, max_body, secure, stopping),
-            Ok(Ok(None)) if stopping => break,
-            Ok(Ok(None)) => {}
-            // Every closed keep-alive connection surfaces as a read error: not news.
-            Ok(Err(e)) => log::debug!("connection ended: {e:?}"),
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
             Err(e) => {
-                log::warn!("HTTP receive failed: {e}");
-                std::thread::sleep(Duration::from_millis(50));
+                use io::ErrorKind::*;
+                if !matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted) {
+                    if last_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        log::error!("accepting a connection failed (retrying): {e}");
+                        last_logged = Some(Instant::now());
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                continue;
             }
+        };
+        if !shared.make_room() {
+            break;
+        }
+        let socket = match stream.try_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("dropped a connection: {e}");
+                continue;
+            }
+        };
+        let slot = Arc::new(Slot {
+            state: AtomicU8::new(WAITING),
+            since_ms: AtomicU64::new(shared.now_ms()),
+            socket,
+        });
+        let id = {
+            let mut registry = shared.lock();
+            registry.next_id += 1;
+            let id = registry.next_id;
+            registry.slots.insert(id, slot.clone());
+            id
+        };
+        // Created before the spawn: if the spawn fails, dropping the closure deregisters.
+        let registered = Registered {
+            shared: shared.clone(),
+            id,
+        };
+        let spawned = std::thread::Builder::new()
+            .name("http-conn".into())
+            .spawn(move || {
+                serve_connection(&registered.shared, &slot, stream, peer);
+                drop(registered);
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start a connection thread: {e}");
+        }
+    }
+    log::debug!("acceptor stopped");
+}
+
+/// Removes the connection from the registry when its thread ends, however it ends.
+struct Registered {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.shared.lock().slots.remove(&self.id);
+        self.shared.ended.notify_all();
+    }
+}
+
+/// A TCP stream whose every read and write ends by a deadline.
+struct DeadlineStream {
+    tcp: TcpStream,
+    deadline: Instant,
+}
+
+impl DeadlineStream {
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"))
+        } else {
+            Ok(left)
         }
     }
 }
 
-fn scim_error(status: u16, scim_type: Option<crate::scim::ScimType>, detail: &str) -> Response {
-    Response::json(
-        status,
-        &crate::scim::ScimError::new(status, scim_type, detail).to_json(),
-    )
+fn timed_out(e: io::Error) -> io::Error {
+    // SO_RCVTIMEO/SO_SNDTIMEO expiry shows as EAGAIN on Linux.
+    if e.kind() == io::ErrorKind::WouldBlock {
+        io::Error::new(io::ErrorKind::TimedOut, "deadline passed")
+    } else {
+        e
+    }
 }
 
-fn serve_one(
-    mut rq: tiny_http::Request,
-    handler: &Handler,
-    max_body: u64,
-    secure: bool,
-    stopping: bool,
-) {
-    let started = Instant::now();
-    let method = rq.method().as_str().to_string();
-    let url = rq.url().to_string();
-    let (path, query) = match url.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (url.clone(), String::new()),
-    };
-    let header = |name: &str| rq.headers().get(name).map(|v| v.as_str().to_string());
-    let headers = Headers {
-        authorization: header(READ_HEADERS[0]),
-        content_type: header(READ_HEADERS[1]),
-        host: header(READ_HEADERS[2]),
-        if_match: header(READ_HEADERS[3]),
-        if_none_match: header(READ_HEADERS[4]),
-    };
-    // The size limit is checked against Content-Length before anything is read (and before
-    // authentication), so a huge declared body costs nothing.
-    let mut close = stopping;
-    let response = if rq.body_length().is_some_and(|n| n as u64 > max_body) {
-        close = true;
-        scim_error(
-            413,
-            None,
-            &format!("the request body is larger than {max_body} bytes"),
-        )
+impl Read for DeadlineStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp.set_read_timeout(Some(self.left()?))?;
+        self.tcp.read(buf).map_err(timed_out)
+    }
+}
+
+impl Write for DeadlineStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.set_write_timeout(Some(self.left()?))?;
+        self.tcp.write(buf).map_err(timed_out)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+enum Transport {
+    Plain(DeadlineStream),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, DeadlineStream>>),
+}
+
+impl Transport {
+    fn stream(&mut self) -> &mut DeadlineStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(t) => &mut t.sock,
+        }
+    }
+
+    fn set_deadline(&mut self, deadline: Instant) {
+        self.stream().deadline = deadline;
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(t) => match t.read(buf) {
+                // A peer that closes without close_notify has still closed.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(t) => t.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(t) => t.flush(),
+        }
+    }
+}
+
+/// A connection with its read buffer; `buf[start..end]` is received and not yet used.
+struct Conn {
+    io: Transport,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Conn {
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
+    fn fill(&mut self) -> io::Result<usize> {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else {
+                // Growth is bounded by the head limits the caller checks after each fill.
+                let len = self.buf.len() * 2;
+                self.buf.resize(len, 0);
+            }
+        }
+        let n = self.io.read(&mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+}
+
+/// How reading a request ended, when it did not produce one.
+enum Stop {
+    /// Closed, timed out while idle, or evicted: nothing to answer.
+    Quiet,
+    /// Refused: answer with this error, then close.
+    Refuse(WireError),
+}
+
+fn io_stop(e: io::Error, shared: &Shared) -> Stop {
+    if e.kind() == io::ErrorKind::TimedOut {
+        Stop::Refuse(WireError::Timeout(shared.limits.request_timeout.as_secs()))
     } else {
-        let mut body = Vec::new();
-        match rq.as_reader().take(max_body + 1).read_to_end(&mut body) {
+        Stop::Quiet
+    }
+}
+
+fn serve_connection(shared: &Shared, slot: &Slot, tcp: TcpStream, peer: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    let stream = DeadlineStream {
+        tcp,
+        deadline: Instant::now() + shared.limits.request_timeout,
+    };
+    let io = match &shared.tls {
+        None => Transport::Plain(stream),
+        Some(config) => match rustls::ServerConnection::new(config.clone()) {
+            Ok(tls) => Transport::Tls(Box::new(rustls::StreamOwned::new(tls, stream))),
             Err(e) => {
-                close = true;
-                scim_error(
-                    400,
-                    Some(crate::scim::ScimType::InvalidSyntax),
-                    &format!("could not read the request body: {e}"),
-                )
+                log::warn!("TLS setup failed: {e}");
+                return;
             }
-            Ok(_) if body.len() as u64 > max_body => {
-                close = true;
-                scim_error(
-                    413,
-                    None,
-                    &format!("the request body is larger than {max_body} bytes"),
-                )
+        },
+    };
+    let mut conn = Conn {
+        io,
+        buf: vec![0; INITIAL_BUFFER],
+        start: 0,
+        end: 0,
+    };
+    let mut first = true;
+    loop {
+        // Wait for the first byte of the next request (a new connection: the TLS handshake and
+        // the request must arrive within request_timeout; an idle one: keep_alive_timeout).
+        let waited_since = Instant::now();
+        if conn.buffered().is_empty() {
+            if !first {
+                slot.since_ms.store(shared.now_ms(), Ordering::SeqCst);
+                if slot
+                    .state
+                    .compare_exchange(BUSY, WAITING, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+                {
+                    return;
+                }
+                // Shutdown closes waiting connections; re-check in case it swept just before.
+                if shared.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                conn.io
+                    .set_deadline(waited_since + shared.limits.keep_alive_timeout);
             }
-            Ok(_) => {
-                let request = Request {
-                    method: method.clone(),
-                    path: path.clone(),
-                    query,
-                    headers,
-                    body,
-                    remote: rq.remote_addr().copied(),
-                    secure,
-                };
-                match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        log::error!("handler panicked on {method} {path}");
-                        scim_error(500, None, "internal server error; see the server log")
-                    }
+            match conn.fill() {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if !slot.enter(WAITING, READING, shared.now_ms()) {
+                return;
+            }
+        } else if !slot.enter(if first { WAITING } else { BUSY }, READING, shared.now_ms()) {
+            return;
+        }
+        first = false;
+        let started = Instant::now();
+        conn.io
+            .set_deadline(started + shared.limits.request_timeout);
+        let (head, body) = match read_request(shared, &mut conn) {
+            Ok(r) => r,
+            Err(Stop::Quiet) => return,
+            Err(Stop::Refuse(e)) => {
+                refuse(shared, &mut conn, &e, peer, started);
+                return;
+            }
+        };
+        if !slot.enter(READING, BUSY, shared.now_ms()) {
+            return;
+        }
+        let keep_alive = head.keep_alive && !shared.stop.load(Ordering::SeqCst);
+        let request = Request {
+            method: head.method,
+            path: head.path,
+            query: head.query,
+            headers: head.headers,
+            body,
+            remote: Some(peer),
+            secure: shared.tls.is_some(),
+        };
+        let response = {
+            let _permit = shared.permits.acquire();
+            match catch_unwind(AssertUnwindSafe(|| (shared.handler)(&request))) {
+                Ok(r) => r,
+                Err(_) => {
+                    log::error!("handler panicked on {} {}", request.method, request.path);
+                    scim_error(500, "internal server error; see the server log")
+                }
+            }
+        };
+        let keep_alive = keep_alive && !shared.stop.load(Ordering::SeqCst);
+        conn.io
+            .set_deadline(Instant::now() + shared.limits.request_timeout);
+        let sent = write_response(
+            &mut conn.io,
+            &request.method,
+            &response,
+            !keep_alive,
+            head.http10,
+        );
+        access_log(&request.method, &request.path, &response, started);
+        if let Err(e) = sent {
+            log::debug!("could not send the response to {peer}: {e}");
+            return;
+        }
+        if !keep_alive {
+            close_gracefully(&mut conn.io);
+            return;
+        }
+    }
+}
+
+/// Reads one request head and body, starting with what is buffered.
+fn read_request(shared: &Shared, conn: &mut Conn) -> Result<(RequestHead, Vec<u8>), Stop> {
+    let limits = shared.head_limits();
+    let mut scanner = HeadScanner::new();
+    let head_len = loop {
+        match scanner.scan(conn.buffered(), &limits) {
+            Ok(Some(n)) => break n,
+            Ok(None) => {}
+            Err(e) => return Err(Stop::Refuse(e)),
+        }
+        match conn.fill() {
+            Ok(0) => return Err(Stop::Quiet),
+            Ok(_) => {}
+            Err(e) => return Err(io_stop(e, shared)),
+        }
+    };
+    let head = wire::parse_head(
+        &conn.buffered()[..head_len],
+        limits.max_headers,
+        shared.max_body,
+    )
+    .map_err(Stop::Refuse)?;
+    conn.consume(head_len);
+    let mut body = Vec::new();
+    match head.body {
+        BodyFraming::None => {}
+        BodyFraming::Length(n) => {
+            // n ≤ max_body (checked by parse_head); memory grows with what actually arrives.
+            let n = n as usize;
+            if head.expect_continue && conn.buffered().len() < n {
+                send_continue(conn).map_err(|e| io_stop(e, shared))?;
+            }
+            body.reserve(n.min(64 * 1024));
+            let take = conn.buffered().len().min(n);
+            body.extend_from_slice(&conn.buffered()[..take]);
+            conn.consume(take);
+            while body.len() < n {
+                let old = body.len();
+                let want = (n - old).min(64 * 1024);
+                body.resize(old + want, 0);
+                match conn.io.read(&mut body[old..]) {
+                    Ok(0) => return Err(Stop::Quiet),
+                    Ok(got) => body.truncate(old + got),
+                    Err(e) => return Err(io_stop(e, shared)),
                 }
             }
         }
-    };
-    let status = response.status;
-    let principal = response.principal.clone().unwrap_or_else(|| "-".into());
-    let mut out = tiny_http::Response::from_data(response.body).with_status_code(status);
-    for (name, value) in &response.headers {
-        match tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            Ok(h) => out.add_header(h),
-            Err(e) => log::error!("dropped response header {name}: {e:?}"),
+        BodyFraming::Chunked => {
+            if head.expect_continue && conn.buffered().is_empty() {
+                send_continue(conn).map_err(|e| io_stop(e, shared))?;
+            }
+            let mut decoder = ChunkedDecoder::new();
+            loop {
+                let used = decoder
+                    .feed(conn.buffered(), &mut body, shared.max_body)
+                    .map_err(Stop::Refuse)?;
+                conn.consume(used);
+                if decoder.is_done() {
+                    break;
+                }
+                match conn.fill() {
+                    Ok(0) => return Err(Stop::Quiet),
+                    Ok(_) => {}
+                    Err(e) => return Err(io_stop(e, shared)),
+                }
+            }
         }
     }
-    if close {
-        if let Ok(h) = tiny_http::Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
-            out.add_header(h);
+    Ok((head, body))
+}
+
+fn send_continue(conn: &mut Conn) -> io::Result<()> {
+    conn.io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    conn.io.flush()
+}
+
+fn scim_error(status: u16, detail: &str) -> Response {
+    Response::json(
+        status,
+        &crate::scim::ScimError::new(status, None, detail).to_json(),
+    )
+}
+
+/// Answers a refused request with a SCIM error and closes the connection.
+fn refuse(shared: &Shared, conn: &mut Conn, error: &WireError, peer: SocketAddr, started: Instant) {
+    let response = scim_error(error.status(), &error.to_string());
+    log::debug!("refused a request from {peer}: {error}");
+    conn.io
+        .set_deadline(Instant::now() + shared.limits.request_timeout.min(Duration::from_secs(5)));
+    if write_response(&mut conn.io, "-", &response, true, false).is_ok() {
+        access_log("-", "-", &response, started);
+        close_gracefully(&mut conn.io);
+        linger(conn.io.stream());
+    }
+}
+
+fn write_response(
+    io: &mut Transport,
+    method: &str,
+    response: &Response,
+    close: bool,
+    http10: bool,
+) -> io::Result<()> {
+    let bodyless = wire::bodyless(method, response.status);
+    let head = wire::response_head(
+        response.status,
+        &response.headers,
+        response.body.len(),
+        close,
+        http10,
+        &wire::http_date(time::OffsetDateTime::now_utc()),
+        |name| log::error!("dropped response header {name}: not a valid name or value"),
+    );
+    let body: &[u8] = if bodyless { &[] } else { &response.body };
+    // One write for small responses (one TCP segment, one TLS record).
+    if body.len() <= 16 * 1024 {
+        let mut all = head;
+        all.extend_from_slice(body);
+        io.write_all(&all)?;
+    } else {
+        io.write_all(&head)?;
+        io.write_all(body)?;
+    }
+    io.flush()
+}
+
+fn close_gracefully(io: &mut Transport) {
+    if let Transport::Tls(t) = io {
+        t.conn.send_close_notify();
+        let _ = t.flush();
+    }
+    let _ = io.stream().tcp.shutdown(Shutdown::Write);
+}
+
+/// Reads and drops what the client still sends (under TLS: the raw bytes), briefly, so that closing does not reset the
+/// connection (which can destroy the response before the client reads it).
+fn linger(stream: &mut DeadlineStream) {
+    stream.deadline = Instant::now() + LINGER_TIME;
+    let mut scratch = [0u8; 16 * 1024];
+    let mut total = 0;
+    while total < LINGER_BYTES {
+        match stream.read(&mut scratch) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
         }
     }
-    if let Err(e) = rq.respond(out) {
-        log::debug!("could not send the response: {e}");
-    }
+}
+
+fn access_log(method: &str, path: &str, response: &Response, started: Instant) {
+    let principal = response.principal.as_deref().unwrap_or("-");
     log::info!(
         target: "scimlite::access",
-        "{method} {path} {status} {:.1}ms {principal}",
+        "{method} {path} {} {:.1}ms {principal}",
+        response.status,
         started.elapsed().as_secs_f64() * 1000.0
     );
 }

@@ -1,12 +1,14 @@
-//! Transport: our own request/response types. tiny_http appears only in `adapter.rs`, so the
-//! rest of the server (and its tests) never sees it.
+//! Transport: our own request/response types. The HTTP/1.1 server is `adapter.rs` (I/O,
+//! connections, TLS, deadlines) over `wire.rs` (parsing and limits, no I/O); the rest of the
+//! server only sees [`Request`] and [`Response`].
 
 pub mod adapter;
 pub mod query;
+pub mod wire;
 
 use std::net::SocketAddr;
 
-/// The request headers the server reads. (The fork exposes lookup by name only.)
+/// The request headers the server reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers {
     pub authorization: Option<String>,

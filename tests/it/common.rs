@@ -49,7 +49,7 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("scim.toml");
     std::fs::write(
         &path,
-        format!("listen = \"127.0.0.1:0\"\ndatabase = \"test.db\"\npbkdf2_rounds = 1000\nworkers = 4\nhttp_threads = 64\n{extra}"),
+        format!("listen = \"127.0.0.1:0\"\ndatabase = \"test.db\"\npbkdf2_rounds = 1000\nworkers = 4\n{extra}"),
     )
     .unwrap();
     path

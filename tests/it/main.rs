@@ -9,6 +9,7 @@ mod filters;
 mod flows;
 mod fuzz_corpus;
 mod integrity;
+mod limits;
 mod negative;
 mod obs;
 mod ops;

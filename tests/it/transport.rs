@@ -184,9 +184,14 @@ fn mismatched_or_garbage_tls_files_are_refused_with_their_name() {
     let (_, _, other_key) = make_cert(other.path());
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a key").unwrap();
-    for (key, expect) in [
-        (other_key, "do not match"),
-        (garbage.clone(), "garbage.pem"),
+    let missing = dir.path().join("missing.pem");
+    for (cert, key, expect) in [
+        (cert.clone(), other_key, "do not match"),
+        (cert.clone(), garbage.clone(), "garbage.pem"),
+        (garbage.clone(), cert.clone(), "garbage.pem"),
+        (cert.clone(), missing.clone(), "missing.pem"),
+        // A certificate where the key should be: no key in it.
+        (cert.clone(), cert.clone(), "not a PEM private key"),
     ] {
         let cfg = write_config(
             dir.path(),
@@ -230,4 +235,188 @@ fn shutdown_finishes_in_flight_requests_and_releases_the_port() {
     stopper.join().unwrap();
     // The port is free again.
     std::net::TcpListener::bind(addr).expect("port released after shutdown");
+}
+
+/// Handshakes with the server and returns the leaf certificate it presented (DER). The client
+/// trusts `roots` and offers only `versions`.
+fn peer_certificate(
+    port: u16,
+    roots: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<Vec<u8>, String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+    let mut store = rustls::RootCertStore::empty();
+    for pem in roots {
+        store
+            .add(CertificateDer::from_pem_slice(pem).unwrap())
+            .unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .unwrap()
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    let mut tls = rustls::ClientConnection::new(
+        std::sync::Arc::new(config),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    while tls.is_handshaking() {
+        tls.complete_io(&mut sock).map_err(|e| e.to_string())?;
+    }
+    Ok(tls.peer_certificates().ok_or("no certificate")?[0].to_vec())
+}
+
+fn der(pem: &[u8]) -> Vec<u8> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    CertificateDer::from_pem_slice(pem).unwrap().to_vec()
+}
+
+#[test]
+fn tls_1_2_and_1_3_are_both_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, cert, key) = make_cert(dir.path());
+    let config_path = write_config(
+        dir.path(),
+        &format!(
+            "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let config = scimlite::config::Config::from_file(&config_path).unwrap();
+    let handle = scimlite::start(&config).unwrap();
+    let port = handle.local_addr().port();
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let got = peer_certificate(port, &[&pem], &[version]).unwrap();
+        assert_eq!(got, der(&pem));
+    }
+    handle.shutdown();
+}
+
+/// SIGHUP against the real binary: a renewed certificate is served to new connections, an
+/// open connection keeps working, a broken replacement is refused and the server keeps the
+/// one it has; the log says what happened.
+#[test]
+fn sighup_reloads_the_certificate_and_the_log_level() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let (old_pem, cert, key) = make_cert(dir.path());
+    let tls = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let config_path = write_config(dir.path(), &format!("log_level = \"info\"\n{tls}"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scimlite"))
+        .arg("--config")
+        .arg(&config_path)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no log line containing {needle:?}");
+    };
+    let listening = wait_for("serving SCIM on https://127.0.0.1:");
+    let port: u16 = listening
+        .split("https://127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let hup = |child: &std::process::Child| {
+        Command::new("kill")
+            .arg("-HUP")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+    };
+
+    // A connection opened before the reload, handshaken with the old certificate.
+    let tls_agent = agent(Some(&old_pem));
+    let before = send(
+        &tls_agent,
+        "GET",
+        &format!("https://localhost:{port}/healthz"),
+        &[],
+        None,
+    );
+    assert_eq!(before.status, 200);
+
+    let other = tempfile::tempdir().unwrap();
+    let (new_pem, new_cert, new_key) = make_cert(other.path());
+    assert_ne!(der(&new_pem), der(&old_pem));
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    std::fs::write(
+        &config_path,
+        std::fs::read_to_string(&config_path)
+            .unwrap()
+            .replace("log_level = \"info\"", "log_level = \"debug\""),
+    )
+    .unwrap();
+    hup(&child);
+    wait_for("reload: log level changed from info to debug");
+    wait_for("reload: TLS certificate");
+    let seen = peer_certificate(port, &[&old_pem, &new_pem], &[&rustls::version::TLS13]).unwrap();
+    assert_eq!(
+        seen,
+        der(&new_pem),
+        "a new connection must get the new certificate"
+    );
+    // The connection from before the reload still works (the agent reuses it).
+    let after = send(
+        &tls_agent,
+        "GET",
+        &format!("https://localhost:{port}/healthz"),
+        &[],
+        None,
+    );
+    assert_eq!(after.status, 200);
+
+    // A broken replacement: refused, logged, the current certificate stays.
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    hup(&child);
+    let refused = wait_for("reload: keeping the current TLS certificate");
+    assert!(refused.contains("cert.pem"), "{refused}");
+    let seen = peer_certificate(port, &[&old_pem, &new_pem], &[&rustls::version::TLS12]).unwrap();
+    assert_eq!(seen, der(&new_pem));
+
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
 }
