@@ -3,14 +3,15 @@
 //! HTTP stack driven by the same client at the same concurrency.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::client::{for_duration, round3, Lat, Rng, Stats};
+use scimlite::config::HttpLimits;
+use scimlite::http::adapter::{Handler, HttpOptions, HttpServer};
+use scimlite::http::Response;
 
 pub struct CeilingParams {
     pub duration: Duration,
@@ -190,61 +191,40 @@ fn sqlite(p: &CeilingParams) -> Result<Ceilings, String> {
     Ok(out)
 }
 
-/// The same listener setup as scimlite's `src/http/adapter.rs`: socket2, TCP_NODELAY set on
-/// the listener (accepted sockets inherit it), backlog 1024.
-fn bind() -> std::io::Result<std::net::TcpListener> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_tcp_nodelay(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
 fn hello(p: &CeilingParams, out: &mut Ceilings) -> Result<(), String> {
-    let listener = bind().map_err(|e| format!("hello-world listener: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("hello-world listener: {e}"))?;
-    let config = tiny_http::ServerConfig {
-        addr: tiny_http::ConfigListenAddr::IP(vec![addr]),
-        ssl: None,
-        min_threads: Some(p.http_threads),
-        max_threads: None,
-    };
-    let server =
-        tiny_http::Server::from_listener(listener, tiny_http::ListenAddr::from(addr), config)
-            .map_err(|e| format!("hello-world server: {e}"))?;
-    let server = Arc::new(server);
-    let stop = Arc::new(AtomicBool::new(false));
+    // scimlite's own HTTP layer with the same workers and connection cap, answering every
+    // request with a fixed body: what the server could do if handlers cost nothing.
     let payload: Arc<Vec<u8>> = Arc::new({
         let mut body = b"{\"hello\":\"".to_vec();
         body.resize(p.payload_bytes.saturating_sub(2).max(body.len()), b'x');
         body.extend_from_slice(b"\"}");
         body
     });
-    let workers: Vec<_> = (0..p.workers.max(1))
-        .map(|_| {
-            let (server, stop, payload) = (server.clone(), stop.clone(), payload.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(Ok(Some(rq))) = server.recv_timeout(Duration::from_millis(100)) {
-                        let mut resp = tiny_http::Response::from_data(payload.as_slice());
-                        for (k, v) in [
-                            ("Content-Type", "application/scim+json"),
-                            ("ETag", "W/\"0123456789abcdef\""),
-                        ] {
-                            if let Ok(h) = tiny_http::Header::from_bytes(k, v) {
-                                resp.add_header(h);
-                            }
-                        }
-                        let _ = rq.respond(resp);
-                    }
-                }
-            })
-        })
-        .collect();
+    let body = payload.clone();
+    let handler: Arc<Handler> = Arc::new(move |_req| Response {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), "application/scim+json".into()),
+            ("ETag".into(), "W/\"0123456789abcdef\"".into()),
+        ],
+        body: body.to_vec(),
+        principal: None,
+    });
+    let server = HttpServer::start(
+        HttpOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            workers: p.workers.max(1),
+            limits: HttpLimits {
+                max_connections: p.http_threads.max(2),
+                ..HttpLimits::default()
+            },
+            max_body_bytes: 1024 * 1024,
+            tls: None,
+        },
+        handler,
+    )
+    .map_err(|e| format!("hello-world server: {e}"))?;
+    let addr = server.local_addr();
     let base = format!("http://{addr}");
     let expected_len = payload.len();
     let started = Instant::now();
@@ -266,13 +246,7 @@ fn hello(p: &CeilingParams, out: &mut Ceilings) -> Result<(), String> {
         },
     );
     let wall = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        let _ = w.join();
-    }
-    drop(server);
-    // The accept thread notices the drop on its next connection.
-    let _ = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+    server.shutdown();
     out.hello_per_s = st.requests as f64 / wall;
     out.hello = st.summary(None);
     out.hello_errors = st.errors;
@@ -298,7 +272,7 @@ pub fn print(c: &Ceilings) {
         c.lookup_per_s
     );
     println!(
-        "  tiny_http_fork hello-world, {} B body, c={}:           {:>10.0} req/s p50 {:.3} ms  p99 {:.3} ms  errors {}",
+        "  scimlite HTTP layer hello-world, {} B body, c={}:       {:>10.0} req/s p50 {:.3} ms  p99 {:.3} ms  errors {}",
         c.payload_bytes,
         c.concurrency,
         c.hello_per_s,
