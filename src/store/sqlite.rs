@@ -1698,6 +1698,41 @@ mod tests {
         }
     }
 
+    /// The same through the store's own pooled connections and statement cache.
+    #[test]
+    fn list_lookups_are_never_re_planned_in_the_pool() {
+        use rusqlite::StatementStatus;
+        let (_d, s) = store();
+        for i in 0..20 {
+            s.create(T, ResourceKind::User, &user(&format!("u{i}")), None, &A)
+                .unwrap();
+        }
+        let page = Page {
+            start_index: 1,
+            count: 100,
+        };
+        for i in 0..20 {
+            let f = crate::scim::filter::parse(&format!(r#"userName eq "u{i}""#)).unwrap();
+            let (n, _) = s
+                .list(T, ResourceKind::User, Some(&f), None, page, BASE)
+                .unwrap();
+            assert_eq!(n, 1);
+        }
+        let f = crate::scim::filter::parse(r#"userName eq "u0""#).unwrap();
+        let q = query::compile(T, ResourceKind::User, Some(&f), None, BASE);
+        let text = page_sql(&q.where_sql, &q.order_sql, page.count, 0);
+        let (runs, reprepares) = s
+            .read(|conn| {
+                let st = conn.prepare_cached(&text)?;
+                Ok((
+                    st.get_status(StatementStatus::Run),
+                    st.get_status(StatementStatus::RePrepare),
+                ))
+            })
+            .unwrap();
+        assert_eq!((runs, reprepares), (20, 0), "{text}");
+    }
+
     #[test]
     fn tenants_rotation_and_deletion() {
         let (_d, s) = store();
@@ -1862,14 +1897,17 @@ mod tests {
         ] {
             let f = crate::scim::filter::parse(filter).unwrap();
             let q = query::compile(T, kind, Some(&f), None, BASE);
-            let p = plan(
-                &format!("SELECT id FROM resources WHERE {}", q.where_sql),
-                &q.args,
-            );
-            assert!(
-                p.iter().any(|l| l.contains(index)) && !p.iter().any(|l| l.starts_with("SCAN")),
-                "{filter}: {p:?}"
-            );
+            // The WHERE alone, and the page statement `list` runs.
+            for sql in [
+                format!("SELECT id FROM resources WHERE {}", q.where_sql),
+                page_sql(&q.where_sql, &q.order_sql, 100, 0),
+            ] {
+                let p = plan(&sql, &q.args);
+                assert!(
+                    p.iter().any(|l| l.contains(index)) && !p.iter().any(|l| l.starts_with("SCAN")),
+                    "{filter}: {p:?}"
+                );
+            }
         }
     }
 
