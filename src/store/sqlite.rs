@@ -425,9 +425,12 @@ impl SqliteStore {
             }
         };
         // A read of several statements sees one snapshot.
-        conn.execute_batch("BEGIN")?;
+        // Cached: execute_batch would parse both statements again on every read.
+        conn.prepare_cached("BEGIN")?.execute([])?;
         let out = f(&conn);
-        let _ = conn.execute_batch("COMMIT");
+        let _ = conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut commit| commit.execute([]));
         self.readers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
