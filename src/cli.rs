@@ -368,6 +368,7 @@ fn import(config: &Config, input: Option<&Path>) -> ExitCode {
 
 fn serve(config: &Config) -> ExitCode {
     log::info!("configuration: {}", config.origin);
+    crate::memory::start_trimmer();
     let signals = match crate::server::catch_signals() {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot catch SIGTERM, SIGINT and SIGHUP: {e}")),

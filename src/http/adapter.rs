@@ -664,6 +664,7 @@ fn serve_connection(shared: &Shared, slot: &Slot, tcp: TcpStream, peer: SocketAd
             head.http10,
         );
         access_log(&request.method, &request.path, &response, started);
+        crate::memory::note_request();
         if let Err(e) = sent {
             log::debug!("could not send the response to {peer}: {e}");
             return;
