@@ -408,6 +408,23 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.with_reader(true, f)
+    }
+
+    /// A read of one statement: its own snapshot already, so no BEGIN/COMMIT around it (the
+    /// token check of every request).
+    fn read_one<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_reader(false, f)
+    }
+
+    fn with_reader<T>(
+        &self,
+        transaction: bool,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match pooled {
             Some(c) => c,
@@ -424,13 +441,18 @@ impl SqliteStore {
                 c
             }
         };
-        // A read of several statements sees one snapshot.
-        // Cached: execute_batch would parse both statements again on every read.
-        conn.prepare_cached("BEGIN")?.execute([])?;
-        let out = f(&conn);
-        let _ = conn
-            .prepare_cached("COMMIT")
-            .and_then(|mut commit| commit.execute([]));
+        let out = if transaction {
+            // A read of several statements sees one snapshot. Cached: execute_batch would
+            // parse both statements again on every read.
+            conn.prepare_cached("BEGIN")?.execute([])?;
+            let out = f(&conn);
+            let _ = conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut commit| commit.execute([]));
+            out
+        } else {
+            f(&conn)
+        };
         self.readers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -1286,7 +1308,7 @@ impl Store for SqliteStore {
     }
 
     fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.read(|conn| {
+        self.read_one(|conn| {
             Ok(conn
                 .prepare_cached(&format!(
                     "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1 AND revoked IS NULL"
