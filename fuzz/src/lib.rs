@@ -8,6 +8,9 @@
 //! through [`TARGETS`] on each `cargo test`. It may use only `scimlite` and `serde_json`.
 
 use scimlite::http::query;
+use scimlite::http::wire::{
+    parse_head, response_head, BodyFraming, ChunkedDecoder, HeadLimits, HeadScanner, RequestHead,
+};
 use scimlite::scim::bulk;
 use scimlite::scim::filter;
 use scimlite::scim::list::{ListQuery, Page};
@@ -26,7 +29,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target by name (the name of its `fuzz/fuzz_targets/*.rs` binary and its corpus
 /// directory).
-pub const TARGETS: [(&str, Check); 7] = [
+pub const TARGETS: [(&str, Check); 8] = [
     ("filter", filter_parser),
     ("filter_sql", filter_sql),
     ("attr_path", attr_path),
@@ -34,6 +37,7 @@ pub const TARGETS: [(&str, Check); 7] = [
     ("resource", resource_validation),
     ("query", search_query),
     ("bulk", bulk_request),
+    ("http_wire", http_wire),
 ];
 
 const KINDS: [ResourceKind; 2] = [ResourceKind::User, ResourceKind::Group];
@@ -769,4 +773,173 @@ pub fn bulk_request(data: &[u8]) {
             let _ = bulk::substitute(d, &mut accept);
         }
     }
+}
+
+/// Small limits, so the fuzzer reaches every one of them.
+const WIRE_LIMITS: HeadLimits = HeadLimits {
+    max_request_line_bytes: 96,
+    max_header_bytes: 256,
+    max_headers: 6,
+};
+const WIRE_MAX_BODY: u64 = 128;
+
+/// What the wire code made of one input.
+#[derive(Debug, PartialEq, Eq)]
+enum WireOutcome {
+    /// The head never completed (all bytes consumed, within the limits).
+    IncompleteHead,
+    Refused(u16),
+    Head {
+        head: Box<RequestHead>,
+        body: WireBody,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum WireBody {
+    Complete(Vec<u8>),
+    Incomplete,
+    Refused(u16),
+}
+
+/// The statuses the wire code may refuse with before a handler runs.
+fn assert_wire_status(status: u16, input: &[u8]) {
+    assert!(
+        matches!(status, 400 | 413 | 414 | 417 | 431 | 501 | 505),
+        "status {status} for {:?}",
+        String::from_utf8_lossy(input)
+    );
+}
+
+/// Reads `input` as the connection loop does, `step` bytes per read.
+fn wire_outcome(input: &[u8], step: usize) -> WireOutcome {
+    let limits = &WIRE_LIMITS;
+    // What a head may hold without being refused: two empty lines, the request line, the
+    // header section, the blank line (each with CRLF), and the partial line being read.
+    let most_held = 4 + limits.max_request_line_bytes + 2 + limits.max_header_bytes + 2 + 2 + step;
+    let mut scanner = HeadScanner::new();
+    let mut have = 0;
+    let head_len = loop {
+        if have == input.len() {
+            return WireOutcome::IncompleteHead;
+        }
+        have = (have + step).min(input.len());
+        match scanner.scan(&input[..have], limits) {
+            Ok(Some(len)) => break len,
+            Ok(None) => assert!(
+                have <= most_held,
+                "the scanner holds {have} bytes without refusing"
+            ),
+            Err(e) => {
+                assert_wire_status(e.status(), input);
+                return WireOutcome::Refused(e.status());
+            }
+        }
+    };
+    assert!(head_len <= have && head_len <= most_held);
+    let head = match parse_head(&input[..head_len], limits.max_headers, WIRE_MAX_BODY) {
+        Ok(h) => h,
+        Err(e) => {
+            assert_wire_status(e.status(), input);
+            return WireOutcome::Refused(e.status());
+        }
+    };
+    let rest = &input[head_len..];
+    let body = match head.body {
+        BodyFraming::None => WireBody::Complete(Vec::new()),
+        BodyFraming::Length(n) => {
+            assert!(
+                n <= WIRE_MAX_BODY,
+                "a declared body of {n} bytes got through"
+            );
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if rest.len() >= n {
+                WireBody::Complete(rest[..n].to_vec())
+            } else {
+                WireBody::Incomplete
+            }
+        }
+        BodyFraming::Chunked => {
+            let mut decoder = ChunkedDecoder::new();
+            let mut out = Vec::new();
+            let mut at = 0;
+            let mut refused = None;
+            while at < rest.len() && !decoder.is_done() {
+                let end = (at + step).min(rest.len());
+                match decoder.feed(&rest[at..end], &mut out, WIRE_MAX_BODY) {
+                    Ok(used) => {
+                        assert!(used <= end - at);
+                        let unused = end - at - used;
+                        at += used;
+                        // Only the end of the body leaves bytes of a read unused.
+                        assert!(
+                            unused == 0 || decoder.is_done(),
+                            "the decoder left {unused} bytes and is not done"
+                        );
+                    }
+                    Err(e) => {
+                        assert_wire_status(e.status(), input);
+                        refused = Some(e.status());
+                        break;
+                    }
+                }
+                assert!(out.len() as u64 <= WIRE_MAX_BODY, "body over the limit");
+            }
+            match refused {
+                Some(status) => WireBody::Refused(status),
+                None if decoder.is_done() => WireBody::Complete(out),
+                None => WireBody::Incomplete,
+            }
+        }
+    };
+    WireOutcome::Head {
+        head: Box::new(head),
+        body,
+    }
+}
+
+/// The HTTP layer's wire code (`scimlite::http::wire`): the first byte picks how many bytes
+/// arrive per read; the rest is what the client sends. Whatever arrives, the scanner refuses
+/// before holding more than its limits, every refusal is one of the wire statuses, a declared
+/// or chunked body never exceeds the body limit, and the outcome is the same whether the
+/// bytes come in one read or many. Then the input, as header names and values, goes into a
+/// response head, which must stay one head: CR and LF only as line ends, one blank line at
+/// its end (no response splitting).
+pub fn http_wire(data: &[u8]) {
+    let Some((&first, input)) = data.split_first() else {
+        return;
+    };
+    let step = usize::from(first % 32) + 1;
+    let at_once = wire_outcome(input, input.len().max(1));
+    let in_steps = wire_outcome(input, step);
+    assert_eq!(
+        at_once, in_steps,
+        "reads of {step} bytes changed the outcome"
+    );
+
+    let text = String::from_utf8_lossy(input);
+    let mut parts = text.split('\u{0}');
+    let mut headers = Vec::new();
+    while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+        headers.push((name.to_string(), value.to_string()));
+    }
+    let head = response_head(
+        200,
+        &headers,
+        0,
+        first & 1 == 1,
+        first & 2 == 2,
+        "Mon, 23 Nov 2026 00:00:00 GMT",
+        |_| {},
+    );
+    for (i, &b) in head.iter().enumerate() {
+        if b == b'\r' {
+            assert_eq!(head.get(i + 1), Some(&b'\n'), "bare CR in {head:?}");
+        }
+        if b == b'\n' {
+            assert!(i > 0 && head[i - 1] == b'\r', "bare LF in {head:?}");
+        }
+    }
+    let blank = head.windows(4).position(|w| w == b"\r\n\r\n");
+    assert_eq!(blank, Some(head.len() - 4), "not one head: {head:?}");
 }

@@ -82,6 +82,16 @@ impl HeadScanner {
         while let Some(offset) = buf[self.scanned..].iter().position(|&b| b == b'\n') {
             let i = self.scanned + offset;
             self.scanned = i + 1;
+            // The size limits first, exactly as for a line still arriving (below): the
+            // answer must not depend on how the bytes were split into reads (found by the
+            // http_wire fuzz target: 400 at once, 414 in pieces).
+            let raw_len = i - self.line_start;
+            if self.lines == 0 && raw_len > limits.max_request_line_bytes + 1 {
+                return Err(WireError::UriTooLong(limits.max_request_line_bytes));
+            }
+            if self.lines > 0 {
+                self.check_headers(limits, raw_len)?;
+            }
             // Bare LF is refused (RFC 9112 §2.2 allows either): the fork's CVE-2026-66753 was a
             // disagreement about line ends, and no IdP sends them.
             if i == 0 || buf[i - 1] != b'\r' || i - 1 < self.line_start {
@@ -684,6 +694,29 @@ mod tests {
             scan_all(b"\r\n\r\n\r\n\r\n"),
             Err(WireError::BadRequest(_))
         ));
+    }
+
+    /// The same refusal whether a line arrives in one read or byte by byte: an over-long
+    /// line is too long before its missing CR matters (an http_wire fuzz finding).
+    #[test]
+    fn refusals_do_not_depend_on_how_the_bytes_arrive() {
+        for text in [
+            format!("GET /{} HTTP/1.1\nHost: x\r\n\r\n", "a".repeat(100)),
+            format!("GET / HTTP/1.1\r\nX: {}\nHost: x\r\n\r\n", "a".repeat(200)),
+            "GET / HTTP/1.1\nHost: x\r\n\r\n".to_string(),
+        ] {
+            let at_once = HeadScanner::new().scan(text.as_bytes(), &LIMITS);
+            let mut s = HeadScanner::new();
+            let mut byte_by_byte = Ok(None);
+            for n in 1..=text.len() {
+                byte_by_byte = s.scan(&text.as_bytes()[..n], &LIMITS);
+                if !matches!(byte_by_byte, Ok(None)) {
+                    break;
+                }
+            }
+            assert!(at_once.is_err(), "{text:?}");
+            assert_eq!(at_once, byte_by_byte, "{text:?}");
+        }
     }
 
     #[test]
