@@ -1280,7 +1280,13 @@ impl Store for SqliteStore {
     fn create_token(&self, t: &TokenRecord, actor: &Actor) -> Result<(), StoreError> {
         self.write(|tx| {
             insert_token(tx, t)?;
-            audit_token(tx, actor, t, "token-create", Map::new())
+            audit_token(
+                tx,
+                actor,
+                (&t.tenant, &t.id, &t.name),
+                "token-create",
+                Map::new(),
+            )
         })
     }
 
@@ -1302,7 +1308,13 @@ impl Store for SqliteStore {
             )?;
             let mut changes = Map::new();
             changes.insert("revoked".into(), previous.clone().into());
-            audit_token(tx, actor, t, "token-rotate", changes)?;
+            audit_token(
+                tx,
+                actor,
+                (&t.tenant, &t.id, &t.name),
+                "token-rotate",
+                changes,
+            )?;
             Ok(previous)
         })
     }
@@ -1344,19 +1356,7 @@ impl Store for SqliteStore {
                 "UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
                 params![id, now_rfc3339()],
             )?;
-            audit::append(
-                tx,
-                actor,
-                audit::Entry {
-                    tenant: &tenant,
-                    operation: "token-revoke",
-                    resource_type: "Token",
-                    resource_id: id,
-                    resource_name: Some(&name),
-                    changes: Map::new(),
-                    subjects: Vec::new(),
-                },
-            )?;
+            audit_token(tx, actor, (&tenant, id, &name), "token-revoke", Map::new())?;
             Ok(true)
         })
     }
@@ -1448,11 +1448,12 @@ fn tenant_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
     )?)
 }
 
-/// The audit entry of a token's creation or rotation (never the secret or its hash).
+/// The audit entry of a token's creation, rotation or revocation, by (tenant, id, name):
+/// never the secret or its hash.
 fn audit_token(
     tx: &Connection,
     actor: &Actor,
-    t: &TokenRecord,
+    (tenant, id, name): (&str, &str, &str),
     operation: &str,
     changes: Map<String, Value>,
 ) -> Result<(), StoreError> {
@@ -1460,11 +1461,11 @@ fn audit_token(
         tx,
         actor,
         audit::Entry {
-            tenant: &t.tenant,
+            tenant,
             operation,
             resource_type: "Token",
-            resource_id: &t.id,
-            resource_name: Some(&t.name),
+            resource_id: id,
+            resource_name: Some(name),
             changes,
             subjects: Vec::new(),
         },
