@@ -100,11 +100,17 @@ pub(crate) fn compile(
         let p = c.bind(Sql::Text(base.to_string()));
         where_sql = where_sql.replace(BASE, &p);
     }
+    // RFC 7644 §3.4.2.3: resources without a value come last when ascending and first when
+    // descending, i.e. a missing value orders as if above every value.
     let order_sql = match sort.and_then(|s| s.resolve(kind).map(|r| (s, r))) {
         Some((s, r)) => format!(
-            "{} {} NULLS LAST, resources.pk",
+            "{} {}, resources.pk",
             c.sort_key(&r),
-            if s.descending() { "DESC" } else { "ASC" }
+            if s.descending() {
+                "DESC NULLS FIRST"
+            } else {
+                "ASC NULLS LAST"
+            }
         ),
         None => "resources.pk".to_string(),
     };
