@@ -322,10 +322,8 @@ fn multi_valued_value_paths_and_memberships() {
     let (b, e) = (&w.users[0].0, &w.users[1].0);
     let admins = &w.groups[0].0;
     w.g(&format!(r#"members.value eq "{b}""#), &["Admins"]);
-    w.g(
-        &format!(r#"members eq "{}""#, b.to_uppercase()),
-        &["Admins"],
-    );
+    // Member ids compare exactly, like `id`.
+    w.g(&format!(r#"members eq "{}""#, b.to_uppercase()), &[]);
     w.g(
         &format!(r#"members[value eq "{e}" and type eq "user"]"#),
         &["Admins"],
@@ -499,22 +497,23 @@ fn sorted_names(s: &SqliteStore, kind: ResourceKind, by: &str, desc: bool) -> Ve
 }
 
 #[test]
-fn sorting_folds_case_puts_missing_last_and_breaks_ties_by_creation() {
+fn sorting_folds_case_puts_missing_last_ascending_first_descending_and_breaks_ties_by_creation() {
     let w = World::new();
     let s = &w.s;
     let (b, e, wd, k) = (B, E, W, K);
     let u = |by: &str, desc: bool| sorted_names(s, ResourceKind::User, by, desc);
     assert_eq!(u("userName", false), [wd, b, k, e]);
     assert_eq!(u("USERNAME", true), [e, k, b, wd]);
-    // name.familyName: Jensen, Zola, jensen, (missing): ties in creation order, missing last.
+    // name.familyName: Jensen, Zola, jensen, (missing): ties in creation order, missing last
+    // when ascending and first when descending (RFC 7644 §3.4.2.3).
     assert_eq!(u("name.familyName", false), [b, wd, e, k]);
-    assert_eq!(u("name.familyName", true), [e, b, wd, k]);
+    assert_eq!(u("name.familyName", true), [k, e, b, wd]);
     // title: "" counts as missing.
     assert_eq!(u("title", false), [e, b, wd, k]);
-    assert_eq!(u("title", true), [e, b, wd, k]);
+    assert_eq!(u("title", true), [b, wd, k, e]);
     // Multi-valued: the primary (else first) email.
     assert_eq!(u("emails", false), [b, e, wd, k]);
-    assert_eq!(u("emails.type", true), [b, e, wd, k]);
+    assert_eq!(u("emails.type", true), [wd, k, b, e]);
     assert_eq!(
         u(
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
@@ -543,7 +542,7 @@ fn sorting_folds_case_puts_missing_last_and_breaks_ties_by_creation() {
     by_created.sort();
     let newest_first: Vec<&str> = by_created.iter().map(|x| x.2).collect();
     assert_eq!(u("meta.created", true), newest_first);
-    assert_eq!(u("active", true), [b, wd, e, k]);
+    assert_eq!(u("active", true), [k, b, wd, e]);
     assert_eq!(u("groups.display", false), [b, e, wd, k]);
     // Not sortable for this type: creation order.
     assert_eq!(u("nope", true), [b, e, wd, k]);
@@ -552,7 +551,9 @@ fn sorting_folds_case_puts_missing_last_and_breaks_ties_by_creation() {
     assert_eq!(g("displayName", false), ["Admins", "all", "Ünits"]);
     assert_eq!(g("displayName", true), ["Ünits", "all", "Admins"]);
     assert_eq!(g("members.display", false), ["all", "Admins", "Ünits"]);
-    assert_eq!(g("externalId", true), ["Ünits", "Admins", "all"]);
+    // Only Ünits has an externalId: the two without come first when descending.
+    assert_eq!(g("externalId", true), ["Admins", "all", "Ünits"]);
+    assert_eq!(g("externalId", false), ["Ünits", "Admins", "all"]);
 }
 
 // ---- property test --------------------------------------------------------------------------
