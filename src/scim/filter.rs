@@ -1754,11 +1754,17 @@ mod tests {
             ],
             u,
         );
-        // members.value and groups.value are caseExact: false in the schema (RFC 7643 §8.7.1).
-        all_true(&[r#"members.value eq "u1""#, r#"members eq "G2""#], g);
-        all_true(&[r#"groups.value eq "g1""#], u);
+        // members.value and groups.value are ids, compared exactly like `id` (RFC 7643 §3.1),
+        // so a filter and a PATCH path `members[value eq "…"]` select the same members.
+        all_true(&[r#"members.value eq "U1""#, r#"members eq "G2""#], g);
+        all_false(&[r#"groups.value eq "g1""#], u);
         all_false(
-            &[r#"members.$ref ew "users/u1""#, r#"members.value co "x""#],
+            &[
+                r#"members.$ref ew "users/u1""#,
+                r#"members.value co "x""#,
+                r#"members.value eq "u1""#,
+                r#"members eq "g2""#,
+            ],
             g,
         );
     }

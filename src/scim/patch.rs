@@ -6,6 +6,13 @@
 //! [`MemberChange`]s the store applies as row deltas, so adding one member to a group of
 //! 100,000 touches one row.
 //!
+//! Value shapes never widen a change: a `remove` with a value on a multi-valued attribute
+//! removes exactly the listed values (an array, or one object) and refuses any other shape;
+//! elsewhere `remove` takes no value. `null` adds nothing with `add` (never creating a value
+//! from a filter) and unassigns with `replace`. No operation leaves two equal values in a
+//! multi-valued attribute (RFC 7643 §2.4). An extension object is a complex value: its
+//! attributes not in the value stay. `tests/it/patch_shapes.rs` holds the whole table.
+//!
 //! Dialect steps (each logs at debug when it fires and is reported as a [`Quirk`]):
 //! op names in any case, booleans as strings, Entra's remove-members-by-value, path-less
 //! values with dotted or URN-qualified keys, `add` on a filtered path that matches nothing,
@@ -404,7 +411,7 @@ impl Work<'_> {
     /// `{"op":"replace","value":{…}}`: each key is a path (RFC 7644 §3.5.2.1/3).
     fn pathless(&mut self, op: OpKind, value: &Value) -> Result<(), ScimError> {
         let obj = value.as_object().ok_or_else(|| {
-            ScimError::invalid_syntax("without a \"path\", \"value\" must be a JSON object")
+            ScimError::invalid_value("without a \"path\", \"value\" must be a JSON object")
         })?;
         for (key, v) in obj {
             if key.eq_ignore_ascii_case("schemas") {
@@ -437,24 +444,38 @@ impl Work<'_> {
         Ok(())
     }
 
-    /// A whole extension object as the path, or as a key of a path-less value.
+    /// A whole extension object as the path, or as a key of a path-less value. The extension
+    /// is a complex value: `add` and `replace` apply each attribute in the value with the same
+    /// op, and attributes not in the value stay (RFC 7644 §3.5.2.1, §3.5.2.3), as for `name`.
     fn extension(
         &mut self,
         op: OpKind,
         urn: &'static str,
         value: Option<&Value>,
     ) -> Result<(), ScimError> {
-        if op == OpKind::Remove {
-            self.doc.remove(urn);
-            return Ok(());
+        if self.kind != ResourceKind::User {
+            return Err(invalid_path(format!(
+                "schema \"{urn}\" is not supported on {}",
+                self.kind.endpoint()
+            )));
+        }
+        match (op, value) {
+            (OpKind::Remove, None | Some(Value::Null)) => {
+                self.doc.remove(urn);
+                return Ok(());
+            }
+            (OpKind::Remove, Some(_)) => return Err(remove_takes_no_value(urn)),
+            // A null value unassigns with replace and adds nothing with add.
+            (OpKind::Replace, None | Some(Value::Null)) => {
+                self.doc.remove(urn);
+                return Ok(());
+            }
+            (_, None | Some(Value::Null)) => return Ok(()),
+            _ => {}
         }
         let obj = value.and_then(Value::as_object).ok_or_else(|| {
             ScimError::invalid_value(format!("the value for \"{urn}\" must be a JSON object"))
         })?;
-        if op == OpKind::Replace {
-            // A replace of the whole extension replaces it; absent attributes go.
-            self.doc.remove(urn);
-        }
         for (key, v) in obj {
             if key.eq_ignore_ascii_case("schemas") {
                 self.quirks.note(Quirk::SchemasInValue);
@@ -467,7 +488,7 @@ impl Work<'_> {
                 )));
             }
             path.urn = Some(urn.to_string());
-            self.at_path(OpKind::Add, &path, Some(v))?;
+            self.at_path(op, &path, Some(v))?;
         }
         Ok(())
     }
@@ -523,7 +544,11 @@ impl Work<'_> {
 
     fn password_op(&mut self, op: OpKind, value: Option<&Value>) -> Result<(), ScimError> {
         self.password = match (op, value) {
-            (OpKind::Remove, _) | (_, Some(Value::Null)) => PasswordChange::Clear,
+            (OpKind::Remove, None | Some(Value::Null)) => PasswordChange::Clear,
+            (OpKind::Remove, Some(_)) => return Err(remove_takes_no_value("password")),
+            (OpKind::Replace, Some(Value::Null)) => PasswordChange::Clear,
+            // `add` with null adds nothing.
+            (OpKind::Add, Some(Value::Null)) => return Ok(()),
             (_, Some(Value::String(p))) => {
                 if p.len() > resource::MAX_STRING_LEN {
                     return Err(ScimError::invalid_value("\"password\" is too long"));
@@ -565,104 +590,26 @@ impl Work<'_> {
                 }
             }
         }
-        let mut created_from_filter = false;
+        if target.filter.is_some() {
+            return self.set_filtered(op, target, &value);
+        }
         let container = self.container(target)?;
         let name = def.name;
-        if let Some(f) = &target.filter {
-            let items = match container.get_mut(name) {
-                Some(Value::Array(items)) => items,
-                _ => {
-                    container.insert(name.to_string(), Value::Array(Vec::new()));
-                    match container.get_mut(name) {
-                        Some(Value::Array(items)) => items,
-                        _ => return Err(ScimError::internal()),
-                    }
-                }
-            };
-            let matched: Vec<usize> = items
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| filter::matches_value(f, def, e))
-                .map(|(i, _)| i)
-                .collect();
-            if matched.is_empty() {
-                if op == OpKind::Replace {
-                    return Err(no_target(format!(
-                        "no value of \"{name}\" matches the filter"
-                    )));
-                }
-                // `add` where nothing matches: build the value the filter describes
-                // (Entra's `emails[type eq "work"].value`, entra.md Q5).
-                let mut element = element_from_filter(def, f).ok_or_else(|| {
-                    no_target(format!(
-                        "no value of \"{name}\" matches the filter, and the filter does not describe a new value (use eq comparisons joined by and)"
-                    ))
-                })?;
-                match target.sub {
-                    Some(sub) => {
-                        if !value.is_null() {
-                            element.insert(sub.name.to_string(), value.clone());
-                        }
-                    }
-                    None => merge_complex(def, &mut element, &value)?,
-                }
-                make_sole_primary(items, &Value::Object(element.clone()));
-                items.push(Value::Object(element));
-                created_from_filter = true;
-            } else {
-                for i in matched {
-                    let element = &mut items[i];
-                    match target.sub {
-                        Some(sub) => {
-                            check_immutable(sub, element.get(sub.name))?;
-                            let obj = element.as_object_mut().ok_or_else(|| {
-                                ScimError::invalid_value(format!(
-                                    "a stored value of \"{name}\" is not an object"
-                                ))
-                            })?;
-                            if value.is_null() {
-                                obj.remove(sub.name);
-                            } else {
-                                obj.insert(sub.name.to_string(), value.clone());
-                            }
-                        }
-                        None => {
-                            let replacement = match op {
-                                OpKind::Replace => {
-                                    let mut fresh = Map::new();
-                                    merge_complex(def, &mut fresh, &value)?;
-                                    fresh
-                                }
-                                _ => {
-                                    let mut merged =
-                                        element.as_object().cloned().unwrap_or_default();
-                                    merge_complex(def, &mut merged, &value)?;
-                                    merged
-                                }
-                            };
-                            *element = Value::Object(replacement);
-                        }
-                    }
-                }
-                if sets_primary(target.sub, &value) {
-                    // The elements just written become the only primary (RFC 7643 §2.4).
-                    let chosen: Vec<Value> = items
-                        .iter()
-                        .filter(|e| filter::matches_value(f, def, e))
-                        .cloned()
-                        .collect();
-                    if let Some(first) = chosen.first() {
-                        make_sole_primary(items, first);
-                    }
-                }
-            }
-            if created_from_filter {
-                self.quirks.note(Quirk::AddCreatesFilteredValue);
-            }
-            return Ok(());
-        }
         if let Some(sub) = target.sub {
             // `name.givenName`: a sub-attribute of a single-valued complex attribute.
+            if value.is_null() {
+                // Replace with null unassigns; add with null adds nothing.
+                if op == OpKind::Replace {
+                    check_immutable(sub, container.get(name).and_then(|c| c.get(sub.name)))?;
+                    if let Some(obj) = container.get_mut(name).and_then(Value::as_object_mut) {
+                        obj.remove(sub.name);
+                        if obj.is_empty() {
+                            container.remove(name);
+                        }
+                    }
+                }
+                return Ok(());
+            }
             let slot = container
                 .entry(name.to_string())
                 .or_insert_with(|| Value::Object(Map::new()));
@@ -671,20 +618,14 @@ impl Work<'_> {
             }
             check_immutable(sub, slot.get(sub.name))?;
             if let Some(obj) = slot.as_object_mut() {
-                if value.is_null() {
-                    obj.remove(sub.name);
-                } else {
-                    obj.insert(sub.name.to_string(), value);
-                }
-                if obj.is_empty() {
-                    container.remove(name);
-                }
+                obj.insert(sub.name.to_string(), value);
             }
             return Ok(());
         }
         check_immutable(def, container.get(name))?;
         if value.is_null() {
-            // A null value unassigns the attribute (RFC 7643 §2.5).
+            // A null value unassigns the attribute with replace (RFC 7643 §2.5) and adds
+            // nothing with add.
             if op == OpKind::Replace {
                 container.remove(name);
             }
@@ -695,14 +636,16 @@ impl Work<'_> {
                 Value::Array(items) => items,
                 single => vec![single],
             };
+            if new_items.iter().any(Value::is_null) {
+                return Err(ScimError::invalid_value(format!(
+                    "\"{name}\" cannot hold null values"
+                )));
+            }
             let mut items = match (op, container.remove(name)) {
                 (OpKind::Add, Some(Value::Array(existing))) => existing,
                 _ => Vec::new(),
             };
             for item in new_items {
-                if item.is_null() {
-                    continue;
-                }
                 let item = match (def.ty, &item) {
                     (AttrType::Complex, Value::Object(_)) => {
                         let mut m = Map::new();
@@ -762,6 +705,67 @@ impl Work<'_> {
         Ok(())
     }
 
+    /// `add` / `replace` on `attr[filter]` or `attr[filter].sub`.
+    fn set_filtered(
+        &mut self,
+        op: OpKind,
+        target: &Resolved,
+        value: &Value,
+    ) -> Result<(), ScimError> {
+        let def = target.def;
+        let name = def.name;
+        let Some(f) = &target.filter else {
+            return Err(ScimError::internal());
+        };
+        if value.is_null() {
+            match (op, target.sub) {
+                // Add with null adds nothing, and never creates a value (RFC 7644 §3.5.2.1
+                // requires a value to add).
+                (OpKind::Add, _) => return Ok(()),
+                (_, None) => {
+                    return Err(ScimError::invalid_value(format!(
+                        "replace on a value filter needs the new value; to remove the values of \"{name}\" the filter selects, use remove"
+                    )))
+                }
+                (_, Some(_)) => {}
+            }
+        }
+        let container = self.container(target)?;
+        let mut items = match container.remove(name) {
+            Some(Value::Array(items)) => items,
+            Some(other) => vec![other],
+            None => Vec::new(),
+        };
+        let matched: Vec<usize> = items
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| filter::matches_value(f, def, e))
+            .map(|(i, _)| i)
+            .collect();
+        let outcome = if matched.is_empty() {
+            if op == OpKind::Replace {
+                Err(no_target(format!(
+                    "no value of \"{name}\" matches the filter"
+                )))
+            } else {
+                // `add` where nothing matches: build the value the filter describes
+                // (Entra's `emails[type eq "work"].value`, entra.md Q5).
+                add_described_value(def, f, target.sub, value, &mut items)
+            }
+        } else {
+            update_matched(op, def, target.sub, value, &mut items, &matched)
+        };
+        let created = matches!(outcome, Ok(true));
+        if !items.is_empty() {
+            container.insert(name.to_string(), Value::Array(items));
+        }
+        outcome?;
+        if created {
+            self.quirks.note(Quirk::AddCreatesFilteredValue);
+        }
+        Ok(())
+    }
+
     fn remove(&mut self, target: &Resolved, value: Option<&Value>) -> Result<(), ScimError> {
         let def = target.def;
         let name = def.name;
@@ -770,9 +774,13 @@ impl Work<'_> {
                 "\"{name}\" is required and cannot be removed"
             )));
         }
-        let by_value = match (&target.filter, target.sub, value) {
-            (None, None, Some(Value::Array(v))) if def.multi => Some(v.clone()),
-            _ => None,
+        let whole_multi = def.multi && target.filter.is_none() && target.sub.is_none();
+        let by_value = match value {
+            None => None,
+            Some(v) if whole_multi => Some(values_to_remove(def, v)?),
+            // Where the path alone says what goes, a null value adds nothing to it.
+            Some(Value::Null) => None,
+            Some(_) => return Err(remove_takes_no_value(&target_name(target))),
         };
         if by_value.is_some() {
             self.quirks.note(Quirk::RemoveByValue);
@@ -786,20 +794,21 @@ impl Work<'_> {
             match target.sub {
                 None => items.retain(|e| !filter::matches_value(f, def, e)),
                 Some(sub) => {
-                    let mut hit = false;
-                    for e in items.iter_mut() {
+                    let mut hit = Vec::new();
+                    for (i, e) in items.iter_mut().enumerate() {
                         if filter::matches_value(f, def, e) {
-                            hit = true;
+                            hit.push(i);
                             if let Some(obj) = e.as_object_mut() {
                                 obj.remove(sub.name);
                             }
                         }
                     }
-                    if !hit {
+                    if hit.is_empty() {
                         return Err(no_target(format!(
                             "no value of \"{name}\" matches the filter"
                         )));
                     }
+                    check_no_duplicates(def, items, &hit)?;
                     items.retain(|e| e.as_object().is_none_or(|o| !o.is_empty()));
                 }
             }
@@ -819,7 +828,8 @@ impl Work<'_> {
                 }
             }
         } else if let Some(values) = by_value {
-            // Entra's remove-by-value: only the listed values go (entra.md Q3).
+            // Remove-by-value (Entra's members shape, entra.md Q3, for every multi-valued
+            // attribute): only the listed values go.
             if let Some(Value::Array(items)) = container.get_mut(name) {
                 items.retain(|e| !values.iter().any(|v| same_value(def, e, v)));
                 if items.is_empty() {
@@ -842,7 +852,10 @@ impl Work<'_> {
         Ok(())
     }
 
-    /// Operations on Group `members` become membership changes for the store.
+    /// Operations on Group `members` become membership changes for the store. The value
+    /// shapes follow the rules of every other multi-valued attribute: an array or one object
+    /// names members; `null` adds nothing, unassigns with a whole `replace`, and is refused
+    /// where it would have to be guessed at; any other shape is refused.
     fn members(
         &mut self,
         op: OpKind,
@@ -854,51 +867,239 @@ impl Work<'_> {
                 "members are added, replaced or removed whole; their sub-attributes cannot be patched",
             ));
         }
-        let list = |v: Option<&Value>| -> Result<Vec<MemberInput>, ScimError> {
+        let list = |v: &Value| -> Result<Vec<MemberInput>, ScimError> {
             match v {
-                None | Some(Value::Null) => Ok(Vec::new()),
-                Some(Value::Array(_)) => resource::parse_members(v.unwrap_or(&Value::Null)),
-                Some(single @ Value::Object(_)) => {
-                    resource::parse_members(&Value::Array(vec![single.clone()]))
-                }
-                Some(_) => Err(ScimError::invalid_value(
+                Value::Array(_) => resource::parse_members(v),
+                Value::Object(_) => resource::parse_members(&Value::Array(vec![v.clone()])),
+                _ => Err(ScimError::invalid_value(
                     "\"members\" must be an array of {\"value\": id} objects",
                 )),
             }
         };
-        match (op, &target.filter) {
-            (OpKind::Add, None) => {
-                let add = list(value)?;
+        match (op, &target.filter, value) {
+            (OpKind::Add, None, None | Some(Value::Null)) => {}
+            (OpKind::Add, None, Some(v)) => {
+                let add = list(v)?;
                 if !add.is_empty() {
                     self.members.push(MemberChange::Add(add));
                 }
             }
-            (OpKind::Add, Some(_)) => {
+            (OpKind::Add, Some(_), _) => {
                 return Err(invalid_path(
                     "add members with \"path\": \"members\" and the members in \"value\"",
                 ))
             }
-            // Okta's "Push now": replace with the full list, possibly `[]` (okta.md §3).
-            (OpKind::Replace, None) => self.members.push(MemberChange::Replace(list(value)?)),
-            (OpKind::Replace, Some(f)) => {
-                self.members.push(member_removal(f));
-                let add = list(value)?;
-                if !add.is_empty() {
-                    self.members.push(MemberChange::Add(add));
-                }
+            // Okta's "Push now": replace with the full list, possibly `[]` (okta.md §3); null
+            // unassigns, as for any attribute (RFC 7643 §2.5).
+            (OpKind::Replace, None, None | Some(Value::Null)) => {
+                self.members.push(MemberChange::Replace(Vec::new()))
             }
-            (OpKind::Remove, Some(f)) => self.members.push(member_removal(f)),
-            (OpKind::Remove, None) => match value {
+            (OpKind::Replace, None, Some(v)) => self.members.push(MemberChange::Replace(list(v)?)),
+            (OpKind::Replace, Some(_), None | Some(Value::Null)) => {
+                return Err(ScimError::invalid_value(
+                    "replace on a value filter needs the new members; to remove the members the filter selects, use remove",
+                ))
+            }
+            (OpKind::Replace, Some(f), Some(v)) => {
+                let add = list(v)?;
+                if add.is_empty() {
+                    return Err(ScimError::invalid_value(
+                        "replace on a value filter needs the new members; to remove the members the filter selects, use remove",
+                    ));
+                }
+                self.members.push(member_removal(f));
+                self.members.push(MemberChange::Add(add));
+            }
+            (OpKind::Remove, Some(f), None | Some(Value::Null)) => {
+                self.members.push(member_removal(f))
+            }
+            (OpKind::Remove, Some(_), Some(_)) => {
+                return Err(remove_takes_no_value("members[…]"))
+            }
+            (OpKind::Remove, None, None) => self.members.push(MemberChange::Clear),
+            (OpKind::Remove, None, Some(v)) => {
                 // Entra's remove-by-value (entra.md Q3): only the listed members go.
-                Some(v @ (Value::Array(_) | Value::Object(_))) => {
-                    self.quirks.note(Quirk::RemoveByValue);
-                    let ids = list(Some(v))?.into_iter().map(|m| m.value).collect();
+                values_to_remove(target.def, v)?;
+                self.quirks.note(Quirk::RemoveByValue);
+                let ids: Vec<String> = list(v)?.into_iter().map(|m| m.value).collect();
+                if !ids.is_empty() {
                     self.members.push(MemberChange::Remove(ids));
                 }
-                _ => self.members.push(MemberChange::Clear),
-            },
+            }
         }
         Ok(())
+    }
+}
+
+/// `remove` with a value on a whole multi-valued attribute: the values to remove, as an
+/// array or one object. Anything else would have to be read as "remove everything", which
+/// is never what a client that sent a value meant; it is refused.
+fn values_to_remove(def: &AttrDef, v: &Value) -> Result<Vec<Value>, ScimError> {
+    let name = def.name;
+    match v {
+        Value::Array(items) if items.iter().any(Value::is_null) => Err(ScimError::invalid_value(
+            format!("the values to remove from \"{name}\" cannot contain null"),
+        )),
+        Value::Array(items) if def.ty == AttrType::Complex && !items.iter().all(Value::is_object) => {
+            Err(ScimError::invalid_value(format!(
+                "each value to remove from \"{name}\" must be a JSON object"
+            )))
+        }
+        Value::Array(items) => Ok(items.clone()),
+        Value::Object(_) => Ok(vec![v.clone()]),
+        _ => Err(ScimError::invalid_value(format!(
+            "a remove on \"{name}\" takes the values to remove as an array (or one object); to remove every value, send no \"value\""
+        ))),
+    }
+}
+
+fn remove_takes_no_value(name: &str) -> ScimError {
+    ScimError::invalid_value(format!(
+        "a remove of \"{name}\" takes no \"value\"; the path alone says what to remove"
+    ))
+}
+
+/// The attribute a resolved path names, for messages.
+fn target_name(target: &Resolved) -> String {
+    match target.sub {
+        Some(sub) => format!("{}.{}", target.def.name, sub.name),
+        None => target.def.name.to_string(),
+    }
+}
+
+/// `add` on a value filter that matches nothing: appends the element the filter describes
+/// with the value merged in. `Ok(true)` when an element was added.
+fn add_described_value(
+    def: &AttrDef,
+    f: &Filter,
+    sub: Option<&'static AttrDef>,
+    value: &Value,
+    items: &mut Vec<Value>,
+) -> Result<bool, ScimError> {
+    let name = def.name;
+    let mut element = element_from_filter(def, f).ok_or_else(|| {
+        no_target(format!(
+            "no value of \"{name}\" matches the filter, and the filter does not describe a new value (use eq comparisons joined by and)"
+        ))
+    })?;
+    match sub {
+        Some(sub) => {
+            element.insert(sub.name.to_string(), value.clone());
+        }
+        None => merge_complex(def, &mut element, value)?,
+    }
+    let element = Value::Object(element);
+    make_sole_primary(items, &element);
+    items.push(element);
+    check_no_duplicates(def, items, &[items.len() - 1])?;
+    Ok(true)
+}
+
+/// `add` / `replace` on the elements a value filter matched. A whole-value `replace` of
+/// several elements leaves one element with the new value, where the first was: they would
+/// otherwise be equal (RFC 7643 §2.4). Any other change that makes two values equal is
+/// refused. `Ok(false)`: nothing was created.
+fn update_matched(
+    op: OpKind,
+    def: &AttrDef,
+    sub: Option<&'static AttrDef>,
+    value: &Value,
+    items: &mut Vec<Value>,
+    matched: &[usize],
+) -> Result<bool, ScimError> {
+    let name = def.name;
+    for &i in matched {
+        let element = &mut items[i];
+        match sub {
+            Some(sub) => {
+                check_immutable(sub, element.get(sub.name))?;
+                let obj = element.as_object_mut().ok_or_else(|| {
+                    ScimError::invalid_value(format!(
+                        "a stored value of \"{name}\" is not an object"
+                    ))
+                })?;
+                if value.is_null() {
+                    obj.remove(sub.name);
+                } else {
+                    obj.insert(sub.name.to_string(), value.clone());
+                }
+            }
+            None if def.sub.is_empty() => *element = value.clone(),
+            None => {
+                let mut replacement = match op {
+                    OpKind::Replace => Map::new(),
+                    _ => element.as_object().cloned().unwrap_or_default(),
+                };
+                merge_complex(def, &mut replacement, value)?;
+                *element = Value::Object(replacement);
+            }
+        }
+    }
+    let mut touched = matched.to_vec();
+    if op == OpKind::Replace && sub.is_none() && matched.len() > 1 {
+        for &i in matched[1..].iter().rev() {
+            items.remove(i);
+        }
+        touched.truncate(1);
+    }
+    if sets_primary(sub, value) {
+        // The element just written becomes the only primary (RFC 7643 §2.4).
+        if let Some(&first) = touched.first() {
+            let chosen = items[first].clone();
+            make_sole_primary(items, &chosen);
+        }
+    }
+    check_no_duplicates(def, items, &touched)?;
+    // An element whose last sub-attribute was unassigned is no value at all.
+    items.retain(|e| e.as_object().is_none_or(|o| !o.is_empty()));
+    Ok(false)
+}
+
+/// Refuses a change that left one of the `touched` elements equal to another element.
+fn check_no_duplicates(def: &AttrDef, items: &[Value], touched: &[usize]) -> Result<(), ScimError> {
+    for &i in touched {
+        for (j, other) in items.iter().enumerate() {
+            if i != j && i < items.len() && duplicate(def, &items[i], other) {
+                return Err(ScimError::invalid_value(format!(
+                    "the operation would leave two equal values in \"{}\" ({}); a multi-valued attribute holds each value once (RFC 7643 §2.4)",
+                    def.name, items[i]
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Two elements are duplicates when their `value` (compared as the schema says) and `type`
+/// are the same; elements without a `value` sub-attribute (addresses) when they are equal.
+fn duplicate(def: &AttrDef, a: &Value, b: &Value) -> bool {
+    match (a.as_object(), b.as_object()) {
+        // Emptied elements are dropped afterwards; they are not values.
+        (Some(x), Some(y)) if x.is_empty() || y.is_empty() => false,
+        (Some(x), Some(y)) => {
+            let Some(value_def) = def.sub_attr("value") else {
+                return x == y;
+            };
+            fn text<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+                get_ci(o, k).and_then(Value::as_str)
+            }
+            let same_v = match (text(x, "value"), text(y, "value")) {
+                (Some(p), Some(q)) if value_def.case_exact => p == q,
+                (Some(p), Some(q)) => filter::fold_case(p) == filter::fold_case(q),
+                (None, None) => get_ci(x, "value") == get_ci(y, "value"),
+                _ => false,
+            };
+            let same_type = match (text(x, "type"), text(y, "type")) {
+                (Some(p), Some(q)) => p.eq_ignore_ascii_case(q),
+                (None, None) => true,
+                _ => false,
+            };
+            same_v && same_type
+        }
+        _ => match (a.as_str(), b.as_str()) {
+            (Some(p), Some(q)) if !def.case_exact => filter::fold_case(p) == filter::fold_case(q),
+            _ => a == b,
+        },
     }
 }
 
@@ -1423,7 +1624,27 @@ mod tests {
             json!([{"op": "replace", "path": ENTERPRISE_URN, "value": {
             "schemas": [ENTERPRISE_URN], "costCenter": "7"}}]),
         ));
-        assert_eq!(d[ENTERPRISE_URN], json!({"costCenter": "7"}));
+        // The extension is a complex value: attributes not sent stay (RFC 7644 §3.5.2.3).
+        assert_eq!(
+            d[ENTERPRISE_URN],
+            json!({"department": "Sales", "costCenter": "7"})
+        );
+        let d = doc(user(
+            json!([{"op": "replace", "value": {ENTERPRISE_URN: {"costCenter": "7"}}}]),
+        ));
+        assert_eq!(
+            d[ENTERPRISE_URN],
+            json!({"department": "Sales", "costCenter": "7"})
+        );
+        // Null unassigns one attribute with replace, or the whole extension.
+        let d = doc(user(
+            json!([{"op": "replace", "path": ENTERPRISE_URN, "value": {"department": null}}]),
+        ));
+        assert!(d.get(ENTERPRISE_URN).is_none());
+        let d = doc(user(
+            json!([{"op": "replace", "path": ENTERPRISE_URN, "value": null}]),
+        ));
+        assert!(d.get(ENTERPRISE_URN).is_none());
         let r = user(
             json!([{"op": "add", "value": {ENTERPRISE_URN: {"schemas": ["x"], "division": "D"}}}]),
         );
@@ -1491,6 +1712,27 @@ mod tests {
         assert!(d["emails"][0].get("primary").is_none());
         // Absent single-valued attributes: removing them is a no-op.
         doc(user(json!([{"op": "remove", "path": "title"}])));
+    }
+
+    #[test]
+    fn remove_by_value_needs_values_of_the_attribute_s_shape() {
+        for value in [
+            json!("a@x"),
+            json!([7]),
+            json!(["a@x"]),
+            json!([null]),
+            json!(null),
+        ] {
+            let e = err(user(
+                json!([{"op": "remove", "path": "emails", "value": value.clone()}]),
+            ));
+            assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{value}: {e:?}");
+        }
+        // An object that matches nothing removes nothing.
+        let d = doc(user(
+            json!([{"op": "remove", "path": "emails", "value": {"type": "home"}}]),
+        ));
+        assert_eq!(d["emails"].as_array().map(Vec::len), Some(2));
     }
 
     #[test]
@@ -1598,7 +1840,7 @@ mod tests {
             ),
             (
                 json!([{"op": "add", "value": "not an object"}]),
-                ScimType::InvalidSyntax,
+                ScimType::InvalidValue,
             ),
             (
                 json!([{"op": "add", "value": {"nosuch": 1}}]),

@@ -123,6 +123,12 @@ const fn reference(
     a
 }
 
+/// An identifier: compared exactly, as `id` is (RFC 7643 §3.1).
+const fn case_exact(mut a: AttrDef) -> AttrDef {
+    a.case_exact = true;
+    a
+}
+
 const fn canonical(mut a: AttrDef, values: &'static [&'static str]) -> AttrDef {
     a.canonical = values;
     a
@@ -202,7 +208,12 @@ const NAME_SUB: [AttrDef; 6] = [
 ];
 
 const USER_GROUPS_SUB: [AttrDef; 4] = [
-    read_only(s("value", "The identifier of the User's group.")),
+    // Group ids, compared exactly like `id` (RFC 7643 §3.1), so a filter on `groups.value`
+    // finds exactly the group it names.
+    read_only(case_exact(s(
+        "value",
+        "The identifier of the User's group.",
+    ))),
     read_only(reference(
         "$ref",
         &["Group"],
@@ -377,7 +388,13 @@ pub static ENTERPRISE_USER: [AttrDef; 6] = [
 ];
 
 const MEMBER_SUB: [AttrDef; 4] = [
-    immutable(s("value", "Identifier of the member of this Group.")),
+    // Member ids, compared exactly like `id` (RFC 7643 §3.1): `members.value eq "X"` in a
+    // filter and `members[value eq "X"]` in a PATCH path select the same members (RFC 7643
+    // §8.7.1 prints `caseExact: false` here; ids are case-exact everywhere else).
+    immutable(case_exact(s(
+        "value",
+        "Identifier of the member of this Group.",
+    ))),
     immutable(reference(
         "$ref",
         &["User", "Group"],

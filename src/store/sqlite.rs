@@ -921,19 +921,22 @@ impl Store for SqliteStore {
             let doc_text = serde_json::to_string(&update.doc)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let mut delta = MemberDelta::default();
-            let members_changed = match kind {
+            match kind {
                 ResourceKind::Group => {
-                    apply_member_changes(tx, tenant, pk, id, &update.members, &mut delta)?
+                    apply_member_changes(tx, tenant, pk, id, &update.members, &mut delta)?;
                 }
-                ResourceKind::User if update.members.is_empty() => 0,
+                ResourceKind::User if update.members.is_empty() => {}
                 ResourceKind::User => {
                     return Err(StoreError::InvalidReference(
                         "a User has no members; its groups are changed through the Groups".into(),
                     ))
                 }
             };
+            // A member removed and added back by one request leaves the group as it was: its
+            // version (and ETag) must not move.
+            let delta = delta.net();
             let password_changed = update.password != PasswordUpdate::Keep;
-            if doc_text == old_doc_text && !password_changed && members_changed == 0 {
+            if doc_text == old_doc_text && !password_changed && delta.is_empty() {
                 return Ok((current, false));
             }
             let now = now_rfc3339();
@@ -957,7 +960,7 @@ impl Store for SqliteStore {
                 &current.doc,
                 &update.doc,
                 password_changed,
-                &delta.net(),
+                &delta,
                 &mut subjects,
             )?;
             audit::append(

@@ -702,7 +702,7 @@ fn cases() -> Vec<Case> {
             "a path-less value that is not an object",
             patch(json!([{"op": "replace", "value": "x"}])),
             400,
-            syntax,
+            value,
         ),
         (
             "active as an object",
