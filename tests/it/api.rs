@@ -145,6 +145,24 @@ fn user_name_unique_case_insensitively_and_filters_match_any_case() {
         assert_eq!(v["Resources"][0]["id"], a["id"]);
         assert_eq!(v["Resources"][0]["userName"], "MixedCase@Example.com");
     }
+    // The same case rule as `eq`, beyond ASCII: ÉMILE and émile are one userName, and a
+    // lookup finds exactly one user (SQLite's NOCASE alone let both in).
+    let emile = s.post("/Users", &user_body("ÉMILE")).json();
+    assert_scim_error(
+        &s.post("/Users", &user_body("émile")),
+        409,
+        Some("uniqueness"),
+    );
+    let r = s.get("/Users?filter=userName+eq+%22%C3%A9mile%22").json();
+    assert_eq!(r["totalResults"], 1);
+    assert_eq!(r["Resources"][0]["id"], emile["id"]);
+    let g = s.post("/Groups", &json!({"displayName": "Ärger"}));
+    assert_eq!(g.status, 201, "{}", g.text);
+    assert_scim_error(
+        &s.post("/Groups", &json!({"displayName": "äRGER"})),
+        409,
+        Some("uniqueness"),
+    );
     let none = s
         .get(
             "/Users?filter=userName+eq+%228d2c0e2a-2f4b-4c7e-9a33-1c7d1f0c8e55%22&aadOptscim062020",

@@ -14,9 +14,8 @@
 //!   ([`register_functions`]). Other strings compare byte-wise (code-point order), `co`/`sw`/
 //!   `ew` on the UTF-8 bytes, so `%`, `_`, `\` and quotes are ordinary characters.
 //! - `userName eq` (Users), `displayName eq` (Groups), `externalId eq` and `id eq` use their
-//!   indexes. SQLite's NOCASE folds ASCII only, so a case-insensitive `eq` looks up every
-//!   spelling that folds to the literal up to ASCII case ([`nocase_candidates`]) in the NOCASE
-//!   index (one indexed lookup per spelling) and then checks `scim_fold` exactly.
+//!   indexes; the unique names through `name_key`, the name folded by [`fold_case`] when it
+//!   is written, on which they are also unique.
 //! - dateTimes (`meta.created`, `meta.lastModified`, stored RFC 3339 UTC with at most
 //!   millisecond precision) compare as integer milliseconds; the literal is parsed in Rust and
 //!   rounded towards the right side for each operator, so a literal with another offset or
@@ -24,9 +23,6 @@
 //!
 //! Documents are assumed to have the shapes validation gives them (a multi-valued attribute
 //! is an array, a complex one an object); values of the wrong JSON type never match.
-
-use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{Value as Sql, ValueRef};
@@ -37,10 +33,6 @@ use crate::scim::filter::{fold_case, resolve, AttrPath, CompareOp, Filter, Resol
 use crate::scim::list::Sort;
 use crate::scim::schema::{AttrDef, AttrType};
 use crate::scim::ResourceKind;
-
-/// Most spellings looked up in a NOCASE index for one case-insensitive `eq`; beyond that the
-/// comparison scans with `scim_fold` (still exact).
-const MAX_CANDIDATES: usize = 16;
 
 /// Stands for the bound base URL in SQL being built; replaced by its parameter at the end.
 /// (SQL text never contains client text, so it cannot occur otherwise.)
@@ -538,48 +530,28 @@ impl Compiler {
         if r.container.is_some() || r.sub.is_some() {
             return None;
         }
-        let (col, bare, case_exact) = match (self.kind, r.attr.name) {
-            (_, "id") => ("resources.id", "id", true),
-            (_, "externalId") => ("resources.external_id", "external_id", true),
-            (ResourceKind::User, "userName") => ("resources.user_name", "user_name", false),
-            (ResourceKind::Group, "displayName") => {
-                ("resources.display_name", "display_name", false)
-            }
-            _ => return None,
-        };
         let Value::String(s) = lit else {
-            return Some("0".into());
+            return None;
         };
-        if case_exact {
-            let p = self.bind(Sql::Text(s.clone()));
-            return Some(format!("({col} IS NOT NULL AND {col} = {p})"));
+        match (self.kind, r.attr.name) {
+            (_, "id") | (_, "externalId") => {
+                let col = if r.attr.name == "id" {
+                    "resources.id"
+                } else {
+                    "resources.external_id"
+                };
+                let p = self.bind(Sql::Text(s.clone()));
+                Some(format!("({col} IS NOT NULL AND {col} = {p})"))
+            }
+            // The unique name's folded key: exactly `scim_fold(name) = fold(literal)`.
+            (ResourceKind::User, "userName") | (ResourceKind::Group, "displayName") => {
+                let p = self.bind(Sql::Text(fold_case(s)));
+                Some(format!(
+                    "(resources.name_key IS NOT NULL AND resources.name_key = {p})"
+                ))
+            }
+            _ => None,
         }
-        // The NOCASE index finds every stored spelling equal up to ASCII case to one of the
-        // candidates; `scim_fold` then decides exactly.
-        let folded = fold_case(s);
-        let candidates = nocase_candidates(&folded, MAX_CANDIDATES)?;
-        let f = self.bind(Sql::Text(folded));
-        let lookup = if let [one] = candidates.as_slice() {
-            let p = self.bind(Sql::Text(one.clone()));
-            format!("{col} = {p}")
-        } else {
-            // Without statistics SQLite prefers `resources_kind` over an `IN (...)` list on
-            // the unique index, so each spelling gets its own indexed lookup.
-            let arms: Vec<String> = candidates
-                .into_iter()
-                .map(|c| {
-                    let p = self.bind(Sql::Text(c));
-                    format!(
-                        "SELECT pk FROM resources WHERE tenant = ?1 AND kind = '{}' AND {bare} = {p}",
-                        self.kind.name()
-                    )
-                })
-                .collect();
-            format!("resources.pk IN ({})", arms.join(" UNION ALL "))
-        };
-        Some(format!(
-            "({col} IS NOT NULL AND {lookup} AND scim_fold({col}) = {f})"
-        ))
     }
 
     /// A SQL predicate (may be NULL when the value is absent) for one stored value against
@@ -817,96 +789,9 @@ fn millis_bound(op: CompareOp, lit: &str) -> Option<i64> {
     i64::try_from(ms).ok()
 }
 
-/// Lower-cased strings and the characters, other than ASCII, that lower-case to them
-/// (`"é"` ← `'É'`, `"k"` ← KELVIN SIGN, `"i\u{307}"` ← `'İ'`), plus `Σ` for the final `ς`
-/// that `str::to_lowercase` produces at the end of a word.
-fn preimages() -> &'static HashMap<String, Vec<char>> {
-    static MAP: OnceLock<HashMap<String, Vec<char>>> = OnceLock::new();
-    MAP.get_or_init(|| {
-        let mut map: HashMap<String, Vec<char>> = HashMap::new();
-        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
-            if c.is_ascii() {
-                continue;
-            }
-            let mut lower = c.to_lowercase();
-            if lower.len() == 1 && lower.next() == Some(c) {
-                continue;
-            }
-            map.entry(c.to_lowercase().collect()).or_default().push(c);
-        }
-        map.entry("ς".into()).or_default().push('Σ');
-        map
-    })
-}
-
-/// Every string that [`fold_case`]s to `folded`, up to ASCII case (which SQLite's NOCASE
-/// ignores), or `None` if there are more than `max`.
-fn nocase_candidates(folded: &str, max: usize) -> Option<Vec<String>> {
-    let map = preimages();
-    let mut done: Vec<String> = Vec::new();
-    // (bytes of `folded` consumed, spelling so far)
-    let mut todo = vec![(0usize, String::new())];
-    while let Some((at, so_far)) = todo.pop() {
-        let rest = &folded[at..];
-        let Some(first) = rest.chars().next() else {
-            done.push(so_far);
-            if done.len() > max {
-                return None;
-            }
-            continue;
-        };
-        let mut same = so_far.clone();
-        same.push(first);
-        todo.push((at + first.len_utf8(), same));
-        // Upper-case forms of the next one to three characters.
-        let mut end = 0;
-        for ch in rest.chars().take(3) {
-            end += ch.len_utf8();
-            if let Some(sources) = map.get(&rest[..end]) {
-                for &src in sources {
-                    let mut s = so_far.clone();
-                    s.push(src);
-                    todo.push((at + end, s));
-                }
-            }
-        }
-        if todo.len() + done.len() > 64 * max {
-            return None;
-        }
-    }
-    done.sort();
-    done.dedup();
-    Some(done)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn candidates_cover_every_spelling_that_folds_alike() {
-        let c = nocase_candidates("mike", 16).unwrap();
-        assert_eq!(c, vec!["mike".to_string(), "mi\u{212a}e".to_string()]);
-        let c = nocase_candidates("émile", 16).unwrap();
-        assert_eq!(c, vec!["Émile".to_string(), "émile".to_string()]);
-        // U+1E9E LATIN CAPITAL LETTER SHARP S lower-cases to ß.
-        assert_eq!(
-            nocase_candidates("straße", 16).unwrap(),
-            vec!["straße", "stra\u{1e9e}e"]
-        );
-        let c = nocase_candidates("i\u{307}x", 16).unwrap();
-        assert!(c.contains(&"İx".to_string()) && c.contains(&"i\u{307}x".to_string()));
-        assert!(nocase_candidates("σας", 16)
-            .unwrap()
-            .contains(&"ΣΑΣ".to_string()));
-        assert!(nocase_candidates(&"é".repeat(10), 16).is_none());
-        // Every candidate folds to the literal.
-        for lit in ["mike", "émile", "σας", "kkk"] {
-            for cand in nocase_candidates(lit, 64).unwrap() {
-                assert_eq!(fold_case(&cand), lit, "{cand}");
-            }
-        }
-    }
 
     #[test]
     fn dates_round_towards_the_exact_answer() {

@@ -161,7 +161,7 @@ fn upsert(
     )?;
     let doc_text =
         serde_json::to_string(&item.doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let (user_name, display_name, external_id) = search_columns(item.kind, &item.doc);
+    let c = search_columns(item.kind, &item.doc);
     let existing: Option<(i64, String, String, Meta)> = tx
         .query_row(
             "SELECT pk, kind, doc, created, last_modified, version FROM resources
@@ -185,15 +185,16 @@ fn upsert(
         None => {
             // Passwords are never exported, so an imported User has none until its IdP sets one.
             tx.execute(
-                "INSERT INTO resources (tenant, kind, id, user_name, display_name, external_id, doc, password_hash, created, last_modified, version)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10)",
+                "INSERT INTO resources (tenant, kind, id, user_name, display_name, external_id, name_key, doc, password_hash, created, last_modified, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11)",
                 params![
                     item.tenant,
                     kind_str(item.kind),
                     item.id,
-                    user_name,
-                    display_name,
-                    external_id,
+                    c.user_name,
+                    c.display_name,
+                    c.external_id,
+                    c.name_key,
                     doc_text,
                     item.meta.created,
                     item.meta.last_modified,
@@ -216,12 +217,13 @@ fn upsert(
             }
             // The password hash stays: the export never carries it.
             tx.execute(
-                "UPDATE resources SET user_name = ?1, display_name = ?2, external_id = ?3, doc = ?4,
-                 created = ?5, last_modified = ?6, version = ?7 WHERE pk = ?8",
+                "UPDATE resources SET user_name = ?1, display_name = ?2, external_id = ?3, name_key = ?4,
+                 doc = ?5, created = ?6, last_modified = ?7, version = ?8 WHERE pk = ?9",
                 params![
-                    user_name,
-                    display_name,
-                    external_id,
+                    c.user_name,
+                    c.display_name,
+                    c.external_id,
+                    c.name_key,
                     doc_text,
                     item.meta.created,
                     item.meta.last_modified,
