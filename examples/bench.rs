@@ -22,6 +22,7 @@ use serde_json::json;
 
 use scimlite::scim::patch::{self, Quirks};
 use scimlite::scim::resource::{validate, MemberInput};
+use scimlite::scim::schema::Registry;
 use scimlite::scim::ResourceKind;
 use scimlite::store::sqlite::Synchronous;
 use scimlite::store::{
@@ -31,6 +32,12 @@ use scimlite::store::{
 const TENANT: &str = "default";
 
 /// Writes are audited; as through the API, in the name of a token.
+/// The built-in schemas, which the benchmarks' stores use.
+fn registry() -> &'static Registry {
+    static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(Registry::builtin)
+}
+
 fn actor() -> Actor {
     Actor::token("0123456789abcdef", "bench", Via::Api)
 }
@@ -52,7 +59,7 @@ fn main() {
 
 fn user(store: &SqliteStore, name: &str) -> String {
     let body = json!({"userName": name});
-    let res = validate(ResourceKind::User, &body).expect("valid user");
+    let res = validate(registry().resource(ResourceKind::User), &body).expect("valid user");
     store
         .create(TENANT, ResourceKind::User, &res, None, &actor())
         .expect("create user")
@@ -71,7 +78,11 @@ fn membership() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open(&dir.path().join("bench.db"), Synchronous::Normal)
             .expect("open store");
-        let group = validate(ResourceKind::Group, &json!({"displayName": "big"})).expect("group");
+        let group = validate(
+            registry().resource(ResourceKind::Group),
+            &json!({"displayName": "big"}),
+        )
+        .expect("group");
         let gid = store
             .create(TENANT, ResourceKind::Group, &group, None, &actor())
             .expect("create group")
@@ -112,7 +123,13 @@ fn membership() {
             let mut quirks = Quirks::default();
             let ops = patch::parse(&body, &mut quirks).expect("parse");
             let mut apply = |current: &scimlite::store::StoredResource| {
-                let out = patch::apply(ResourceKind::Group, &gid, &current.doc, &ops, &mut quirks)?;
+                let out = patch::apply(
+                    registry().resource(ResourceKind::Group),
+                    &gid,
+                    &current.doc,
+                    &ops,
+                    &mut quirks,
+                )?;
                 Ok(ResourceUpdate {
                     doc: out.doc,
                     password: PasswordUpdate::Keep,
@@ -226,7 +243,7 @@ fn filter_bench() {
         if i % 3 == 0 {
             body["title"] = json!("Engineer");
         }
-        let res = validate(ResourceKind::User, &body).expect("valid user");
+        let res = validate(registry().resource(ResourceKind::User), &body).expect("valid user");
         store
             .create(TENANT, ResourceKind::User, &res, None, &actor())
             .expect("create user");

@@ -307,18 +307,20 @@ fn export(config: &Config, tenant: Option<&str>, output: Option<&Path>) -> ExitC
                 Err(e) => return fail(format!("{}: {e}", path.display())),
             };
             let mut out = std::io::BufWriter::new(file);
-            crate::transfer::export(&store, tenant, &mut out).and_then(|summary| {
-                let file = out
-                    .into_inner()
-                    .map_err(|e| crate::transfer::TransferError::Write(e.into_error()))?;
-                file.sync_all()
-                    .map_err(crate::transfer::TransferError::Write)?;
-                Ok(summary)
-            })
+            crate::transfer::export(&store, &config.registry, tenant, &mut out).and_then(
+                |summary| {
+                    let file = out
+                        .into_inner()
+                        .map_err(|e| crate::transfer::TransferError::Write(e.into_error()))?;
+                    file.sync_all()
+                        .map_err(crate::transfer::TransferError::Write)?;
+                    Ok(summary)
+                },
+            )
         }
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            crate::transfer::export(&store, tenant, &mut out)
+            crate::transfer::export(&store, &config.registry, tenant, &mut out)
         }
     };
     match result {
@@ -344,10 +346,12 @@ fn import(config: &Config, input: Option<&Path>) -> ExitCode {
     };
     let result = match named_file(input) {
         Some(path) => match std::fs::File::open(path) {
-            Ok(f) => crate::transfer::import(&store, &mut std::io::BufReader::new(f)),
+            Ok(f) => {
+                crate::transfer::import(&store, &config.registry, &mut std::io::BufReader::new(f))
+            }
             Err(e) => return fail(format!("{}: {e}", path.display())),
         },
-        None => crate::transfer::import(&store, &mut std::io::stdin().lock()),
+        None => crate::transfer::import(&store, &config.registry, &mut std::io::stdin().lock()),
     };
     let source = input
         .map(|p| p.display().to_string())

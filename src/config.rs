@@ -131,6 +131,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// `[auth]`: failed authentication attempts allowed per client address.
     pub auth_limits: crate::auth::Limits,
+    /// Every schema: the built-in ones and the `[[extension]]`s declared here.
+    pub registry: std::sync::Arc<crate::scim::schema::Registry>,
 }
 
 /// Limits the HTTP layer enforces on every connection, before any request reaches a handler.
@@ -539,6 +541,7 @@ impl Config {
             bulk_max_payload_bytes,
             tls,
             auth_limits,
+            registry: std::sync::Arc::new(crate::scim::schema::Registry::builtin()),
         })
     }
 }

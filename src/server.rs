@@ -131,7 +131,10 @@ impl ServerHandle {
 
 pub fn open_store(config: &Config) -> Result<SqliteStore, StartError> {
     SqliteStore::open(&config.database, config.synchronous)
-        .map(|s| s.with_audit_retention(config.audit_retention_days))
+        .map(|s| {
+            s.with_audit_retention(config.audit_retention_days)
+                .with_registry(config.registry.clone())
+        })
         .map_err(|source| StartError::Store {
             path: config.database.display().to_string(),
             source,
@@ -165,6 +168,7 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     };
     let quirks = Arc::new(QuirkCounter::default());
     let app = Arc::new(App {
+        registry: config.registry.clone(),
         quirks: quirks.clone(),
         auth: Authenticator::with_limits(store.clone(), config.auth_limits),
         store,

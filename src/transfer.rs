@@ -12,7 +12,8 @@ use std::io::{BufRead, Write};
 
 use serde_json::{Map, Value};
 
-use crate::scim::resource::{render, validate};
+use crate::scim::resource::{render, restore_undeclared, take_undeclared, validate};
+use crate::scim::schema::Registry;
 use crate::scim::ResourceKind;
 use crate::store::{ImportOutcome, ImportResource, Store, StoreError};
 
@@ -48,20 +49,20 @@ pub const TENANT_KEY: &str = "tenant";
 /// from one consistent snapshot of the store.
 pub fn export(
     store: &dyn Store,
+    registry: &Registry,
     tenant: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<ExportSummary, TransferError> {
     let mut summary = ExportSummary::default();
     let mut each = |tenant: &str, r: &crate::store::StoredResource, refs: &[_]| {
-        let mut line = render(
-            r.kind,
-            &r.id,
-            &r.doc,
-            &r.meta,
-            Some(refs),
-            crate::api::BASE_PATH,
-        );
+        let rs = registry.resource(r.kind);
+        let mut doc = r.doc.clone();
+        // Values of extensions no longer declared are exported too: they are stored data, and
+        // an import keeps them as the database did.
+        let kept = take_undeclared(rs, &mut doc);
+        let mut line = render(rs, &r.id, &doc, &r.meta, Some(refs), crate::api::BASE_PATH);
         if let Value::Object(obj) = &mut line {
+            obj.extend(kept);
             obj.insert(TENANT_KEY.into(), Value::String(tenant.to_string()));
         }
         serde_json::to_writer(&mut *out, &line)?;
@@ -82,7 +83,11 @@ pub fn export(
 
 /// Reads lines written by [`export`] and stores them in one transaction: every line is parsed
 /// and checked first, then all are stored, or none. Blank lines are skipped.
-pub fn import(store: &dyn Store, input: &mut dyn BufRead) -> Result<ImportSummary, TransferError> {
+pub fn import(
+    store: &dyn Store,
+    registry: &Registry,
+    input: &mut dyn BufRead,
+) -> Result<ImportSummary, TransferError> {
     let mut batch = Vec::new();
     let mut lines = Vec::new();
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
@@ -99,7 +104,7 @@ pub fn import(store: &dyn Store, input: &mut dyn BufRead) -> Result<ImportSummar
             continue;
         }
         let resource =
-            parse_line(&text).map_err(|message| TransferError::Line { line, message })?;
+            parse_line(registry, &text).map_err(|message| TransferError::Line { line, message })?;
         let key = (resource.tenant.clone(), resource.id.clone());
         if let Some(first) = seen.insert(key, line) {
             return Err(TransferError::Line {
@@ -136,7 +141,7 @@ pub fn import(store: &dyn Store, input: &mut dyn BufRead) -> Result<ImportSummar
 /// One line: a SCIM resource with `id`, `meta` (`resourceType`, `created`, `lastModified`,
 /// `version`) and `tenant`. Read-only attributes (`groups`, member `display` and `$ref`,
 /// `meta.location`) are ignored, as the API ignores them.
-pub fn parse_line(text: &str) -> Result<ImportResource, String> {
+pub fn parse_line(registry: &Registry, text: &str) -> Result<ImportResource, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
     let Value::Object(mut obj) = value else {
         return Err("not a JSON object".into());
@@ -168,7 +173,10 @@ pub fn parse_line(text: &str) -> Result<ImportResource, String> {
     if obj.keys().any(|k| k.eq_ignore_ascii_case("password")) {
         return Err("\"password\" is not imported (exports never contain passwords)".into());
     }
-    let valid = validate(kind, &Value::Object(obj)).map_err(|e| e.detail)?;
+    let rs = registry.resource(kind);
+    let kept = take_undeclared(rs, &mut obj);
+    let mut valid = validate(rs, &Value::Object(obj)).map_err(|e| e.detail)?;
+    restore_undeclared(&mut valid.doc, kept);
     Ok(ImportResource {
         tenant,
         kind,
@@ -214,7 +222,7 @@ mod tests {
     use serde_json::json;
 
     fn line(v: Value) -> Result<ImportResource, String> {
-        parse_line(&v.to_string())
+        parse_line(&Registry::builtin(), &v.to_string())
     }
 
     #[test]
@@ -276,6 +284,8 @@ mod tests {
             let e = line(v.clone()).unwrap_err();
             assert!(e.contains(needle), "{v}: {e}");
         }
-        assert!(parse_line("{\"tenant\":").unwrap_err().contains("JSON"));
+        assert!(parse_line(&Registry::builtin(), "{\"tenant\":")
+            .unwrap_err()
+            .contains("JSON"));
     }
 }

@@ -17,6 +17,7 @@ use scimlite::scim::list::{ListQuery, Page};
 use scimlite::scim::patch::{self, Quirks};
 use scimlite::scim::projection::Projection;
 use scimlite::scim::resource::{self, Meta};
+use scimlite::scim::schema::{Registry, ResourceSchema};
 use scimlite::scim::{ResourceKind, ScimType, ENTERPRISE_URN};
 use scimlite::store::sqlite::Synchronous;
 use scimlite::store::{Actor, SqliteStore, Store, DEFAULT_TENANT};
@@ -41,6 +42,12 @@ pub const TARGETS: [(&str, Check); 8] = [
 ];
 
 const KINDS: [ResourceKind; 2] = [ResourceKind::User, ResourceKind::Group];
+
+/// The built-in schemas of a resource type.
+fn schemas(kind: ResourceKind) -> &'static ResourceSchema {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::builtin).resource(kind)
+}
 const BASE: &str = "https://h/scim/v2";
 const MAX_PAGE: u64 = 200;
 
@@ -122,7 +129,7 @@ fn stored_docs_uncached() -> Vec<(ResourceKind, Map<String, Value>)> {
     ];
     bodies
         .into_iter()
-        .map(|(kind, body)| match resource::validate(kind, &body) {
+        .map(|(kind, body)| match resource::validate(schemas(kind), &body) {
             Ok(v) => (kind, v.doc),
             Err(e) => panic!("sample {body} does not validate: {e}"),
         })
@@ -154,7 +161,7 @@ pub fn filter_parser(data: &[u8]) {
         assert_eq!(n, filter::Filter::Not(Box::new(f.clone())), "not ({text})");
     }
     for (kind, res) in samples() {
-        let _ = filter::matches(&f, *kind, res);
+        let _ = filter::matches(&f, schemas(*kind), res);
     }
 }
 
@@ -177,8 +184,8 @@ fn world() -> &'static World {
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         let store =
             SqliteStore::open(&dir.join("fuzz.db"), Synchronous::Normal).expect("the store");
-        let create = |kind, body: Value| {
-            let res = resource::validate(kind, &body).expect("a valid sample");
+        let create = |kind: ResourceKind, body: Value| {
+            let res = resource::validate(schemas(kind), &body).expect("a valid sample");
             store
                 .create(DEFAULT_TENANT, kind, &res, None, &Actor::cli())
                 .expect("created")
@@ -221,7 +228,7 @@ fn world() -> &'static World {
                 let refs = store
                     .references(DEFAULT_TENANT, kind, &r.id)
                     .expect("references");
-                let v = resource::render(kind, &r.id, &r.doc, &r.meta, Some(&refs), BASE);
+                let v = resource::render(schemas(kind), &r.id, &r.doc, &r.meta, Some(&refs), BASE);
                 rendered.push((kind, r.id, v));
             }
         }
@@ -268,7 +275,7 @@ pub fn filter_sql(data: &[u8]) {
         let eval: Vec<&str> = w
             .rendered
             .iter()
-            .filter(|(k, _, v)| *k == kind && filter::matches(&f, kind, v))
+            .filter(|(k, _, v)| *k == kind && filter::matches(&f, schemas(kind), v))
             .map(|(_, id, _)| id.as_str())
             .collect();
         assert_eq!(
@@ -318,7 +325,7 @@ pub fn attr_path(data: &[u8]) {
                 "{text:?} printed as {printed:?}"
             );
             for kind in KINDS {
-                let _ = filter::resolve(kind, &p);
+                let _ = filter::resolve(schemas(kind), &p);
             }
         }
         Err(e) => assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{text:?}: {e}"),
@@ -568,9 +575,9 @@ fn check_patch_on(body: &Value, which: usize) {
         }
     };
     let before = doc.clone();
-    let outcome = patch::apply(kind, "g1", doc, &ops, &mut quirks);
+    let outcome = patch::apply(schemas(kind), "g1", doc, &ops, &mut quirks);
     assert_eq!(doc, &before, "apply must not touch the stored document");
-    let again = patch::apply(kind, "g1", doc, &ops, &mut Quirks::default());
+    let again = patch::apply(schemas(kind), "g1", doc, &ops, &mut Quirks::default());
     assert_eq!(outcome, again, "apply is deterministic for {body}");
     let outcome = match outcome {
         Ok(o) => o,
@@ -580,7 +587,7 @@ fn check_patch_on(body: &Value, which: usize) {
         }
     };
     let revalidated =
-        resource::validate(kind, &Value::Object(outcome.doc.clone())).unwrap_or_else(|e| {
+        resource::validate(schemas(kind), &Value::Object(outcome.doc.clone())).unwrap_or_else(|e| {
             panic!(
                 "{body} on {before:?} gave {:?}, which fails: {e}",
                 outcome.doc
@@ -605,8 +612,8 @@ fn check_rendered_round_trip(kind: ResourceKind, doc: &Map<String, Value>) {
         last_modified: "2024-01-02T03:04:05Z".into(),
         version: 1,
     };
-    let rendered = resource::render(kind, "the-id", doc, &meta, Some(&[]), BASE);
-    match resource::validate(kind, &rendered) {
+    let rendered = resource::render(schemas(kind), "the-id", doc, &meta, Some(&[]), BASE);
+    match resource::validate(schemas(kind), &rendered) {
         Ok(v) => assert_eq!(&v.doc, doc, "GET then PUT changes {rendered}"),
         Err(e) => panic!("the rendered {rendered} does not validate: {e}"),
     }
@@ -622,9 +629,9 @@ pub fn resource_validation(data: &[u8]) {
         return;
     };
     for kind in KINDS {
-        match resource::validate(kind, &body) {
+        match resource::validate(schemas(kind), &body) {
             Ok(v) => {
-                let again = resource::validate(kind, &Value::Object(v.doc.clone()))
+                let again = resource::validate(schemas(kind), &Value::Object(v.doc.clone()))
                     .unwrap_or_else(|e| panic!("{body} gave {:?}, which fails: {e}", v.doc));
                 assert_eq!(again.doc, v.doc, "validation is idempotent for {body}");
                 check_rendered_round_trip(kind, &v.doc);
@@ -675,13 +682,13 @@ fn check_list_query(q: Result<ListQuery, scimlite::scim::ScimError>, input: &dyn
     if let Some(sort) = &q.sort {
         assert!(sort.path().is_ok(), "{input:?}");
         for kind in KINDS {
-            let _ = sort.resolve(kind);
+            let _ = sort.resolve(schemas(kind));
         }
     }
     if let Some(f) = &q.filter {
         for (kind, res) in samples() {
             let kind = *kind;
-            let _ = filter::matches(f, kind, res);
+            let _ = filter::matches(f, schemas(kind), res);
         }
     }
     check_projection(&q.projection);
@@ -690,7 +697,7 @@ fn check_list_query(q: Result<ListQuery, scimlite::scim::ScimError>, input: &dyn
 fn check_projection(p: &Projection) {
     for (kind, res) in samples() {
         let kind = *kind;
-        let out = p.apply(kind, res.clone());
+        let out = p.apply(schemas(kind), res.clone());
         assert_eq!(out.get("id"), res.get("id"), "id is always returned");
         assert_eq!(out.get("schemas"), res.get("schemas"), "schemas are kept");
         assert!(out.get("password").is_none(), "password is never returned");
@@ -699,8 +706,8 @@ fn check_projection(p: &Projection) {
             panic!("a projected resource is an object");
         };
         assert!(out.keys().all(|k| res.contains_key(k)));
-        let _ = p.returns(kind, "members");
-        let _ = p.returns(kind, "groups");
+        let _ = p.returns(schemas(kind), "members");
+        let _ = p.returns(schemas(kind), "groups");
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::{App, Ctx};
 use crate::http::Response;
-use crate::scim::{discovery, list, schema, ScimError};
+use crate::scim::{discovery, list, ScimError};
 
 pub fn serve(app: &App, ctx: &Ctx, segs: &[&str]) -> Result<Response, ScimError> {
     // RFC 7644 §4: these endpoints ignore filtering, so a client sending a filter must not be
@@ -23,22 +23,19 @@ pub fn serve(app: &App, ctx: &Ctx, segs: &[&str]) -> Result<Response, ScimError>
             app.bulk_max_payload_bytes,
         ),
         ["Schemas"] => {
-            let all: Vec<_> = schema::SCHEMA_URNS
-                .iter()
-                .filter_map(|u| discovery::schema(u, base))
-                .collect();
+            let all = discovery::schemas(&app.registry, base);
             list::list_response(all.len() as u64, 1, all)
         }
-        ["Schemas", id] => discovery::schema(id, base)
+        ["Schemas", id] => discovery::schema(&app.registry, id, base)
             .ok_or_else(|| ScimError::not_found(format!("no schema \"{id}\"")))?,
         ["ResourceTypes"] => {
             let all: Vec<_> = discovery::RESOURCE_TYPES
                 .iter()
-                .filter_map(|t| discovery::resource_type(t, base))
+                .filter_map(|t| discovery::resource_type(&app.registry, t, base))
                 .collect();
             list::list_response(all.len() as u64, 1, all)
         }
-        ["ResourceTypes", id] => discovery::resource_type(id, base)
+        ["ResourceTypes", id] => discovery::resource_type(&app.registry, id, base)
             .ok_or_else(|| ScimError::not_found(format!("no resource type \"{id}\"")))?,
         _ => return Err(ScimError::not_found("no such discovery endpoint")),
     };

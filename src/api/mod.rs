@@ -24,6 +24,8 @@ use crate::store::{Actor, SqliteStore, Store, StoreError, Via};
 /// Everything the handlers need; shared by all workers.
 pub struct App {
     pub store: Arc<dyn Store>,
+    /// Every schema and attribute: built-in and declared extensions.
+    pub registry: Arc<crate::scim::schema::Registry>,
     /// The concrete store, for the health probe.
     pub sqlite: Arc<SqliteStore>,
     pub auth: Authenticator,

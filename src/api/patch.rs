@@ -6,7 +6,7 @@ use super::resources::{render, single, Projection};
 use super::{check_if_match, App, Ctx};
 use crate::auth::hash_secret;
 use crate::http::Response;
-use crate::scim::patch::{self, OpKind, Operation, PasswordChange, Quirks, Target};
+use crate::scim::patch::{self, OpKind, Operation, PasswordChange, Quirks};
 use crate::scim::{ResourceKind, ScimError};
 use crate::store::{PasswordUpdate, ResourceUpdate, StoreError, StoredResource, UpdateOp};
 
@@ -23,7 +23,13 @@ pub fn patch(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Respo
     let mut apply = |current: &StoredResource| -> Result<ResourceUpdate, ScimError> {
         // Checked inside the write transaction, so nothing can change in between.
         check_if_match(if_match.as_deref(), &current.meta)?;
-        let outcome = patch::apply(kind, id, &current.doc, &ops, &mut quirks)?;
+        let outcome = patch::apply(
+            app.registry.resource(kind),
+            id,
+            &current.doc,
+            &ops,
+            &mut quirks,
+        )?;
         let password = match outcome.password {
             PasswordChange::Keep => PasswordUpdate::Keep,
             PasswordChange::Clear => PasswordUpdate::Clear,
@@ -93,7 +99,7 @@ fn last_password(ops: &[Operation]) -> Option<&str> {
     for op in ops.iter().filter(|o| o.op != OpKind::Remove) {
         let value = op.value.as_ref();
         let p = match &op.path {
-            Some(Target::Path(p)) if p.urn.is_none() && p.attr.eq_ignore_ascii_case("password") => {
+            Some(p) if p.urn.is_none() && p.attr.eq_ignore_ascii_case("password") => {
                 value.and_then(Value::as_str)
             }
             None => value.and_then(Value::as_object).and_then(|o| {

@@ -35,13 +35,14 @@ pub(super) fn render(
         ResourceKind::User => "groups",
         ResourceKind::Group => "members",
     };
-    let refs = if proj.returns(r.kind, refs_name) {
+    let rs = app.registry.resource(r.kind);
+    let refs = if proj.returns(rs, refs_name) {
         Some(app.store.references(&ctx.principal.tenant, r.kind, &r.id)?)
     } else {
         None
     };
-    let v = resource::render(r.kind, &r.id, &r.doc, &r.meta, refs.as_deref(), &ctx.base);
-    Ok(proj.apply(r.kind, v))
+    let v = resource::render(rs, &r.id, &r.doc, &r.meta, refs.as_deref(), &ctx.base);
+    Ok(proj.apply(rs, v))
 }
 
 pub(super) fn single(status: u16, v: &Value, r: &StoredResource) -> Response {
@@ -62,7 +63,7 @@ fn hash_password(app: &App, res: &ValidResource) -> Result<Option<String>, ScimE
 
 pub fn create(app: &App, ctx: &Ctx, kind: ResourceKind) -> Result<Response, ScimError> {
     let body = ctx.json_body()?;
-    let res = resource::validate(kind, &body)?;
+    let res = resource::validate(app.registry.resource(kind), &body)?;
     let password_hash = hash_password(app, &res)?;
     let stored = app.store.create(
         &ctx.principal.tenant,
@@ -103,7 +104,8 @@ pub fn replace(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Res
             ));
         }
     }
-    let res = resource::validate(kind, &body)?;
+    let rs = app.registry.resource(kind);
+    let res = resource::validate(rs, &body)?;
     let password = match hash_password(app, &res)? {
         Some(h) => PasswordUpdate::Set(h),
         None => PasswordUpdate::Keep,
@@ -111,8 +113,14 @@ pub fn replace(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Res
     let if_match = ctx.req.headers.if_match.clone();
     let mut apply = |current: &StoredResource| -> Result<ResourceUpdate, ScimError> {
         check_if_match(if_match.as_deref(), &current.meta)?;
+        let mut old = current.doc.clone();
+        let kept = resource::take_undeclared(rs, &mut old);
+        resource::check_immutable_kept(rs, &old, &res.doc)?;
+        let mut doc = res.doc.clone();
+        // Values of extensions no longer declared stay stored, untouched by a replace.
+        resource::restore_undeclared(&mut doc, kept);
         Ok(ResourceUpdate {
-            doc: res.doc.clone(),
+            doc,
             password: password.clone(),
             // A full replace: a Group PUT without `members` has none (RFC 7644 §3.5.1).
             members: match kind {

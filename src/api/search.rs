@@ -38,7 +38,10 @@ pub fn run(
     query: &ListQuery,
 ) -> Result<Response, ScimError> {
     if let Some(sort) = &query.sort {
-        if !kinds.iter().any(|&k| sort.resolve(k).is_some()) {
+        if !kinds
+            .iter()
+            .any(|&k| sort.resolve(app.registry.resource(k)).is_some())
+        {
             return Err(ScimError::invalid_value(format!(
                 "cannot sort by \"{}\": not a sortable attribute of {}",
                 sort.by,

@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 
-use super::{schema, ENTERPRISE_URN, GROUP_URN, RESOURCE_TYPE_URN, SPC_URN, USER_URN};
+use super::schema::Registry;
+use super::{ResourceKind, RESOURCE_TYPE_URN, SPC_URN};
 
 /// `/ServiceProviderConfig`. Features not built yet are advertised as unsupported.
 pub fn service_provider_config(
@@ -30,24 +31,29 @@ pub fn service_provider_config(
     })
 }
 
-pub fn resource_type(name: &str, base: &str) -> Option<Value> {
-    let (endpoint, description, schema, extensions) = match name {
-        "User" => (
-            "/Users",
-            "User Account",
-            USER_URN,
-            json!([{"schema": ENTERPRISE_URN, "required": false}]),
-        ),
-        "Group" => ("/Groups", "Group", GROUP_URN, json!([])),
-        _ => return None,
+/// `/ResourceTypes/{name}`: the type's core schema and every extension with its `required`
+/// flag (RFC 7643 §6).
+pub fn resource_type(reg: &Registry, name: &str, base: &str) -> Option<Value> {
+    let rs = reg
+        .resources()
+        .into_iter()
+        .find(|r| r.kind.name() == name)?;
+    let description = match rs.kind {
+        ResourceKind::User => "User Account",
+        ResourceKind::Group => "Group",
     };
+    let extensions: Vec<Value> = rs
+        .extensions
+        .iter()
+        .map(|e| json!({"schema": e.schema.urn, "required": e.required}))
+        .collect();
     Some(json!({
         "schemas": [RESOURCE_TYPE_URN],
         "id": name,
         "name": name,
-        "endpoint": endpoint,
+        "endpoint": format!("/{}", rs.kind.endpoint()),
         "description": description,
-        "schema": schema,
+        "schema": rs.core.urn,
         "schemaExtensions": extensions,
         "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{name}")},
     }))
@@ -55,10 +61,20 @@ pub fn resource_type(name: &str, base: &str) -> Option<Value> {
 
 pub const RESOURCE_TYPES: [&str; 2] = ["User", "Group"];
 
-pub fn schema(urn: &str, base: &str) -> Option<Value> {
-    let mut doc = schema::schema_document(urn)?;
-    doc["meta"]["location"] = Value::String(format!("{base}/Schemas/{urn}"));
+/// `/Schemas/{urn}`, with the URN as the registry spells it.
+pub fn schema(reg: &Registry, urn: &str, base: &str) -> Option<Value> {
+    let mut doc = reg.schema_document(urn)?;
+    let id = doc["id"].as_str().unwrap_or(urn).to_string();
+    doc["meta"]["location"] = Value::String(format!("{base}/Schemas/{id}"));
     Some(doc)
+}
+
+/// `/Schemas`: every schema.
+pub fn schemas(reg: &Registry, base: &str) -> Vec<Value> {
+    reg.schemas()
+        .into_iter()
+        .filter_map(|s| schema(reg, &s.urn, base))
+        .collect()
 }
 
 #[cfg(test)]
@@ -74,10 +90,15 @@ mod tests {
         assert_eq!(spc["bulk"]["maxPayloadSize"], 4096);
         assert_eq!(spc["filter"]["maxResults"], 1000);
         assert_eq!(spc["sort"]["supported"], true);
+        let reg = Registry::builtin();
         for rt in RESOURCE_TYPES {
-            let doc = resource_type(rt, "b").unwrap();
-            assert!(schema(doc["schema"].as_str().unwrap(), "b").is_some());
+            let doc = resource_type(&reg, rt, "b").unwrap();
+            assert!(schema(&reg, doc["schema"].as_str().unwrap(), "b").is_some());
+            for ext in doc["schemaExtensions"].as_array().unwrap() {
+                assert!(schema(&reg, ext["schema"].as_str().unwrap(), "b").is_some());
+            }
         }
-        assert!(resource_type("Nope", "b").is_none());
+        assert!(resource_type(&reg, "Nope", "b").is_none());
+        assert_eq!(schemas(&reg, "b").len(), 3);
     }
 }

@@ -3,10 +3,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::filter::{self, AttrPath, Filter, Resolved};
+use super::filter::{self, AttrPath, Filter};
+use super::path::Resolved;
 use super::projection::Projection;
-use super::schema::AttrType;
-use super::{ResourceKind, ScimError, ScimType, LIST_URN, SEARCH_URN};
+use super::schema::{AttrType, ResourceSchema};
+use super::{ScimError, ScimType, LIST_URN, SEARCH_URN};
 
 /// Default page size when the client gives no `count` (Okta pages by 100).
 pub const DEFAULT_COUNT: u64 = 100;
@@ -119,8 +120,8 @@ impl Sort {
     /// (`emails` is `emails.value`, `manager` is `manager.value`); one without `value`
     /// (`name`, `meta`) cannot be sorted by. For a multi-valued attribute the store uses the
     /// element with `"primary": true`, else the first element.
-    pub fn resolve(&self, kind: ResourceKind) -> Option<Resolved> {
-        let mut r = filter::resolve(kind, &self.path().ok()?)?;
+    pub fn resolve<'r>(&self, rs: &'r ResourceSchema) -> Option<Resolved<'r>> {
+        let mut r = filter::resolve(rs, &self.path().ok()?)?;
         if r.sub.is_none() && r.attr.ty == AttrType::Complex {
             r.sub = Some(r.attr.sub_attr("value")?);
         }

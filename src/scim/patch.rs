@@ -21,10 +21,11 @@
 
 use serde_json::{Map, Value};
 
-use super::filter::{self, CompareOp, Filter, PatchPath};
+use super::filter::{self, AttrPath, CompareOp, Filter, PatchPath};
+use super::path::{PathError, Target};
 use super::resource::{self, MemberInput};
-use super::schema::{self, AttrDef, AttrType, Mutability};
-use super::{ResourceKind, ScimError, ScimType, ENTERPRISE_URN};
+use super::schema::{AttrDef, AttrType, Extension, Mutability, ResourceSchema};
+use super::{ResourceKind, ScimError, ScimType};
 
 pub const PATCH_OP_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -38,19 +39,13 @@ pub enum OpKind {
     Remove,
 }
 
-/// One operation, parsed. `path: None` is the path-less form.
+/// One operation, parsed. `path: None` is the path-less form. The path is resolved against
+/// the schema registry when the operations are applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Operation {
     pub op: OpKind,
-    pub path: Option<Target>,
+    pub path: Option<PatchPath>,
     pub value: Option<Value>,
-}
-
-/// What a `path` names: an attribute path, or a whole schema extension (`urn:…:User`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Target {
-    Path(PatchPath),
-    Extension(&'static str),
 }
 
 /// A change to a group's membership, applied by the store in order, each costing work in
@@ -237,7 +232,7 @@ fn parse_operation(v: &Value, quirks: &mut Quirks) -> Result<Operation, ScimErro
             match v {
                 // Okta once sent `"path": null` for the path-less form (okta.md §2.4, I4).
                 Value::Null => {}
-                Value::String(p) => path = Some(parse_target(p)?),
+                Value::String(p) => path = Some(filter::parse_path(p.trim())?),
                 _ => return Err(invalid_path("\"path\" must be a string")),
             }
         } else if k.eq_ignore_ascii_case("value") {
@@ -260,58 +255,58 @@ fn parse_operation(v: &Value, quirks: &mut Quirks) -> Result<Operation, ScimErro
     Ok(Operation { op, path, value })
 }
 
-fn parse_target(p: &str) -> Result<Target, ScimError> {
-    let trimmed = p.trim();
-    if trimmed.eq_ignore_ascii_case(ENTERPRISE_URN) {
-        return Ok(Target::Extension(ENTERPRISE_URN));
-    }
-    filter::parse_path(trimmed).map(Target::Path)
-}
-
-/// A path resolved against the schema.
-struct Resolved {
-    /// Key of the extension object in the document, or `None` for core attributes.
-    ext: Option<&'static str>,
-    def: &'static AttrDef,
+/// A path resolved against the schema: an attribute, maybe one of its sub-attributes, maybe a
+/// value filter.
+struct Resolved<'r> {
+    /// The extension whose object holds the attribute, or `None` for core attributes.
+    ext: Option<&'r Extension>,
+    def: &'r AttrDef,
     filter: Option<Filter>,
-    sub: Option<&'static AttrDef>,
+    sub: Option<&'r AttrDef>,
 }
 
-fn resolve(kind: ResourceKind, path: &PatchPath) -> Result<Resolved, ScimError> {
-    let (ext, defs): (Option<&'static str>, &'static [AttrDef]) = match &path.urn {
-        None => (None, core_defs(kind)),
-        Some(u) if u.eq_ignore_ascii_case(kind.core_urn()) => (None, core_defs(kind)),
-        Some(u) if kind == ResourceKind::User && u.eq_ignore_ascii_case(ENTERPRISE_URN) => {
-            (Some(ENTERPRISE_URN), &schema::ENTERPRISE_USER[..])
-        }
-        Some(u) => {
+impl Resolved<'_> {
+    fn ext_key(&self) -> Option<&str> {
+        self.ext.map(|e| e.schema.urn.as_str())
+    }
+}
+
+/// What a PATCH path names.
+enum PatchTarget<'r> {
+    Attribute(Resolved<'r>),
+    Extension(&'r Extension),
+}
+
+fn path_error(e: PathError) -> ScimError {
+    invalid_path(e.to_string())
+}
+
+fn resolve<'r>(rs: &'r ResourceSchema, path: &PatchPath) -> Result<PatchTarget<'r>, ScimError> {
+    let attr_path = AttrPath {
+        urn: path.urn.clone(),
+        attr: path.attr.clone(),
+        sub: path.sub.clone(),
+    };
+    let r = match rs.target(&attr_path).map_err(path_error)? {
+        Target::Extension(e) if path.filter.is_none() => return Ok(PatchTarget::Extension(e)),
+        Target::Extension(e) => {
             return Err(invalid_path(format!(
-                "schema \"{u}\" is not supported on {}",
-                kind.endpoint()
+                "\"{}\" is a schema; a value filter needs a multi-valued attribute",
+                e.schema.urn
             )))
         }
+        Target::CoreSchema => {
+            return Err(invalid_path(format!(
+                "\"{}\" names the core schema, not an attribute",
+                rs.core.urn
+            )))
+        }
+        Target::Attribute(r) => r,
     };
-    let name = path.attr.as_str();
-    if ext.is_none() && (name.eq_ignore_ascii_case("meta") || name.eq_ignore_ascii_case("id")) {
-        return Err(mutability(format!("\"{name}\" is read-only")));
+    let def = r.attr;
+    if r.ext.is_none() && (def.is("meta") || def.is("id")) {
+        return Err(mutability(format!("\"{}\" is read-only", def.name)));
     }
-    let def = (if ext.is_none() {
-        schema::find(&schema::COMMON, name)
-    } else {
-        None
-    })
-    .or_else(|| schema::find(defs, name))
-    .map(|def| (ext, def))
-    // Entra ID's documented manager update names the extension attribute without its URN,
-    // `"path":"manager"` (entra.md §3.15); no Enterprise User name clashes with a core one.
-    .or_else(|| {
-        (ext.is_none() && kind == ResourceKind::User)
-            .then(|| schema::find(&schema::ENTERPRISE_USER, name))
-            .flatten()
-            .map(|def| (Some(ENTERPRISE_URN), def))
-    })
-    .ok_or_else(|| invalid_path(format!("no attribute \"{name}\" on a {}", kind.name())))?;
-    let (ext, def) = def;
     if def.mutability == Mutability::ReadOnly {
         return Err(mutability(format!("\"{}\" is read-only", def.name)));
     }
@@ -321,45 +316,31 @@ fn resolve(kind: ResourceKind, path: &PatchPath) -> Result<Resolved, ScimError> 
             def.name
         )));
     }
-    let sub = match &path.sub {
-        None => None,
-        Some(s) => {
-            let sub = def.sub_attr(s).ok_or_else(|| {
-                invalid_path(format!("\"{}\" has no sub-attribute \"{s}\"", def.name))
-            })?;
-            if sub.mutability == Mutability::ReadOnly {
-                return Err(mutability(format!(
-                    "\"{}.{}\" is read-only",
-                    def.name, sub.name
-                )));
-            }
-            if def.multi && path.filter.is_none() {
-                return Err(invalid_path(format!(
-                    "\"{}.{}\" names a sub-attribute of every value; select values with a filter, e.g. {}[type eq \"work\"].{}",
-                    def.name, sub.name, def.name, sub.name
-                )));
-            }
-            Some(sub)
+    if let Some(sub) = r.sub {
+        if sub.mutability == Mutability::ReadOnly {
+            return Err(mutability(format!(
+                "\"{}.{}\" is read-only",
+                def.name, sub.name
+            )));
         }
-    };
-    Ok(Resolved {
-        ext,
+        if def.multi && path.filter.is_none() {
+            return Err(invalid_path(format!(
+                "\"{}.{}\" names a sub-attribute of every value; select values with a filter, e.g. {}[type eq \"work\"].{}",
+                def.name, sub.name, def.name, sub.name
+            )));
+        }
+    }
+    Ok(PatchTarget::Attribute(Resolved {
+        ext: r.ext,
         def,
         filter: path.filter.clone(),
-        sub,
-    })
-}
-
-fn core_defs(kind: ResourceKind) -> &'static [AttrDef] {
-    match kind {
-        ResourceKind::User => &schema::USER,
-        ResourceKind::Group => &schema::GROUP,
-    }
+        sub: r.sub,
+    }))
 }
 
 /// The working state while operations run.
 struct Work<'a> {
-    kind: ResourceKind,
+    rs: &'a ResourceSchema,
     id: &'a str,
     doc: Map<String, Value>,
     members: Vec<MemberChange>,
@@ -370,16 +351,19 @@ struct Work<'a> {
 /// Applies the operations to a copy of `doc` (the stored document of resource `id`), then
 /// re-validates the result against the schema. Any failure leaves nothing to store.
 pub fn apply(
-    kind: ResourceKind,
+    rs: &ResourceSchema,
     id: &str,
     doc: &Map<String, Value>,
     ops: &[Operation],
     quirks: &mut Quirks,
 ) -> Result<Outcome, ScimError> {
+    let mut doc = doc.clone();
+    // Values of extensions no longer declared are kept as they are, untouched by the operations.
+    let kept = resource::take_undeclared(rs, &mut doc);
     let mut work = Work {
-        kind,
+        rs,
         id,
-        doc: doc.clone(),
+        doc,
         members: Vec::new(),
         password: PasswordChange::Keep,
         quirks,
@@ -387,7 +371,8 @@ pub fn apply(
     for (i, op) in ops.iter().enumerate() {
         work.operation(op).map_err(|e| at_operation(e, i))?;
     }
-    let valid = resource::validate(kind, &Value::Object(work.doc))?;
+    let mut valid = resource::validate(rs, &Value::Object(work.doc))?;
+    resource::restore_undeclared(&mut valid.doc, kept);
     Ok(Outcome {
         doc: valid.doc,
         members: work.members,
@@ -403,8 +388,7 @@ impl Work<'_> {
                 let value = value.unwrap_or(&Value::Null);
                 self.pathless(op.op, value)
             }
-            Some(Target::Extension(urn)) => self.extension(op.op, urn, value),
-            Some(Target::Path(path)) => self.at_path(op.op, path, value),
+            Some(path) => self.at_path(op.op, path, value),
         }
     }
 
@@ -426,8 +410,8 @@ impl Work<'_> {
                 }
                 return Err(mutability("\"id\" is read-only"));
             }
-            if key.eq_ignore_ascii_case(ENTERPRISE_URN) && self.kind == ResourceKind::User {
-                self.extension(op, ENTERPRISE_URN, Some(v))?;
+            if let Some(ext) = self.rs.extension(key) {
+                self.extension(op, ext, Some(v))?;
                 continue;
             }
             if key.contains('.') || key.to_ascii_lowercase().starts_with("urn:") {
@@ -450,15 +434,10 @@ impl Work<'_> {
     fn extension(
         &mut self,
         op: OpKind,
-        urn: &'static str,
+        ext: &Extension,
         value: Option<&Value>,
     ) -> Result<(), ScimError> {
-        if self.kind != ResourceKind::User {
-            return Err(invalid_path(format!(
-                "schema \"{urn}\" is not supported on {}",
-                self.kind.endpoint()
-            )));
-        }
+        let urn = ext.schema.urn.as_str();
         match (op, value) {
             (OpKind::Remove, None | Some(Value::Null)) => {
                 self.doc.remove(urn);
@@ -499,15 +478,17 @@ impl Work<'_> {
         path: &PatchPath,
         value: Option<&Value>,
     ) -> Result<(), ScimError> {
-        let target = resolve(self.kind, path)?;
+        let target = match resolve(self.rs, path)? {
+            PatchTarget::Attribute(t) => t,
+            PatchTarget::Extension(ext) => return self.extension(op, ext, value),
+        };
         if let Some(v) = value {
             self.note_string_booleans(target.sub.unwrap_or(target.def), v);
         }
-        if self.kind == ResourceKind::Group && target.ext.is_none() && target.def.name == "members"
-        {
+        if self.rs.kind == ResourceKind::Group && target.ext.is_none() && target.def.is("members") {
             return self.members(op, &target, value);
         }
-        if target.ext.is_none() && target.def.name == "password" {
+        if target.ext.is_none() && target.def.is("password") {
             return self.password_op(op, value);
         }
         match op {
@@ -562,7 +543,7 @@ impl Work<'_> {
 
     /// The object that holds `target`: the document, or its extension object.
     fn container(&mut self, target: &Resolved) -> Result<&mut Map<String, Value>, ScimError> {
-        match target.ext {
+        match target.ext_key() {
             None => Ok(&mut self.doc),
             Some(urn) => {
                 let slot = self
@@ -594,15 +575,15 @@ impl Work<'_> {
             return self.set_filtered(op, target, &value);
         }
         let container = self.container(target)?;
-        let name = def.name;
+        let name = def.name.as_str();
         if let Some(sub) = target.sub {
             // `name.givenName`: a sub-attribute of a single-valued complex attribute.
             if value.is_null() {
                 // Replace with null unassigns; add with null adds nothing.
                 if op == OpKind::Replace {
-                    check_immutable(sub, container.get(name).and_then(|c| c.get(sub.name)))?;
+                    check_immutable(sub, container.get(name).and_then(|c| c.get(&sub.name)))?;
                     if let Some(obj) = container.get_mut(name).and_then(Value::as_object_mut) {
-                        obj.remove(sub.name);
+                        obj.remove(&sub.name);
                         if obj.is_empty() {
                             container.remove(name);
                         }
@@ -616,7 +597,7 @@ impl Work<'_> {
             if !slot.is_object() {
                 *slot = Value::Object(Map::new());
             }
-            check_immutable(sub, slot.get(sub.name))?;
+            check_immutable(sub, slot.get(&sub.name))?;
             if let Some(obj) = slot.as_object_mut() {
                 obj.insert(sub.name.to_string(), value);
             }
@@ -713,7 +694,7 @@ impl Work<'_> {
         value: &Value,
     ) -> Result<(), ScimError> {
         let def = target.def;
-        let name = def.name;
+        let name = def.name.as_str();
         let Some(f) = &target.filter else {
             return Err(ScimError::internal());
         };
@@ -768,7 +749,7 @@ impl Work<'_> {
 
     fn remove(&mut self, target: &Resolved, value: Option<&Value>) -> Result<(), ScimError> {
         let def = target.def;
-        let name = def.name;
+        let name = def.name.as_str();
         if def.required && target.sub.is_none() && target.filter.is_none() {
             return Err(ScimError::invalid_value(format!(
                 "\"{name}\" is required and cannot be removed"
@@ -799,7 +780,7 @@ impl Work<'_> {
                         if filter::matches_value(f, def, e) {
                             hit.push(i);
                             if let Some(obj) = e.as_object_mut() {
-                                obj.remove(sub.name);
+                                obj.remove(&sub.name);
                             }
                         }
                     }
@@ -822,7 +803,7 @@ impl Work<'_> {
             }
         } else if let Some(sub) = target.sub {
             if let Some(obj) = container.get_mut(name).and_then(Value::as_object_mut) {
-                obj.remove(sub.name);
+                obj.remove(&sub.name);
                 if obj.is_empty() {
                     container.remove(name);
                 }
@@ -839,7 +820,7 @@ impl Work<'_> {
         } else {
             container.remove(name);
         }
-        if let Some(urn) = target.ext {
+        if let Some(urn) = target.ext_key() {
             if self
                 .doc
                 .get(urn)
@@ -935,7 +916,7 @@ impl Work<'_> {
 /// array or one object. Anything else would have to be read as "remove everything", which
 /// is never what a client that sent a value meant; it is refused.
 fn values_to_remove(def: &AttrDef, v: &Value) -> Result<Vec<Value>, ScimError> {
-    let name = def.name;
+    let name = def.name.as_str();
     match v {
         Value::Array(items) if items.iter().any(Value::is_null) => Err(ScimError::invalid_value(
             format!("the values to remove from \"{name}\" cannot contain null"),
@@ -972,11 +953,11 @@ fn target_name(target: &Resolved) -> String {
 fn add_described_value(
     def: &AttrDef,
     f: &Filter,
-    sub: Option<&'static AttrDef>,
+    sub: Option<&AttrDef>,
     value: &Value,
     items: &mut Vec<Value>,
 ) -> Result<bool, ScimError> {
-    let name = def.name;
+    let name = def.name.as_str();
     let mut element = element_from_filter(def, f).ok_or_else(|| {
         no_target(format!(
             "no value of \"{name}\" matches the filter, and the filter does not describe a new value (use eq comparisons joined by and)"
@@ -1002,24 +983,24 @@ fn add_described_value(
 fn update_matched(
     op: OpKind,
     def: &AttrDef,
-    sub: Option<&'static AttrDef>,
+    sub: Option<&AttrDef>,
     value: &Value,
     items: &mut Vec<Value>,
     matched: &[usize],
 ) -> Result<bool, ScimError> {
-    let name = def.name;
+    let name = def.name.as_str();
     for &i in matched {
         let element = &mut items[i];
         match sub {
             Some(sub) => {
-                check_immutable(sub, element.get(sub.name))?;
+                check_immutable(sub, element.get(&sub.name))?;
                 let obj = element.as_object_mut().ok_or_else(|| {
                     ScimError::invalid_value(format!(
                         "a stored value of \"{name}\" is not an object"
                     ))
                 })?;
                 if value.is_null() {
-                    obj.remove(sub.name);
+                    obj.remove(&sub.name);
                 } else {
                     obj.insert(sub.name.to_string(), value.clone());
                 }
@@ -1258,9 +1239,14 @@ fn check_immutable(def: &AttrDef, current: Option<&Value>) -> Result<(), ScimErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::schema::Registry;
+    use crate::scim::ENTERPRISE_URN;
     use serde_json::json;
+    use std::sync::LazyLock;
 
     const ID: &str = "u1";
+
+    static REG: LazyLock<Registry> = LazyLock::new(Registry::builtin);
 
     fn body(ops: Value) -> Value {
         json!({"schemas": [PATCH_OP_URN], "Operations": ops})
@@ -1270,7 +1256,7 @@ mod tests {
         let mut quirks = Quirks::default();
         let parsed = parse(&body(ops), &mut quirks)?;
         let doc = doc.as_object().cloned().unwrap_or_default();
-        let out = apply(kind, ID, &doc, &parsed, &mut quirks)?;
+        let out = apply(REG.resource(kind), ID, &doc, &parsed, &mut quirks)?;
         Ok((out, quirks))
     }
 
@@ -1866,7 +1852,9 @@ mod tests {
         let before = alice();
         let (out, _) =
             user(json!([{"op": "replace", "path": "displayName", "value": "Alice"}])).unwrap();
-        let expected = resource::validate(ResourceKind::User, &before).unwrap().doc;
+        let expected = resource::validate(REG.resource(ResourceKind::User), &before)
+            .unwrap()
+            .doc;
         assert_eq!(out.doc, expected);
     }
 

@@ -11,87 +11,69 @@
 //! - `meta` follows RFC 7643 §3.1: its sub-attributes are `returned: default`, so it can be
 //!   projected like any other attribute (`attributes=userName` leaves it out; the ETag header
 //!   still carries the version).
-//! - Names are case-insensitive and may carry a schema URN prefix:
-//!   `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value`, or the bare
-//!   URN for the whole extension. URNs are matched as known prefixes (they contain dots, so a
-//!   name is never split on dots before the URN is taken off). Names that match nothing are
-//!   ignored, not errors; an extension attribute must be named with its URN.
+//! - Names resolve through the schema registry ([`crate::scim::path`]): case-insensitive, with
+//!   an optional schema URN prefix (`urn:…:enterprise:2.0:User:manager.value`), or the bare URN
+//!   for a whole extension. Names that match nothing are ignored, not errors; an extension
+//!   attribute must be named with its URN.
 //! - `schemas` is never rewritten, even when an extension's attributes are projected away.
 
 use serde_json::{Map, Value};
 
-use super::schema::{self, AttrDef, Returned};
-use super::{ResourceKind, ENTERPRISE_URN};
+use super::filter::{parse_attr_path, AttrPath};
+use super::path::Target;
+use super::schema::{AttrDef, Extension, ResourceSchema, Returned};
+use super::ScimType;
 
-/// One name from `attributes` / `excludedAttributes`, resolved against the known schema URNs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Name {
-    /// The schema URN the name was qualified with (canonical spelling); `None` for a bare name,
-    /// which means the resource's core schema.
-    urn: Option<&'static str>,
-    /// Lower-case attribute name; `None` names the whole schema.
-    attr: Option<String>,
-    /// Lower-case sub-attribute name.
-    sub: Option<String>,
+/// A parsed `attributes` / `excludedAttributes` pair; the default value returns the default
+/// attribute set. Names are kept as parsed paths and resolved against the resource type they
+/// are applied to (a root `/.search` projects Users and Groups with one list).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Projection {
+    /// `Some` when `attributes` was given with at least one name (even one that matches
+    /// nothing: then only the `always` attributes are returned).
+    only: Option<Vec<AttrPath>>,
+    excluded: Vec<AttrPath>,
 }
 
-impl Name {
-    fn parse(raw: &str) -> Option<Name> {
-        let raw = raw.trim();
-        let mut urn = None;
-        let mut rest = raw;
-        for known in schema::SCHEMA_URNS {
-            let Some(head) = raw.get(..known.len()) else {
-                continue;
-            };
-            if !head.eq_ignore_ascii_case(known) {
-                continue;
-            }
-            // `get` succeeded, so this is a char boundary.
-            let tail = &raw[known.len()..];
-            if tail.is_empty() {
-                return Some(Name {
-                    urn: Some(known),
-                    attr: None,
-                    sub: None,
-                });
-            }
-            if let Some(t) = tail.strip_prefix(':') {
-                urn = Some(known);
-                rest = t;
-                break;
-            }
-        }
-        if urn.is_none() && raw.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
-            // A schema this server does not know: it names nothing here.
-            return None;
-        }
-        let (attr, sub) = match rest.split_once('.') {
-            Some((a, s)) => (a, Some(s)),
-            None => (rest, None),
-        };
-        if attr.is_empty() || sub.is_some_and(str::is_empty) {
-            return None;
-        }
-        Some(Name {
-            urn,
-            attr: Some(attr.to_ascii_lowercase()),
-            sub: sub.map(str::to_ascii_lowercase),
-        })
-    }
+/// One name resolved for a resource type: the object it is in (`None`: the resource itself),
+/// the attribute (`None`: every attribute of that object), and the sub-attribute.
+#[derive(Debug)]
+struct Hit<'r> {
+    ext: Option<&'r str>,
+    attr: Option<&'r str>,
+    sub: Option<&'r str>,
+}
 
-    /// Whether this name reaches attribute `attr` of the schema `container`.
-    fn reaches(&self, container: &str, is_core: bool, attr: &str) -> bool {
-        let schema_ok = match self.urn {
-            None => is_core,
-            Some(u) => u == container,
-        };
-        schema_ok
-            && self
-                .attr
-                .as_deref()
-                .is_none_or(|a| a.eq_ignore_ascii_case(attr))
+impl Hit<'_> {
+    fn reaches(&self, ext: Option<&str>, attr: &str) -> bool {
+        self.ext == ext && self.attr.is_none_or(|a| a.eq_ignore_ascii_case(attr))
     }
+}
+
+fn hits<'r>(rs: &'r ResourceSchema, names: &[AttrPath]) -> Vec<Hit<'r>> {
+    names
+        .iter()
+        .filter_map(|name| match rs.target(name).ok()? {
+            // Extension attributes are named with their URN (the registry would also find a
+            // unique unqualified name, as PATCH and filters do).
+            Target::Attribute(r) if r.ext.is_some() && name.urn.is_none() => None,
+            Target::Attribute(r) => Some(Hit {
+                ext: r.container(),
+                attr: Some(r.attr.name.as_str()),
+                sub: r.sub.map(|s| s.name.as_str()),
+            }),
+            Target::Extension(e) => Some(Hit {
+                ext: Some(e.schema.urn.as_str()),
+                attr: None,
+                sub: None,
+            }),
+            Target::CoreSchema => Some(Hit {
+                ext: None,
+                attr: None,
+                sub: None,
+            }),
+        })
+        .collect()
 }
 
 /// Which sub-attributes of a kept complex attribute survive.
@@ -105,16 +87,6 @@ enum Subs<'a> {
     Except(Vec<&'a str>),
 }
 
-/// A parsed `attributes` / `excludedAttributes` pair; the default value returns the default
-/// attribute set.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Projection {
-    /// `Some` when `attributes` was given with at least one name (even one that matches
-    /// nothing: then only the `always` attributes are returned).
-    only: Option<Vec<Name>>,
-    excluded: Vec<Name>,
-}
-
 /// Splits comma-separated lists of names (RFC 7644 §3.4.2.5); empty entries are dropped.
 fn split<'a>(lists: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     lists
@@ -123,6 +95,11 @@ fn split<'a>(lists: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// A name as a path, or `None` when it is not one (it then names nothing).
+fn parse_name(name: &str) -> Option<AttrPath> {
+    parse_attr_path(name, ScimType::InvalidValue).ok()
 }
 
 impl Projection {
@@ -134,16 +111,13 @@ impl Projection {
         let attributes = split(attributes);
         if !attributes.is_empty() {
             return Projection {
-                only: Some(attributes.into_iter().filter_map(Name::parse).collect()),
+                only: Some(attributes.into_iter().filter_map(parse_name).collect()),
                 excluded: Vec::new(),
             };
         }
         Projection {
             only: None,
-            excluded: split(excluded)
-                .into_iter()
-                .filter_map(Name::parse)
-                .collect(),
+            excluded: split(excluded).into_iter().filter_map(parse_name).collect(),
         }
     }
 
@@ -152,69 +126,77 @@ impl Projection {
         Projection::new(attributes, excluded)
     }
 
-    /// Whether the core attribute `name` of a `kind` resource appears in the projected
+    /// Whether the top-level attribute `name` of the resource type appears in the projected
     /// output at all. Callers use it to skip work, such as reading group memberships when
     /// `members` / `groups` would be projected away.
-    pub fn returns(&self, kind: ResourceKind, name: &str) -> bool {
-        let def = core_def(kind, name);
-        self.decide(kind.core_urn(), true, def, name).is_some()
+    pub fn returns(&self, rs: &ResourceSchema, name: &str) -> bool {
+        let rules = Rules::new(self, rs);
+        rules.decide(None, rs.top_level(name), name).is_some()
     }
 
-    /// Projects a rendered resource of `kind`.
-    pub fn apply(&self, kind: ResourceKind, resource: Value) -> Value {
+    /// Projects a rendered resource of the resource type `rs`.
+    pub fn apply(&self, rs: &ResourceSchema, resource: Value) -> Value {
         let Value::Object(map) = resource else {
             return resource;
         };
+        let rules = Rules::new(self, rs);
         let mut out = Map::new();
         for (key, value) in map {
             if key == "schemas" {
                 out.insert(key, value);
                 continue;
             }
-            if kind == ResourceKind::User && key.eq_ignore_ascii_case(ENTERPRISE_URN) {
-                if let Value::Object(ext) = value {
-                    let projected =
-                        self.object(ENTERPRISE_URN, false, &schema::ENTERPRISE_USER, ext);
+            if let Some(ext) = rs.extension(&key) {
+                if let Value::Object(values) = value {
+                    let projected = rules.extension(ext, values);
                     if !projected.is_empty() {
                         out.insert(key, Value::Object(projected));
                     }
                 }
                 continue;
             }
-            let def = core_def(kind, &key);
-            if let Some(v) = self.attribute(kind.core_urn(), true, def, &key, value) {
+            let def = rs.top_level(&key);
+            if let Some(v) = rules.attribute(None, def, &key, value) {
                 out.insert(key, v);
             }
         }
         Value::Object(out)
     }
+}
 
-    /// Projects the attributes of one schema (an extension's object).
-    fn object(
-        &self,
-        container: &'static str,
-        is_core: bool,
-        defs: &'static [AttrDef],
-        map: Map<String, Value>,
-    ) -> Map<String, Value> {
+/// A projection resolved for one resource type.
+struct Rules<'r> {
+    only: Option<Vec<Hit<'r>>>,
+    excluded: Vec<Hit<'r>>,
+}
+
+impl<'r> Rules<'r> {
+    fn new(p: &Projection, rs: &'r ResourceSchema) -> Rules<'r> {
+        Rules {
+            only: p.only.as_ref().map(|names| hits(rs, names)),
+            excluded: hits(rs, &p.excluded),
+        }
+    }
+
+    /// Projects the attributes of one extension's object.
+    fn extension(&self, ext: &Extension, map: Map<String, Value>) -> Map<String, Value> {
+        let urn = Some(ext.schema.urn.as_str());
         map.into_iter()
             .filter_map(|(key, value)| {
-                let def = schema::find(defs, &key);
-                self.attribute(container, is_core, def, &key, value)
-                    .map(|v| (key, v))
+                let def = ext.schema.attr(&key);
+                self.attribute(urn, def, &key, value).map(|v| (key, v))
             })
             .collect()
     }
 
     fn attribute(
         &self,
-        container: &'static str,
-        is_core: bool,
-        def: Option<&'static AttrDef>,
+        ext: Option<&str>,
+        def: Option<&AttrDef>,
         key: &str,
         value: Value,
     ) -> Option<Value> {
-        let subs = self.decide(container, is_core, def, key)?;
+        let subs = self.decide(ext, def, key)?;
         match def {
             Some(d) if !d.sub.is_empty() => project_complex(d, &subs, value),
             _ => Some(value),
@@ -222,13 +204,7 @@ impl Projection {
     }
 
     /// `None` when the attribute is left out, otherwise which of its sub-attributes stay.
-    fn decide(
-        &self,
-        container: &'static str,
-        is_core: bool,
-        def: Option<&'static AttrDef>,
-        key: &str,
-    ) -> Option<Subs<'_>> {
+    fn decide(&self, ext: Option<&str>, def: Option<&AttrDef>, key: &str) -> Option<Subs<'_>> {
         let returned = def.map_or(Returned::Default, |d| d.returned);
         match returned {
             Returned::Never => return None,
@@ -237,21 +213,13 @@ impl Projection {
         }
         match &self.only {
             Some(names) => {
-                let hits: Vec<&Name> = names
-                    .iter()
-                    .filter(|n| n.reaches(container, is_core, key))
-                    .collect();
+                let hits: Vec<&Hit> = names.iter().filter(|n| n.reaches(ext, key)).collect();
                 let whole = hits.iter().any(|n| n.sub.is_none());
                 if whole {
-                    let requested = hits.iter().filter_map(|n| n.sub.as_deref()).collect();
+                    let requested = hits.iter().filter_map(|n| n.sub).collect();
                     return Some(Subs::Default(requested));
                 }
-                // Only sub-attributes that exist count; `userName.x` names nothing.
-                let subs: Vec<&str> = hits
-                    .iter()
-                    .filter_map(|n| n.sub.as_deref())
-                    .filter(|s| def.is_some_and(|d| d.sub_attr(s).is_some()))
-                    .collect();
+                let subs: Vec<&str> = hits.iter().filter_map(|n| n.sub).collect();
                 if subs.is_empty() {
                     None
                 } else {
@@ -262,35 +230,18 @@ impl Projection {
                 if returned == Returned::Request {
                     return None;
                 }
-                let hits: Vec<&Name> = self
+                let hits: Vec<&Hit> = self
                     .excluded
                     .iter()
-                    .filter(|n| n.reaches(container, is_core, key))
+                    .filter(|n| n.reaches(ext, key))
                     .collect();
                 if hits.iter().any(|n| n.sub.is_none()) {
                     return None;
                 }
-                Some(Subs::Except(
-                    hits.iter().filter_map(|n| n.sub.as_deref()).collect(),
-                ))
+                Some(Subs::Except(hits.iter().filter_map(|n| n.sub).collect()))
             }
         }
     }
-}
-
-fn core_def(kind: ResourceKind, name: &str) -> Option<&'static AttrDef> {
-    let core: &'static [AttrDef] = match kind {
-        ResourceKind::User => &schema::USER,
-        ResourceKind::Group => &schema::GROUP,
-    };
-    schema::find(&schema::COMMON, name)
-        .or_else(|| schema::find(core, name))
-        .or_else(|| {
-            schema::META
-                .name
-                .eq_ignore_ascii_case(name)
-                .then_some(&schema::META)
-        })
 }
 
 /// Applies a sub-attribute rule to a complex value (an object, or an array of objects).
@@ -352,8 +303,17 @@ fn project_complex(def: &AttrDef, subs: &Subs, value: Value) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use std::sync::LazyLock;
 
     use super::*;
+    use crate::scim::schema::Registry;
+    use crate::scim::{ResourceKind, ENTERPRISE_URN};
+
+    static REG: LazyLock<Registry> = LazyLock::new(Registry::builtin);
+
+    fn rs(kind: ResourceKind) -> &'static ResourceSchema {
+        REG.resource(kind)
+    }
 
     fn user() -> Value {
         json!({
@@ -383,7 +343,7 @@ mod tests {
             Some(attributes).filter(|s| !s.is_empty()),
             Some(excluded).filter(|s| !s.is_empty()),
         );
-        p.apply(ResourceKind::User, user())
+        p.apply(rs(ResourceKind::User), user())
     }
 
     fn keys(v: &Value) -> Vec<&str> {
@@ -506,39 +466,39 @@ mod tests {
             Some("urn:ietf:params:scim:schemas:core:2.0:User:displayName"),
             None,
         );
-        assert_eq!(keys(&p.apply(ResourceKind::Group, g)), ["id", "schemas"]);
+        assert_eq!(
+            keys(&p.apply(rs(ResourceKind::Group), g)),
+            ["id", "schemas"]
+        );
     }
 
     #[test]
     fn returns_tells_whether_membership_is_needed() {
         let p = |a: Option<&str>, e: Option<&str>| Projection::from_params(a, e);
-        assert!(p(None, None).returns(ResourceKind::Group, "members"));
-        assert!(!p(None, Some("members")).returns(ResourceKind::Group, "members"));
-        assert!(!p(None, Some("MEMBERS")).returns(ResourceKind::Group, "members"));
-        assert!(p(None, Some("members.display")).returns(ResourceKind::Group, "members"));
-        assert!(!p(Some("displayName"), None).returns(ResourceKind::Group, "members"));
-        assert!(p(Some("members.value"), None).returns(ResourceKind::Group, "members"));
-        assert!(!p(Some("userName"), None).returns(ResourceKind::User, "groups"));
-        assert!(p(Some("groups"), None).returns(ResourceKind::User, "groups"));
-        assert!(!p(None, Some("groups")).returns(ResourceKind::User, "groups"));
-        assert!(p(None, None).returns(ResourceKind::User, "id"));
-        assert!(!p(Some("id"), None).returns(ResourceKind::User, "password"));
+        assert!(p(None, None).returns(rs(ResourceKind::Group), "members"));
+        assert!(!p(None, Some("members")).returns(rs(ResourceKind::Group), "members"));
+        assert!(!p(None, Some("MEMBERS")).returns(rs(ResourceKind::Group), "members"));
+        assert!(p(None, Some("members.display")).returns(rs(ResourceKind::Group), "members"));
+        assert!(!p(Some("displayName"), None).returns(rs(ResourceKind::Group), "members"));
+        assert!(p(Some("members.value"), None).returns(rs(ResourceKind::Group), "members"));
+        assert!(!p(Some("userName"), None).returns(rs(ResourceKind::User), "groups"));
+        assert!(p(Some("groups"), None).returns(rs(ResourceKind::User), "groups"));
+        assert!(!p(None, Some("groups")).returns(rs(ResourceKind::User), "groups"));
+        assert!(p(None, None).returns(rs(ResourceKind::User), "id"));
+        assert!(!p(Some("id"), None).returns(rs(ResourceKind::User), "password"));
     }
 
     #[test]
-    fn names_are_parsed_with_known_urns_first() {
-        let n = Name::parse(
+    fn names_resolve_through_the_registry() {
+        let v = project(
             " urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:Manager.Value ",
-        )
-        .unwrap();
-        assert_eq!(n.urn, Some(ENTERPRISE_URN));
-        assert_eq!(n.attr.as_deref(), Some("manager"));
-        assert_eq!(n.sub.as_deref(), Some("value"));
-        assert_eq!(Name::parse("name.").map(|n| n.attr), None);
-        assert_eq!(Name::parse("urn:x:y"), None);
+            "",
+        );
+        assert_eq!(v[ENTERPRISE_URN], json!({"manager": {"value": "m1"}}));
+        // Not paths: they name nothing.
         assert_eq!(
-            Name::parse("émails.vàlue").unwrap().sub.as_deref(),
-            Some("vàlue")
+            keys(&project("name.,urn:x:y,émails.vàlue", "")),
+            ["id", "schemas"]
         );
         assert_eq!(Projection::new([" , ,"], ["members"]).only, None);
     }

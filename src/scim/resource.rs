@@ -3,8 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::schema::{self, AttrDef, AttrType, Mutability};
-use super::{ResourceKind, ScimError, ENTERPRISE_URN, ENTRA_LEGACY_GROUP_URN};
+use super::path::PathError;
+use super::schema::{AttrDef, AttrType, Extension, Mutability, ResourceSchema};
+use super::{ResourceKind, ScimError, ScimType, ENTRA_LEGACY_GROUP_URN};
 
 /// Longest string value accepted in any attribute; longer is a client mistake, not data.
 pub const MAX_STRING_LEN: usize = 16 * 1024;
@@ -33,21 +34,20 @@ impl ValidResource {
     }
 }
 
-/// Validates a POST or PUT body (RFC 7644 §3.3, §3.5.1). Read-only attributes (`id`, `meta`,
-/// `groups`, member `display`) are ignored, `null` means absent (Entra sends nulls, entra.md
-/// Q14), attribute names are matched case-insensitively and stored with their canonical case.
+/// Validates a POST or PUT body (RFC 7644 §3.3, §3.5.1) against the registry's schemas for
+/// the resource type. Read-only attributes (`id`, `meta`, `groups`, member `display`) are
+/// ignored, `null` means absent (Entra sends nulls, entra.md Q14), attribute names are matched
+/// case-insensitively and stored with their canonical case, and each extension's values are
+/// stored under its URN as declared — whether or not `schemas` lists it (Entra leaves custom
+/// URNs out, custom-attributes.md rule 2).
 /// Errors (RFC 7644 §3.12): a body that is not an object, or names an unknown attribute, is
 /// `invalidSyntax`; a value of the wrong type (a string where an array or object belongs, or
-/// the reverse), a missing required value or an unsupported schema is `invalidValue`.
-pub fn validate(kind: ResourceKind, body: &Value) -> Result<ValidResource, ScimError> {
+/// the reverse), a missing required value or an undeclared schema is `invalidValue`.
+pub fn validate(rs: &ResourceSchema, body: &Value) -> Result<ValidResource, ScimError> {
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
-    check_schemas(kind, obj)?;
-    let core: &'static [AttrDef] = match kind {
-        ResourceKind::User => &schema::USER,
-        ResourceKind::Group => &schema::GROUP,
-    };
+    check_schemas(rs, obj)?;
     let mut doc = Map::new();
     let mut password = None;
     let mut members = None;
@@ -61,37 +61,23 @@ pub fn validate(kind: ResourceKind, body: &Value) -> Result<ValidResource, ScimE
         if value.is_null() {
             continue;
         }
-        if kind == ResourceKind::User && key.eq_ignore_ascii_case(ENTERPRISE_URN) {
-            let ext = value.as_object().ok_or_else(|| {
-                ScimError::invalid_value(format!("\"{ENTERPRISE_URN}\" must be a JSON object"))
-            })?;
-            let mut ext_doc = Map::new();
-            for (k, v) in ext {
-                // A `schemas` member inside an extension value is ignored (Entra, okta.md §3).
-                if v.is_null() || k.eq_ignore_ascii_case("schemas") {
-                    continue;
-                }
-                let def = schema::find(&schema::ENTERPRISE_USER, k).ok_or_else(|| {
-                    ScimError::invalid_syntax(format!(
-                        "unknown attribute \"{k}\" in the Enterprise User extension"
-                    ))
-                })?;
-                if let Some(v) = check_value(def, v, k)? {
-                    ext_doc.insert(def.name.to_string(), v);
-                }
-            }
+        if let Some(ext) = rs.extension(key) {
+            let ext_doc = validate_extension(ext, value)?;
             if !ext_doc.is_empty() {
-                doc.insert(ENTERPRISE_URN.to_string(), Value::Object(ext_doc));
+                doc.insert(ext.schema.urn.clone(), Value::Object(ext_doc));
             }
             continue;
         }
-        let def = schema::find(&schema::COMMON, key)
-            .or_else(|| schema::find(core, key))
+        if is_urn(key) {
+            return Err(undeclared(rs, key, value));
+        }
+        let def = rs
+            .top_level(key)
             .ok_or_else(|| ScimError::invalid_syntax(format!("unknown attribute \"{key}\"")))?;
         if def.mutability == Mutability::ReadOnly {
             continue;
         }
-        if def.name == "password" {
+        if def.is("password") {
             let p = value
                 .as_str()
                 .ok_or_else(|| ScimError::invalid_value("\"password\" must be a string"))?;
@@ -99,26 +85,15 @@ pub fn validate(kind: ResourceKind, body: &Value) -> Result<ValidResource, ScimE
             password = Some(p.to_string());
             continue;
         }
-        if def.name == "members" {
+        if rs.kind == ResourceKind::Group && def.is("members") {
             members = Some(parse_members(value)?);
             continue;
         }
-        if let Some(v) = check_value(def, value, def.name)? {
-            doc.insert(def.name.to_string(), v);
+        if let Some(v) = check_value(def, value, &def.name)? {
+            doc.insert(def.name.clone(), v);
         }
     }
-    let required = match kind {
-        ResourceKind::User => "userName",
-        ResourceKind::Group => "displayName",
-    };
-    match doc.get(required).and_then(Value::as_str) {
-        Some(v) if !v.trim().is_empty() => {}
-        _ => {
-            return Err(ScimError::invalid_value(format!(
-                "\"{required}\" is required and must be a non-empty string"
-            )))
-        }
-    }
+    check_required(rs, &doc, password.is_some(), members.is_some())?;
     Ok(ValidResource {
         doc,
         password,
@@ -126,7 +101,226 @@ pub fn validate(kind: ResourceKind, body: &Value) -> Result<ValidResource, ScimE
     })
 }
 
-fn check_schemas(kind: ResourceKind, obj: &Map<String, Value>) -> Result<(), ScimError> {
+fn is_urn(key: &str) -> bool {
+    key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+}
+
+/// The values of one extension object, checked against its schema.
+fn validate_extension(ext: &Extension, value: &Value) -> Result<Map<String, Value>, ScimError> {
+    let urn = &ext.schema.urn;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_value(format!("\"{urn}\" must be a JSON object")))?;
+    let mut out = Map::new();
+    for (k, v) in obj {
+        // A `schemas` member inside an extension value is ignored (Entra, okta.md §3).
+        if v.is_null() || k.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
+        let def = ext.schema.attr(k).ok_or_else(|| {
+            ScimError::invalid_syntax(format!(
+                "unknown attribute \"{k}\" in the extension \"{urn}\"{}",
+                if ext.declared {
+                    "; declare it as an [[extension.attribute]] of that extension in scim.toml"
+                } else {
+                    ""
+                }
+            ))
+        })?;
+        if def.mutability == Mutability::ReadOnly {
+            continue;
+        }
+        if let Some(v) = check_value(def, v, &format!("{urn}:{}", def.name))? {
+            out.insert(def.name.clone(), v);
+        }
+    }
+    Ok(out)
+}
+
+/// The 400 for a key that is a schema URN this resource type does not have: it names the URN
+/// and an attribute, and says how to declare it, so the admin who just added a mapping in the
+/// IdP knows what to do. An object under the URN is an undeclared extension (`invalidValue`,
+/// as an unsupported schema); a flat `urn:…:attr` key is an unknown attribute
+/// (`invalidSyntax`).
+fn undeclared(rs: &ResourceSchema, key: &str, value: &Value) -> ScimError {
+    match value.as_object() {
+        Some(o) => undeclared_schema(
+            rs,
+            key,
+            o.keys()
+                .find(|k| !k.eq_ignore_ascii_case("schemas"))
+                .map(String::as_str),
+        ),
+        None => {
+            let (urn, attr) = key.rsplit_once(':').unwrap_or((key, "…"));
+            ScimError::invalid_syntax(format!(
+                "{} on /{}",
+                PathError::UnknownSchema {
+                    urn: urn.to_string(),
+                    attr: attr.to_string(),
+                },
+                rs.kind.endpoint()
+            ))
+        }
+    }
+}
+
+/// A schema URN (in `schemas`, or as a key) that this resource type does not have.
+fn undeclared_schema(rs: &ResourceSchema, urn: &str, attr: Option<&str>) -> ScimError {
+    let builtin = [crate::scim::USER_URN, crate::scim::GROUP_URN, crate::scim::ENTERPRISE_URN]
+        .iter()
+        .any(|u| u.eq_ignore_ascii_case(urn));
+    if builtin {
+        return ScimError::invalid_value(format!(
+            "schema \"{urn}\" is not supported on /{}",
+            rs.kind.endpoint()
+        ));
+    }
+    ScimError::invalid_value(format!(
+        "{} on /{}",
+        PathError::UnknownSchema {
+            urn: urn.to_string(),
+            attr: attr.unwrap_or("…").to_string(),
+        },
+        rs.kind.endpoint()
+    ))
+}
+
+/// Every attribute the schemas make required is there: core ones (`userName`, group
+/// `displayName`, and what `required_user_attributes` adds), required sub-attributes of the
+/// complex values present, required extensions, and the required attributes of each extension
+/// present (RFC 7643 §7, §6 `schemaExtensions.required`).
+fn check_required(
+    rs: &ResourceSchema,
+    doc: &Map<String, Value>,
+    has_password: bool,
+    has_members: bool,
+) -> Result<(), ScimError> {
+    let missing = |name: &str, def: &AttrDef| {
+        let how = if def.ty == AttrType::String && !def.multi {
+            " and must be a non-empty string"
+        } else {
+            ""
+        };
+        ScimError::invalid_value(format!(
+            "\"{name}\" is required{how}; map it in the IdP's attribute mappings"
+        ))
+    };
+    let check = |container: &Map<String, Value>, defs: &[AttrDef], prefix: &str| {
+        for def in defs.iter().filter(|d| d.required) {
+            let name = format!("{prefix}{}", def.name);
+            let present = match def.name.as_str() {
+                "password" => has_password,
+                "members" if rs.kind == ResourceKind::Group => has_members,
+                _ => container.get(&def.name).is_some_and(is_assigned),
+            };
+            if !present {
+                return Err(missing(&name, def));
+            }
+            for sub in def.sub.iter().filter(|s| s.required) {
+                let elements: Vec<&Value> = match container.get(&def.name) {
+                    Some(Value::Array(items)) => items.iter().collect(),
+                    Some(v) => vec![v],
+                    None => Vec::new(),
+                };
+                if elements
+                    .iter()
+                    .any(|e| !e.get(&sub.name).is_some_and(is_assigned))
+                {
+                    return Err(missing(&format!("{name}.{}", sub.name), sub));
+                }
+            }
+        }
+        Ok(())
+    };
+    check(doc, &rs.core.attributes, "")?;
+    for ext in &rs.extensions {
+        let urn = &ext.schema.urn;
+        match doc.get(urn).and_then(Value::as_object) {
+            Some(values) => check(values, &ext.schema.attributes, &format!("{urn}:"))?,
+            None if ext.required => return Err(ScimError::invalid_value(format!(
+                "the extension \"{urn}\" is required on /{}; send its attributes under that key",
+                rs.kind.endpoint()
+            ))),
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Holds a value: not null, `""` (only whitespace), `[]` or `{}` (RFC 7643 §2.5).
+fn is_assigned(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::String(s) => !s.trim().is_empty(),
+        Value::Array(a) => a.iter().any(is_assigned),
+        Value::Object(o) => o.values().any(is_assigned),
+        Value::Bool(_) | Value::Number(_) => true,
+    }
+}
+
+/// Takes the values of extensions that are no longer declared out of a stored document: they
+/// stay in the database but are not validated, returned or filtered. Put them back with
+/// [`restore_undeclared`] before storing a changed document, so a PUT or PATCH keeps them.
+pub fn take_undeclared(rs: &ResourceSchema, doc: &mut Map<String, Value>) -> Map<String, Value> {
+    let keys: Vec<String> = doc
+        .keys()
+        .filter(|k| is_urn(k) && rs.extension(k).is_none())
+        .cloned()
+        .collect();
+    keys.into_iter()
+        .filter_map(|k| doc.remove(&k).map(|v| (k, v)))
+        .collect()
+}
+
+pub fn restore_undeclared(doc: &mut Map<String, Value>, kept: Map<String, Value>) {
+    for (k, v) in kept {
+        doc.entry(k).or_insert(v);
+    }
+}
+
+/// A replace (PUT) keeps every `immutable` attribute that has a value (RFC 7644 §3.5.1: the
+/// input "MUST match" it); sending it again unchanged, or leaving it out, is fine.
+pub fn check_immutable_kept(
+    rs: &ResourceSchema,
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+) -> Result<(), ScimError> {
+    let check = |old: Option<&Map<String, Value>>,
+                 new: Option<&Map<String, Value>>,
+                 defs: &[AttrDef],
+                 prefix: &str| {
+        for def in defs
+            .iter()
+            .filter(|d| d.mutability == Mutability::Immutable)
+        {
+            let before = old.and_then(|o| o.get(&def.name));
+            let after = new.and_then(|n| n.get(&def.name));
+            if let (Some(b), Some(a)) = (before, after) {
+                if a != b {
+                    return Err(ScimError::bad_request(
+                        ScimType::Mutability,
+                        format!("\"{prefix}{}\" is immutable once set", def.name),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    };
+    check(Some(old), Some(new), &rs.core.attributes, "")?;
+    for ext in &rs.extensions {
+        let urn = &ext.schema.urn;
+        check(
+            old.get(urn).and_then(Value::as_object),
+            new.get(urn).and_then(Value::as_object),
+            &ext.schema.attributes,
+            &format!("{urn}:"),
+        )?;
+    }
+    Ok(())
+}
+
+fn check_schemas(rs: &ResourceSchema, obj: &Map<String, Value>) -> Result<(), ScimError> {
     let Some((_, schemas)) = obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")) else {
         // RFC 7643 §3 makes `schemas` required, but a missing one says nothing we do not know
         // from the endpoint; refusing it would only break lenient clients.
@@ -140,22 +334,25 @@ fn check_schemas(kind: ResourceKind, obj: &Map<String, Value>) -> Result<(), Sci
         let urn = urn
             .as_str()
             .ok_or_else(|| ScimError::invalid_value("\"schemas\" must be an array of URNs"))?;
-        if urn.eq_ignore_ascii_case(kind.core_urn()) {
+        if rs.core.is(urn) {
             has_core = true;
-        } else if (kind == ResourceKind::User && urn.eq_ignore_ascii_case(ENTERPRISE_URN))
-            || (kind == ResourceKind::Group && urn.eq_ignore_ascii_case(ENTRA_LEGACY_GROUP_URN))
+        } else if rs.extension(urn).is_some()
+            || (rs.kind == ResourceKind::Group && urn.eq_ignore_ascii_case(ENTRA_LEGACY_GROUP_URN))
         {
         } else {
-            return Err(ScimError::invalid_value(format!(
-                "schema \"{urn}\" is not supported on /{}",
-                kind.endpoint()
-            )));
+            let attr = obj
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(urn))
+                .and_then(|(_, v)| v.as_object())
+                .and_then(|o| o.keys().find(|k| !k.eq_ignore_ascii_case("schemas")))
+                .map(String::as_str);
+            return Err(undeclared_schema(rs, urn, attr));
         }
     }
     if !has_core {
         return Err(ScimError::invalid_value(format!(
             "\"schemas\" must contain \"{}\"",
-            kind.core_urn()
+            rs.core.urn
         )));
     }
     Ok(())
@@ -219,7 +416,7 @@ fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value
                 }
                 let sub_path = format!("{path}.{}", sub.name);
                 if let Some(v) = check_single(sub, v, &sub_path)? {
-                    out.insert(sub.name.to_string(), v);
+                    out.insert(sub.name.clone(), v);
                 }
             }
             if out.is_empty() {
@@ -344,21 +541,29 @@ pub struct Reference {
 /// `members` (Groups) or `groups` (Users). `base` is the URL prefix up to and excluding
 /// `/Users` (e.g. `https://host/scim/v2`).
 pub fn render(
-    kind: ResourceKind,
+    rs: &ResourceSchema,
     id: &str,
     doc: &Map<String, Value>,
     meta: &Meta,
     refs: Option<&[Reference]>,
     base: &str,
 ) -> Value {
+    let kind = rs.kind;
     let mut out = Map::new();
-    let mut schemas = vec![Value::String(kind.core_urn().to_string())];
-    if doc.contains_key(ENTERPRISE_URN) {
-        schemas.push(Value::String(ENTERPRISE_URN.to_string()));
+    // `schemas` names the core schema and each extension the resource holds values for.
+    let mut schemas = vec![Value::String(rs.core.urn.clone())];
+    for ext in &rs.extensions {
+        if doc.contains_key(&ext.schema.urn) {
+            schemas.push(Value::String(ext.schema.urn.clone()));
+        }
     }
     out.insert("schemas".into(), Value::Array(schemas));
     out.insert("id".into(), Value::String(id.to_string()));
     for (k, v) in doc {
+        // Values of an extension no longer declared stay stored but are not returned.
+        if is_urn(k) && rs.extension(k).is_none() {
+            continue;
+        }
         out.insert(k.clone(), v.clone());
     }
     if let Some(refs) = refs {
@@ -401,9 +606,18 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::schema::Registry;
+    use crate::scim::ENTERPRISE_URN;
+    use std::sync::LazyLock;
+
+    static REG: LazyLock<Registry> = LazyLock::new(Registry::builtin);
+
+    fn rs(kind: ResourceKind) -> &'static ResourceSchema {
+        REG.resource(kind)
+    }
 
     fn user(v: Value) -> Result<ValidResource, ScimError> {
-        validate(ResourceKind::User, &v)
+        validate(rs(ResourceKind::User), &v)
     }
 
     #[test]
@@ -475,7 +689,7 @@ mod tests {
     #[test]
     fn a_value_of_the_wrong_type_is_invalid_value_an_unknown_name_invalid_syntax() {
         use crate::scim::ScimType::{InvalidSyntax, InvalidValue};
-        let group = |v: Value| validate(ResourceKind::Group, &v);
+        let group = |v: Value| validate(rs(ResourceKind::Group), &v);
         for (r, t) in [
             (user(json!({"userName":"a","emails":"a@x"})), InvalidValue),
             (
@@ -532,14 +746,14 @@ mod tests {
 
     #[test]
     fn group_members_are_parsed_and_deduplicated() {
-        let g = validate(ResourceKind::Group, &json!({"schemas":[crate::scim::GROUP_URN, ENTRA_LEGACY_GROUP_URN],
+        let g = validate(rs(ResourceKind::Group), &json!({"schemas":[crate::scim::GROUP_URN, ENTRA_LEGACY_GROUP_URN],
             "displayName":"g","members":[{"value":"a","display":"x"},{"value":"a"},{"value":"b","type":"Group","$ref":null}]}))
         .unwrap();
         let m = g.members.unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m[1].kind, Some(ResourceKind::Group));
         assert!(validate(
-            ResourceKind::Group,
+            rs(ResourceKind::Group),
             &json!({"displayName":"g","members":[{"display":"x"}]})
         )
         .is_err());
@@ -554,7 +768,7 @@ mod tests {
             version: 3,
         };
         let v = render(
-            ResourceKind::User,
+            rs(ResourceKind::User),
             "id1",
             &r.doc,
             &meta,

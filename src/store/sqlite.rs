@@ -2,7 +2,7 @@
 //! small pool of reader connections; WAL, so readers never block the writer.
 
 use std::path::Path;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::{
@@ -25,6 +25,7 @@ use crate::metrics::{Histogram, BATCH_BUCKETS};
 use crate::scim::filter::{fold_case, Filter};
 use crate::scim::list::{Page, Sort};
 use crate::scim::resource::{MemberInput, Meta, Reference, ValidResource};
+use crate::scim::schema::Registry;
 use crate::scim::ResourceKind;
 use audit::MemberDelta;
 
@@ -210,6 +211,8 @@ pub struct SqliteStore {
     audit_retention_days: Option<u32>,
     /// When the next write prunes old audit entries (a write, so no thread of its own).
     next_prune: Mutex<Instant>,
+    /// The schemas filters and sorts are compiled against.
+    registry: Arc<Registry>,
 }
 
 /// How often writes prune the audit log.
@@ -337,7 +340,15 @@ impl SqliteStore {
             },
             audit_retention_days: None,
             next_prune: Mutex::new(Instant::now()),
+            registry: Arc::new(Registry::builtin()),
         })
+    }
+
+    /// Compiles filters and sorts against `registry` (the built-in schemas until this is
+    /// called): the server passes the one built from its config, with the declared extensions.
+    pub fn with_registry(mut self, registry: Arc<Registry>) -> SqliteStore {
+        self.registry = registry;
+        self
     }
 
     /// Keeps audit entries for `days` days (pruned by writes, at most hourly); `None` or
@@ -881,6 +892,7 @@ fn set_members(
 /// Applies membership changes in order; returns how many rows changed.
 fn apply_member_changes(
     tx: &Connection,
+    registry: &Registry,
     tenant: &str,
     group_pk: i64,
     group_id: &str,
@@ -904,7 +916,9 @@ fn apply_member_changes(
             MemberChange::RemoveWhere(filter) => {
                 // Rare (the IdPs select members by value, which becomes `Remove`): this one
                 // reads the group's members to evaluate the filter on each.
-                let members_def = crate::scim::schema::find(&crate::scim::schema::GROUP, "members")
+                let members_def = registry
+                    .resource(ResourceKind::Group)
+                    .top_level("members")
                     .ok_or_else(|| StoreError::Corrupt("no members attribute".into()))?;
                 let mut stmt = tx.prepare_cached(
                     "SELECT r.id, r.kind, COALESCE(r.display_name, r.user_name) FROM memberships m
@@ -1047,7 +1061,15 @@ impl Store for SqliteStore {
             let mut delta = MemberDelta::default();
             match kind {
                 ResourceKind::Group => {
-                    apply_member_changes(tx, tenant, pk, id, &update.members, &mut delta)?;
+                    apply_member_changes(
+                        tx,
+                        &self.registry,
+                        tenant,
+                        pk,
+                        id,
+                        &update.members,
+                        &mut delta,
+                    )?;
                 }
                 ResourceKind::User if update.members.is_empty() => {}
                 ResourceKind::User => {
@@ -1200,7 +1222,7 @@ impl Store for SqliteStore {
         page: Page,
         base: &str,
     ) -> Result<(u64, Vec<StoredResource>), StoreError> {
-        let q = query::compile(tenant, kind, filter, sort, base);
+        let q = query::compile(tenant, self.registry.resource(kind), filter, sort, base);
         let (sql, order) = (&q.where_sql, &q.order_sql);
         self.read(|conn| {
             let offset = page.start_index.saturating_sub(1);
@@ -1634,6 +1656,9 @@ fn member_ids(tx: &Connection, group_pk: i64) -> Result<Vec<String>, StoreError>
 mod tests {
     use super::*;
     use crate::scim::resource::validate;
+    use std::sync::LazyLock;
+
+    static REG: LazyLock<Registry> = LazyLock::new(Registry::builtin);
     use serde_json::json;
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -1644,7 +1669,7 @@ mod tests {
 
     fn user(name: &str) -> ValidResource {
         validate(
-            ResourceKind::User,
+            REG.resource(ResourceKind::User),
             &json!({"userName": name, "displayName": format!("D {name}")}),
         )
         .unwrap()
@@ -1758,7 +1783,7 @@ mod tests {
             .unwrap();
         let group = |name: &str, member: &str| {
             validate(
-                ResourceKind::Group,
+                REG.resource(ResourceKind::Group),
                 &json!({"displayName": name, "members": [{"value": member}]}),
             )
             .unwrap()
@@ -1842,7 +1867,7 @@ mod tests {
             for sort in [None, Some(&sorted)] {
                 let compile = |tenant: &str, f: Option<&str>| {
                     let f = f.map(|f| crate::scim::filter::parse(f).unwrap());
-                    query::compile(tenant, kind, f.as_ref(), sort, BASE)
+                    query::compile(tenant, REG.resource(kind), f.as_ref(), sort, BASE)
                 };
                 let (qa, qb) = (compile(T, a), compile("acme", b));
                 assert_eq!(qa.where_sql, qb.where_sql);
@@ -1918,7 +1943,7 @@ mod tests {
             assert_eq!(n, 1);
         }
         let f = crate::scim::filter::parse(r#"userName eq "u0""#).unwrap();
-        let q = query::compile(T, ResourceKind::User, Some(&f), None, BASE);
+        let q = query::compile(T, REG.resource(ResourceKind::User), Some(&f), None, BASE);
         let text = page_sql(&q.where_sql, &q.order_sql, page.count, 0);
         let (runs, reprepares) = s
             .read(|conn| {
@@ -2038,8 +2063,13 @@ mod tests {
     #[test]
     fn unique_names_use_the_unicode_case_fold_of_eq() {
         let (_d, s) = store();
-        let group =
-            |name: &str| validate(ResourceKind::Group, &json!({"displayName": name})).unwrap();
+        let group = |name: &str| {
+            validate(
+                REG.resource(ResourceKind::Group),
+                &json!({"displayName": name}),
+            )
+            .unwrap()
+        };
         for (kind, first, second) in [
             (ResourceKind::User, user("ÉMILE"), user("émile")),
             // KELVIN SIGN folds to k.
@@ -2214,7 +2244,7 @@ mod tests {
             ),
         ] {
             let f = crate::scim::filter::parse(filter).unwrap();
-            let q = query::compile(T, kind, Some(&f), None, BASE);
+            let q = query::compile(T, REG.resource(kind), Some(&f), None, BASE);
             // The WHERE alone, and the page statement `list` runs.
             for sql in [
                 format!("SELECT id FROM resources WHERE {}", q.where_sql),
@@ -2236,7 +2266,7 @@ mod tests {
             .create(T, ResourceKind::User, &user("u1"), None, &A)
             .unwrap();
         let g = validate(
-            ResourceKind::Group,
+            REG.resource(ResourceKind::Group),
             &json!({"displayName":"g","members":[{"value": u.id}]}),
         )
         .unwrap();
@@ -2258,7 +2288,7 @@ mod tests {
             Err(StoreError::NotFound)
         ));
         let bad = validate(
-            ResourceKind::Group,
+            REG.resource(ResourceKind::Group),
             &json!({"displayName":"h","members":[{"value":"nope"}]}),
         )
         .unwrap();
@@ -2284,7 +2314,11 @@ mod tests {
                     .id
             })
             .collect();
-        let g = validate(ResourceKind::Group, &json!({"displayName": "g"})).unwrap();
+        let g = validate(
+            REG.resource(ResourceKind::Group),
+            &json!({"displayName": "g"}),
+        )
+        .unwrap();
         let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
         let input = |v: &[usize]| -> Vec<MemberInput> {
             v.iter()
@@ -2433,7 +2467,7 @@ mod tests {
             )
             .unwrap();
         let g = validate(
-            ResourceKind::Group,
+            REG.resource(ResourceKind::Group),
             &json!({"displayName": "Finance", "members": [{"value": alice.id}]}),
         )
         .unwrap();
@@ -2540,7 +2574,11 @@ mod tests {
                     .id
             })
             .collect();
-        let g = validate(ResourceKind::Group, &json!({"displayName": "g"})).unwrap();
+        let g = validate(
+            REG.resource(ResourceKind::Group),
+            &json!({"displayName": "g"}),
+        )
+        .unwrap();
         let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
         let input = |v: &[usize]| -> Vec<MemberInput> {
             v.iter()

@@ -276,10 +276,14 @@ fn cases() -> Vec<Case> {
 
     // And systematically: every writable attribute of every schema, given a value of a type it
     // never takes, on POST and PATCH.
+    let registry = schema::Registry::builtin();
+    let users = registry.resource(scimlite::scim::ResourceKind::User);
+    let groups = registry.resource(scimlite::scim::ResourceKind::Group);
+    let enterprise = users.extension(ENTERPRISE).expect("the Enterprise extension");
     for (endpoint, defs, urn) in [
-        ("Users", &schema::USER[..], None),
-        ("Users", &schema::ENTERPRISE_USER[..], Some(ENTERPRISE)),
-        ("Groups", &schema::GROUP[..], None),
+        ("Users", &users.core.attributes[..], None),
+        ("Users", &enterprise.schema.attributes[..], Some(ENTERPRISE)),
+        ("Groups", &groups.core.attributes[..], None),
     ] {
         for def in defs.iter().filter(|d| d.mutability != Mutability::ReadOnly) {
             let bad = match (def.multi, def.ty) {
@@ -292,8 +296,8 @@ fn cases() -> Vec<Case> {
                 _ => json!({"schemas": [GROUP], "displayName": "New Group"}),
             };
             match urn {
-                Some(u) => body[u] = json!({def.name: bad}),
-                None => body[def.name] = bad.clone(),
+                Some(u) => body[u] = json!({def.name.as_str(): bad}),
+                None => body[def.name.as_str()] = bad.clone(),
             }
             let name = match urn {
                 Some(u) => format!("{u}:{}", def.name),

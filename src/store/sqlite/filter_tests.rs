@@ -11,6 +11,9 @@ use crate::scim::list::{Sort, SortOrder};
 use crate::scim::resource::{render, validate, MemberInput};
 use crate::scim::ENTERPRISE_URN;
 use crate::store::ResourceUpdate;
+use std::sync::LazyLock;
+
+static REG: LazyLock<Registry> = LazyLock::new(Registry::builtin);
 
 const T: &str = crate::store::DEFAULT_TENANT;
 static A: std::sync::LazyLock<Actor> = std::sync::LazyLock::new(Actor::cli);
@@ -27,7 +30,7 @@ fn open() -> (tempfile::TempDir, SqliteStore) {
 }
 
 fn create(s: &SqliteStore, kind: ResourceKind, body: Value) -> StoredResource {
-    let res = validate(kind, &body).unwrap_or_else(|e| panic!("{body}: {e}"));
+    let res = validate(REG.resource(kind), &body).unwrap_or_else(|e| panic!("{body}: {e}"));
     s.create(T, kind, &res, None, &A).unwrap()
 }
 
@@ -58,7 +61,14 @@ fn rendered(s: &SqliteStore, kind: ResourceKind) -> Vec<(String, Value)> {
             let refs = s.references(T, kind, &r.id).unwrap();
             (
                 r.id.clone(),
-                render(kind, &r.id, &r.doc, &r.meta, Some(&refs), BASE),
+                render(
+                    REG.resource(kind),
+                    &r.id,
+                    &r.doc,
+                    &r.meta,
+                    Some(&refs),
+                    BASE,
+                ),
             )
         })
         .collect()
@@ -75,7 +85,7 @@ fn sql_ids(s: &SqliteStore, kind: ResourceKind, f: &Filter) -> BTreeSet<String> 
 
 fn eval_ids(all: &[(String, Value)], kind: ResourceKind, f: &Filter) -> BTreeSet<String> {
     all.iter()
-        .filter(|(_, v)| matches(f, kind, v))
+        .filter(|(_, v)| matches(f, REG.resource(kind), v))
         .map(|(id, _)| id.clone())
         .collect()
 }

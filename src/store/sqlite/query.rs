@@ -29,9 +29,10 @@ use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::scim::filter::{fold_case, resolve, AttrPath, CompareOp, Filter, Resolved};
+use crate::scim::filter::{fold_case, resolve, AttrPath, CompareOp, Filter};
 use crate::scim::list::Sort;
-use crate::scim::schema::{AttrDef, AttrType};
+use crate::scim::path::Resolved;
+use crate::scim::schema::{AttrDef, AttrType, ResourceSchema};
 use crate::scim::ResourceKind;
 
 /// Stands for the bound base URL in SQL being built; replaced by its parameter at the end.
@@ -66,12 +67,14 @@ pub(crate) struct Compiled {
 
 pub(crate) fn compile(
     tenant: &str,
-    kind: ResourceKind,
+    rs: &ResourceSchema,
     filter: Option<&Filter>,
     sort: Option<&Sort>,
     base: &str,
 ) -> Compiled {
+    let kind = rs.kind;
     let mut c = Compiler {
+        rs,
         kind,
         args: vec![Sql::Text(tenant.to_string())],
         aliases: 0,
@@ -94,7 +97,7 @@ pub(crate) fn compile(
     }
     // RFC 7644 §3.4.2.3: resources without a value come last when ascending and first when
     // descending, i.e. a missing value orders as if above every value.
-    let order_sql = match sort.and_then(|s| s.resolve(kind).map(|r| (s, r))) {
+    let order_sql = match sort.and_then(|s| s.resolve(rs).map(|r| (s, r))) {
         Some((s, r)) => format!(
             "{} {}, resources.pk",
             c.sort_key(&r),
@@ -128,25 +131,25 @@ enum Slot {
 }
 
 /// The values a path has in a resource.
-enum Values {
+enum Values<'r> {
     /// The path does not resolve: no values.
     None,
     /// At most one value.
-    One(Slot, &'static AttrDef),
+    One(Slot, &'r AttrDef),
     /// Any of the rows `SELECT 1 FROM {from} WHERE {cond}`, one value each.
     Any {
         from: String,
         cond: String,
         slot: Slot,
-        def: &'static AttrDef,
+        def: &'r AttrDef,
     },
 }
 
 /// What relative paths mean inside `attr[...]`.
-enum Scope {
+enum Scope<'r> {
     Resource,
     /// One element of `parent`.
-    Element(&'static AttrDef, Elem),
+    Element(&'r AttrDef, Elem),
 }
 
 #[derive(Clone)]
@@ -161,7 +164,8 @@ enum Elem {
     Plain(Slot),
 }
 
-struct Compiler {
+struct Compiler<'r> {
+    rs: &'r ResourceSchema,
     kind: ResourceKind,
     args: Vec<Sql>,
     aliases: usize,
@@ -221,7 +225,7 @@ fn chain(f: &Filter, and: bool) -> Vec<&Filter> {
     out
 }
 
-impl Compiler {
+impl<'r> Compiler<'r> {
     /// A parameter for `v`, written `+?N`: the unary plus keeps SQLite from looking at the
     /// bound value while planning. A bare `?N` compared with a column is weighed against the
     /// partial indexes' `WHERE kind = 'User'` whenever the statement has an ORDER BY, and a
@@ -238,7 +242,7 @@ impl Compiler {
     }
 
     /// A strictly 0/1 SQL expression for `f`.
-    fn filter(&mut self, f: &Filter, scope: &Scope) -> String {
+    fn filter(&mut self, f: &Filter, scope: &Scope<'r>) -> String {
         match f {
             Filter::And(..) | Filter::Or(..) => {
                 let and = matches!(f, Filter::And(..));
@@ -274,7 +278,13 @@ impl Compiler {
         }
     }
 
-    fn compare(&mut self, scope: &Scope, path: &AttrPath, op: CompareOp, lit: &Value) -> String {
+    fn compare(
+        &mut self,
+        scope: &Scope<'r>,
+        path: &AttrPath,
+        op: CompareOp,
+        lit: &Value,
+    ) -> String {
         if matches!(scope, Scope::Resource) && op == CompareOp::Eq {
             if let Some(fast) = self.indexed_eq(path, lit) {
                 return fast;
@@ -298,7 +308,7 @@ impl Compiler {
         }
     }
 
-    fn present(&mut self, values: Values) -> String {
+    fn present(&mut self, values: Values<'r>) -> String {
         match values {
             Values::None => "0".into(),
             Values::One(slot, _) => format!("COALESCE({}, 0)", present_expr(&slot)),
@@ -313,15 +323,15 @@ impl Compiler {
 
     /// `attr[filter]`: any element of `attr` satisfies `filter`.
     fn value_path(&mut self, path: &AttrPath, filter: &Filter) -> String {
-        let Some(r) = resolve(self.kind, path) else {
+        let Some(r) = resolve(self.rs, path) else {
             return "0".into();
         };
         if r.sub.is_some() {
             return "0".into();
         }
         let attr = r.attr;
-        if r.container.is_none() {
-            match attr.name {
+        if r.container().is_none() {
+            match attr.name.as_str() {
                 "meta" => return self.filter(filter, &Scope::Element(attr, Elem::Meta)),
                 "members" | "groups" => {
                     let n = self.alias();
@@ -331,13 +341,13 @@ impl Compiler {
                 }
                 _ => {}
             }
-            if let Some(col) = column(attr.name) {
+            if let Some(col) = column(&attr.name) {
                 let slot = Slot::Text(col.into());
                 let inner = self.filter(filter, &Scope::Element(attr, Elem::Plain(slot)));
                 return format!("({col} IS NOT NULL AND {inner})");
             }
         }
-        let path = json_path(r.container, &[attr.name]);
+        let path = json_path(r.container(), &[&attr.name]);
         if attr.multi {
             let e = format!("e{}", self.alias());
             let elem = if attr.sub.is_empty() {
@@ -384,7 +394,7 @@ impl Compiler {
     /// A sub-attribute of a rendered reference (`members` of a Group, `groups` of a User),
     /// as `resource::render` computes it.
     fn reference_field(&mut self, n: usize, sub: &AttrDef) -> Option<Slot> {
-        let text = match (self.kind, sub.name) {
+        let text = match (self.kind, sub.name.as_str()) {
             (_, "value") => format!("r{n}.id"),
             (ResourceKind::Group, "display") => format!("COALESCE(r{n}.display_name, r{n}.user_name)"),
             (ResourceKind::User, "display") => format!("r{n}.display_name"),
@@ -400,7 +410,7 @@ impl Compiler {
 
     /// A sub-attribute of the rendered `meta`.
     fn meta_field(&mut self, sub: &AttrDef) -> Option<Slot> {
-        let text = match sub.name {
+        let text = match sub.name.as_str() {
             "resourceType" => "resources.kind".into(),
             "created" => "resources.created".into(),
             "lastModified" => "resources.last_modified".into(),
@@ -413,7 +423,7 @@ impl Compiler {
 
     /// The values `path` names in `scope`. For comparisons a complex attribute without
     /// sub-attribute stands for its `value`.
-    fn values(&mut self, scope: &Scope, path: &AttrPath, for_compare: bool) -> Values {
+    fn values(&mut self, scope: &Scope<'r>, path: &AttrPath, for_compare: bool) -> Values<'r> {
         match scope {
             Scope::Resource => self.resource_values(path, for_compare),
             Scope::Element(parent, elem) => {
@@ -448,8 +458,8 @@ impl Compiler {
         }
     }
 
-    fn resource_values(&mut self, path: &AttrPath, for_compare: bool) -> Values {
-        let Some(mut r) = resolve(self.kind, path) else {
+    fn resource_values(&mut self, path: &AttrPath, for_compare: bool) -> Values<'r> {
+        let Some(mut r) = resolve(self.rs, path) else {
             return Values::None;
         };
         if for_compare && r.sub.is_none() && r.attr.ty == AttrType::Complex {
@@ -459,11 +469,11 @@ impl Compiler {
             }
         }
         let leaf = r.leaf();
-        if r.container.is_none() {
-            if let Some(col) = column(r.attr.name) {
+        if r.container().is_none() {
+            if let Some(col) = column(&r.attr.name) {
                 return Values::One(Slot::Text(col.into()), leaf);
             }
-            match r.attr.name {
+            match r.attr.name.as_str() {
                 "meta" => {
                     return match r.sub {
                         None => Values::One(Slot::Object, leaf),
@@ -493,14 +503,14 @@ impl Compiler {
                 _ => {}
             }
         }
-        let attr_path = json_path(r.container, &[r.attr.name]);
+        let attr_path = json_path(r.container(), &[&r.attr.name]);
         if r.attr.multi {
             let e = format!("e{}", self.alias());
             let slot = match r.sub {
                 None => Slot::Element(e.clone()),
                 Some(s) => Slot::Json {
                     container: format!("CASE WHEN {e}.type = 'object' THEN {e}.value END"),
-                    path: json_path(None, &[s.name]),
+                    path: json_path(None, &[&s.name]),
                 },
             };
             Values::Any {
@@ -512,7 +522,7 @@ impl Compiler {
         } else {
             let path = match r.sub {
                 None => attr_path,
-                Some(s) => json_path(r.container, &[r.attr.name, s.name]),
+                Some(s) => json_path(r.container(), &[&r.attr.name, &s.name]),
             };
             Values::One(
                 Slot::Json {
@@ -526,14 +536,14 @@ impl Compiler {
 
     /// `eq` on an indexed column, written so SQLite uses the index; `None` for other shapes.
     fn indexed_eq(&mut self, path: &AttrPath, lit: &Value) -> Option<String> {
-        let r = resolve(self.kind, path)?;
-        if r.container.is_some() || r.sub.is_some() {
+        let r = resolve(self.rs, path)?;
+        if r.container().is_some() || r.sub.is_some() {
             return None;
         }
         let Value::String(s) = lit else {
             return None;
         };
-        match (self.kind, r.attr.name) {
+        match (self.kind, r.attr.name.as_str()) {
             (_, "id") | (_, "externalId") => {
                 let col = if r.attr.name == "id" {
                     "resources.id"
@@ -652,11 +662,11 @@ impl Compiler {
                 format!("NULLIF({v}, '')")
             }
         };
-        if r.container.is_none() {
-            if let Some(col) = column(r.attr.name) {
+        if r.container().is_none() {
+            if let Some(col) = column(&r.attr.name) {
                 return text(col.into());
             }
-            match (r.attr.name, r.sub.map(|s| s.name)) {
+            match (r.attr.name.as_str(), r.sub.map(|s| s.name.as_str())) {
                 ("meta", Some("created")) => {
                     return "unixepoch(resources.created, 'subsec')".into()
                 }
@@ -688,12 +698,12 @@ impl Compiler {
                 _ => {}
             }
         }
-        let attr_path = json_path(r.container, &[r.attr.name]);
+        let attr_path = json_path(r.container(), &[&r.attr.name]);
         let v = if r.attr.multi {
             let e = format!("e{}", self.alias());
             let obj = format!("CASE WHEN {e}.type = 'object' THEN {e}.value END");
             let field = match r.sub {
-                Some(s) => format!("json_extract({obj}, {})", json_path(None, &[s.name])),
+                Some(s) => format!("json_extract({obj}, {})", json_path(None, &[&s.name])),
                 None => format!("{e}.atom"),
             };
             format!(
@@ -702,7 +712,7 @@ impl Compiler {
             )
         } else {
             let path = match r.sub {
-                Some(s) => json_path(r.container, &[r.attr.name, s.name]),
+                Some(s) => json_path(r.container(), &[&r.attr.name, &s.name]),
                 None => attr_path,
             };
             format!("json_extract(resources.doc, {path})")
