@@ -29,10 +29,14 @@ pub struct Running {
 impl Running {
     /// Starts `serve` with stdout piped (not a terminal) and waits for the listen line.
     pub fn start(dir: &Path, config: &Path) -> Running {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .arg("serve")
+        let mut command = Command::new(BIN);
+        command.arg("--config").arg(config).arg("serve");
+        Self::spawn(dir, command)
+    }
+
+    /// Starts `command` (a `serve`, perhaps wrapped) the way [`Running::start`] does.
+    fn spawn(dir: &Path, mut command: Command) -> Running {
+        let mut child = command
             .current_dir(dir)
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
@@ -165,6 +169,39 @@ fn first_run_token_tokens_and_sigterm() {
     let again = Running::start(dir.path(), &config);
     assert!(!token_file.exists());
     assert!(again.terminate().success());
+}
+
+/// The database holds token and password hashes: a real server start creates it, its WAL and
+/// its shared-memory file readable by their owner only, under the usual umask 022 (which on
+/// its own would leave them world-readable).
+#[cfg(unix)]
+#[test]
+fn a_new_database_and_its_wal_and_shm_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("umask 022 && exec \"$0\" --config \"$1\" serve")
+        .arg(BIN)
+        .arg(&config);
+    let server = Running::spawn(dir.path(), command);
+    let token = std::fs::read_to_string(dir.path().join("test.db.first-token")).unwrap();
+    assert_eq!(server.status(token.trim()), 200);
+    for name in [
+        "test.db",
+        "test.db-wal",
+        "test.db-shm",
+        "test.db.first-token",
+    ] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(format!("{:o}", mode & 0o777), "600", "{name}");
+    }
+    assert!(server.terminate().success());
 }
 
 #[test]
