@@ -58,8 +58,10 @@ pub enum Command {
         /// Which IdP's flows to run
         #[arg(long, value_enum, default_value_t = IdpChoice::All)]
         idp: IdpChoice,
-        /// Trust this PEM certificate (a private CA or the server's self-signed certificate)
-        /// instead of the public roots
+        /// Trust the certificates in this PEM file instead of the public roots. The server's
+        /// own certificate (self-signed, even CA:TRUE as `openssl req -x509` makes it) is
+        /// pinned: trusted exactly as it is, whatever host name --url uses. A private CA's
+        /// certificate is trusted to have issued the server's, for the names it lists
         #[arg(long, value_name = "PEM")]
         ca_cert: Option<PathBuf>,
     },
