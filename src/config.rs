@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 use crate::store::sqlite::Synchronous;
 
+mod toml_words;
+
 pub const DEFAULT_CONFIG_FILE: &str = "scim.toml";
 
 #[derive(Debug, thiserror::Error)]
@@ -210,7 +212,7 @@ impl Config {
         })?;
         let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            message: toml_words::describe(&e),
         })?;
         let base = path
             .parent()

@@ -244,6 +244,45 @@ fn check_config_names_the_offending_key_or_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
 }
 
+/// `check-config` says what a value should be in an admin's words, never serde's type names,
+/// and still names the file and the line.
+#[test]
+fn check_config_speaks_the_admins_language() {
+    let dir = tempfile::tempdir().unwrap();
+    // write_config writes four lines first: the extra text starts on line 5.
+    for (extra, words, line) in [
+        ("max_connections = \"64\"\n", "expected a whole number", 5),
+        (
+            "request_timeout_secs = \"30\"\n",
+            "expected a whole number",
+            5,
+        ),
+        ("audit_retention_days = 1.5\n", "expected a whole number", 5),
+        ("max_body_bytes = -1\n", "expected a whole number", 5),
+        ("behind_tls_proxy = \"yes\"\n", "expected true or false", 5),
+        ("log_level = 3\n", "expected text in double quotes", 5),
+        ("tls = \"cert.pem\"\n", "expected a table", 5),
+        (
+            "[tls]\ncert = \"c.pem\"\nkey = [\"k.pem\"]\n",
+            "expected text in double quotes",
+            7,
+        ),
+    ] {
+        let cfg = write_config(dir.path(), extra);
+        let out = scimlite(&cfg, &["check-config"]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{extra} must fail");
+        assert!(err.contains(words), "{extra}: {err}");
+        assert!(
+            err.contains("scim.toml") && err.contains(&format!("line {line}")),
+            "{extra}: {err}"
+        );
+        for jargon in ["u64", "u32", "usize", "struct Raw", "a boolean", "a string"] {
+            assert!(!err.contains(jargon), "{extra}: {jargon} in {err}");
+        }
+    }
+}
+
 #[test]
 fn config_comes_from_scimlite_config_env_and_defaults_without_a_file() {
     let dir = tempfile::tempdir().unwrap();
