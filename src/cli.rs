@@ -387,8 +387,9 @@ fn serve(config: &Config) -> ExitCode {
     }
     // Announced only now, so whoever waits for this line finds the first token handed over
     // (and a SIGTERM right after it drains the server).
+    let addrs = handle.local_addrs();
     log::info!(
-        "serving SCIM on {}://{}{} ({} workers, database {})",
+        "serving SCIM on {}://{}{}{} ({} workers, database {})",
         if config.tls.is_some() {
             "https"
         } else {
@@ -396,6 +397,12 @@ fn serve(config: &Config) -> ExitCode {
         },
         handle.local_addr(),
         crate::api::BASE_PATH,
+        match addrs.get(1..) {
+            Some(more) if !more.is_empty() => {
+                format!(" and on {}", crate::config::listen::list(more))
+            }
+            _ => String::new(),
+        },
         config.workers,
         config.database.display()
     );
@@ -473,7 +480,7 @@ fn check_config(config: &Config) -> ExitCode {
     eprintln!(
         "{}: ok (listen {}, {}, database {})",
         config.origin,
-        config.listen,
+        crate::config::listen::list(&config.listen_addrs),
         if config.tls.is_some() {
             "TLS"
         } else if config.behind_tls_proxy {

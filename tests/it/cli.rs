@@ -48,8 +48,10 @@ impl Running {
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("serving SCIM on http://127.0.0.1:").nth(1) {
-                    let port: u16 = rest.split('/').next().unwrap().parse().unwrap();
+                // `http://127.0.0.1:PORT/scim/v2`, or another host's address for a host name.
+                if let Some(rest) = line.split("serving SCIM on http://").nth(1) {
+                    let authority = rest.split('/').next().unwrap();
+                    let port: u16 = authority.rsplit(':').next().unwrap().parse().unwrap();
                     let _ = tx.send(port);
                 }
             }
@@ -281,6 +283,36 @@ fn check_config_speaks_the_admins_language() {
             assert!(!err.contains(jargon), "{extra}: {jargon} in {err}");
         }
     }
+}
+
+/// `listen = "localhost:…"`: check-config takes it and lists the addresses, and the server
+/// listens on them.
+#[test]
+fn listen_takes_a_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("scim.toml");
+    std::fs::write(
+        &config,
+        "listen = \"localhost:8080\"\ndatabase = \"test.db\"\npbkdf2_rounds = 1000\n",
+    )
+    .unwrap();
+    let out = scimlite(&config, &["check-config"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("ok (listen ") && err.contains(":8080"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &config,
+        "listen = \"localhost:0\"\ndatabase = \"test.db\"\npbkdf2_rounds = 1000\n",
+    )
+    .unwrap();
+    let server = Running::start(dir.path(), &config);
+    let token = std::fs::read_to_string(dir.path().join("test.db.first-token")).unwrap();
+    assert_eq!(server.status(token.trim()), 200);
+    assert!(server.terminate().success());
 }
 
 #[test]
