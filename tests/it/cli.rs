@@ -390,6 +390,54 @@ fn tells_systemd_when_ready_and_when_stopping() {
     assert!(child.wait().unwrap().success());
 }
 
+/// `token list` shows every time at one precision (UTC, whole seconds) — created, last used
+/// and expires alike — and says that "last used" is recorded at most once a minute.
+#[test]
+fn token_list_shows_times_at_one_precision_and_how_last_used_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let server = Running::start(dir.path(), &config);
+    let first = std::fs::read_to_string(dir.path().join("test.db.first-token")).unwrap();
+    assert_eq!(server.status(first.trim()), 200);
+    for expires in ["90d", "2030-01-31T00:00:00.250+01:00"] {
+        let out = scimlite(&config, &["token", "create", "--expires", expires]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = scimlite(&config, &["token", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listing = String::from_utf8(out.stdout.clone()).unwrap();
+    let second = |t: &str| {
+        t.len() == 20
+            && t.ends_with('Z')
+            && t.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                10 => b == b'T',
+                13 | 16 => b == b':',
+                19 => b == b'Z',
+                _ => b.is_ascii_digit(),
+            })
+    };
+    let mut times = 0;
+    for line in listing.lines().skip(1) {
+        // id, name, created, last used, tenant, scope, expires
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.len(), 7, "{line}");
+        for t in [fields[2], fields[3], fields[6]] {
+            assert!(t == "never" || second(t), "{t} in {line}");
+            times += usize::from(t != "never");
+        }
+    }
+    // Three created, the first token's last use, two expiries.
+    assert_eq!(times, 6, "{listing}");
+    assert!(listing.contains("2030-01-30T23:00:00Z"), "{listing}");
+    assert!(
+        stderr(&out).contains("\"last used\" is recorded at most once a minute"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(server.terminate().success());
+}
+
 fn last_line(out: &std::process::Output) -> String {
     assert!(
         out.status.success(),
