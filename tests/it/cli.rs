@@ -623,3 +623,91 @@ fn tenants_and_token_rotation_from_the_cli() {
 
     assert!(server.terminate().success());
 }
+
+/// The README a newcomer reads: where the binary is and how to install it before the first
+/// `scimlite …` command, every command and option clap knows in "Command line" (selftest
+/// included) with `--config` optional, and the Debian section reachable from its references.
+#[test]
+fn the_readme_says_where_the_binary_is_and_lists_every_command() {
+    use clap::CommandFactory;
+    let readme = include_str!("../../README.md");
+    let section = |title: &str| {
+        let start = readme
+            .find(&format!("\n## {title}\n"))
+            .unwrap_or_else(|| panic!("no section {title}"));
+        let rest = &readme[start + 1..];
+        let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 3);
+        (start, &rest[..end])
+    };
+    let (install_at, install) = section("Installing");
+    for needed in [
+        "target/release/scimlite",
+        "cargo install --path .",
+        "(#installing-the-debian-package)",
+    ] {
+        assert!(install.contains(needed), "Installing lacks {needed}");
+    }
+    let first_command = readme.find("\nscimlite ").expect("a scimlite command line");
+    assert!(
+        install_at < first_command,
+        "install before the first command"
+    );
+    assert!(readme.contains("\n## Installing the Debian package\n"));
+
+    let (_, commands) = section("Command line");
+    let usage: Vec<&str> = commands
+        .lines()
+        .filter(|l| l.starts_with("scimlite "))
+        .collect();
+    for line in &usage {
+        assert!(
+            line.starts_with("scimlite [--config FILE] ")
+                || line.starts_with("scimlite selftest ")
+                || line.starts_with("scimlite --help"),
+            "--config is optional: {line}"
+        );
+    }
+    // Every leaf command clap knows, with every long option, is on a usage line.
+    fn leaves(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        let subs: Vec<&clap::Command> = cmd
+            .get_subcommands()
+            .filter(|s| s.get_name() != "help")
+            .collect();
+        for s in &subs {
+            leaves(s, format!("{path} {}", s.get_name()), out);
+        }
+        if subs.is_empty() {
+            out.push((path, cmd.clone()));
+        }
+    }
+    let mut all = Vec::new();
+    leaves(&scimlite::cli::Cli::command(), String::new(), &mut all);
+    assert!(all.iter().any(|(p, _)| p == " selftest"));
+    for (path, cmd) in all {
+        let line = usage
+            .iter()
+            .find(|l| {
+                let plain = l
+                    .replace("scimlite [--config FILE]", "scimlite")
+                    .replace("[serve]", "serve");
+                format!("{plain} ").starts_with(&format!("scimlite{path} "))
+            })
+            .unwrap_or_else(|| panic!("\"scimlite{path}\" is not in Command line"));
+        for arg in cmd.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                if !["config", "help", "version"].contains(&long) && !arg.is_hide_set() {
+                    assert!(
+                        line.contains(&format!("--{long}")),
+                        "{path}: --{long} in {line}"
+                    );
+                }
+            }
+        }
+    }
+    // selftest's cleanup as it is: Okta's users stay, deactivated.
+    let (_, connecting) = section("Connecting Okta and Entra ID");
+    assert!(
+        connecting.contains("deactivated") && connecting.contains("Pulumi.Okta.<run>@example.com"),
+        "selftest's cleanup"
+    );
+}
