@@ -711,3 +711,13 @@ fn the_readme_says_where_the_binary_is_and_lists_every_command() {
         "selftest's cleanup"
     );
 }
+
+/// What the first run leaves in a checkout never ends up in a commit: the database, its WAL
+/// files and the first-token file (written when stdout is not a terminal).
+#[test]
+fn gitignore_covers_what_a_first_run_writes() {
+    let ignored: Vec<&str> = include_str!("../../.gitignore").lines().collect();
+    for pattern in ["*.db", "*.db-wal", "*.db-shm", "*.first-token"] {
+        assert!(ignored.contains(&pattern), "{pattern} not in .gitignore");
+    }
+}
