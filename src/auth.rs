@@ -211,7 +211,7 @@ pub struct Authenticator {
 }
 
 /// `last_used` is written at most this often per token, so auth does not turn reads into writes.
-const TOUCH_EVERY: Duration = Duration::from_secs(60);
+pub const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 impl Authenticator {
     pub fn new(store: Arc<dyn Store>) -> Self {

@@ -58,8 +58,10 @@ pub enum Command {
         /// Which IdP's flows to run
         #[arg(long, value_enum, default_value_t = IdpChoice::All)]
         idp: IdpChoice,
-        /// Trust this PEM certificate (a private CA or the server's self-signed certificate)
-        /// instead of the public roots
+        /// Trust the certificates in this PEM file instead of the public roots. The server's
+        /// own certificate (self-signed, even CA:TRUE as `openssl req -x509` makes it) is
+        /// pinned: trusted exactly as it is, whatever host name --url uses. A private CA's
+        /// certificate is trusted to have issued the server's, for the names it lists
         #[arg(long, value_name = "PEM")]
         ca_cert: Option<PathBuf>,
     },
@@ -389,8 +391,9 @@ fn serve(config: &Config) -> ExitCode {
     }
     // Announced only now, so whoever waits for this line finds the first token handed over
     // (and a SIGTERM right after it drains the server).
+    let addrs = handle.local_addrs();
     log::info!(
-        "serving SCIM on {}://{}{} ({} workers, database {})",
+        "serving SCIM on {}://{}{}{} ({} workers, database {})",
         if config.tls.is_some() {
             "https"
         } else {
@@ -398,6 +401,12 @@ fn serve(config: &Config) -> ExitCode {
         },
         handle.local_addr(),
         crate::api::BASE_PATH,
+        match addrs.get(1..) {
+            Some(more) if !more.is_empty() => {
+                format!(" and on {}", crate::config::listen::list(more))
+            }
+            _ => String::new(),
+        },
         config.workers,
         config.database.display()
     );
@@ -475,7 +484,7 @@ fn check_config(config: &Config) -> ExitCode {
     eprintln!(
         "{}: ok (listen {}, {}, database {})",
         config.origin,
-        config.listen,
+        crate::config::listen::list(&config.listen_addrs),
         if config.tls.is_some() {
             "TLS"
         } else if config.behind_tls_proxy {
@@ -557,21 +566,29 @@ fn token(config: &Config, action: TokenAction) -> ExitCode {
             Ok(tokens) => {
                 // Columns are only ever appended: scripts read them by position.
                 println!(
-                    "{:<16}  {:<20}  {:<24}  {:<24}  {:<20}  {:<10}  expires",
+                    "{:<16}  {:<20}  {:<20}  {:<20}  {:<20}  {:<10}  expires",
                     "id", "name", "created", "last used", "tenant", "scope"
                 );
                 for t in tokens {
                     println!(
-                        "{:<16}  {:<20}  {:<24}  {:<24}  {:<20}  {:<10}  {}",
+                        "{:<16}  {:<20}  {:<20}  {:<20}  {:<20}  {:<10}  {}",
                         t.id,
                         t.name,
-                        t.created,
-                        t.last_used.as_deref().unwrap_or("never"),
+                        listed_time(&t.created),
+                        t.last_used.as_deref().map_or("never".into(), listed_time),
                         t.tenant,
                         t.scope.as_str(),
-                        t.expires.as_deref().unwrap_or("never")
+                        t.expires.as_deref().map_or("never".into(), listed_time)
                     );
                 }
+                // On stderr: stdout stays the table scripts read.
+                eprintln!(
+                    "Times are UTC, to the second. \"last used\" is recorded at most {} per token, so it may lag behind the token's latest request.",
+                    match crate::auth::TOUCH_EVERY.as_secs() {
+                        60 => "once a minute".to_string(),
+                        secs => format!("once every {secs} seconds"),
+                    }
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e),
@@ -584,6 +601,28 @@ fn token(config: &Config, action: TokenAction) -> ExitCode {
             Ok(false) => fail(format!("no active token with id {id}")),
             Err(e) => fail(e),
         },
+    }
+}
+
+/// A stored RFC 3339 time as `token list` and `tenant list` show it: UTC, whole seconds
+/// (stored times carry milliseconds, trailing zeros dropped, or none at all). Anything that
+/// does not parse is shown as stored.
+fn listed_time(stored: &str) -> String {
+    use time::format_description::well_known::Rfc3339;
+    match time::OffsetDateTime::parse(stored, &Rfc3339) {
+        Ok(t) => {
+            let t = t.to_offset(time::UtcOffset::UTC);
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        }
+        Err(_) => stored.to_string(),
     }
 }
 
@@ -646,13 +685,17 @@ fn tenant(config: &Config, action: TenantAction) -> ExitCode {
         TenantAction::List => match store.tenants() {
             Ok(tenants) => {
                 println!(
-                    "{:<20}  {:<24}  {:>8}  {:>8}  {:>6}",
+                    "{:<20}  {:<20}  {:>8}  {:>8}  {:>6}",
                     "name", "created", "users", "groups", "tokens"
                 );
                 for t in tenants {
                     println!(
-                        "{:<20}  {:<24}  {:>8}  {:>8}  {:>6}",
-                        t.name, t.created, t.users, t.groups, t.tokens
+                        "{:<20}  {:<20}  {:>8}  {:>8}  {:>6}",
+                        t.name,
+                        listed_time(&t.created),
+                        t.users,
+                        t.groups,
+                        t.tokens
                     );
                 }
                 ExitCode::SUCCESS
@@ -839,6 +882,19 @@ fn selftest(url: &str, token: &str, idp: IdpChoice, ca_cert: Option<&Path>) -> E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_times_are_utc_to_the_second() {
+        for (stored, shown) in [
+            ("2026-12-07T01:43:21.56Z", "2026-12-07T01:43:21Z"),
+            ("2026-12-07T01:43:21.568Z", "2026-12-07T01:43:21Z"),
+            ("2026-12-07T01:43:21Z", "2026-12-07T01:43:21Z"),
+            ("2027-01-31T00:00:00.999+01:00", "2027-01-30T23:00:00Z"),
+            ("not a time", "not a time"),
+        ] {
+            assert_eq!(listed_time(stored), shown, "{stored}");
+        }
+    }
 
     #[test]
     fn since_takes_a_time_a_date_or_an_age() {

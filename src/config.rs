@@ -8,6 +8,9 @@ use serde::Deserialize;
 
 use crate::store::sqlite::Synchronous;
 
+pub mod listen;
+mod toml_words;
+
 pub const DEFAULT_CONFIG_FILE: &str = "scim.toml";
 
 #[derive(Debug, thiserror::Error)]
@@ -87,8 +90,10 @@ pub struct TlsFiles {
 /// The `[metrics]` section.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetricsConfig {
-    /// A separate listener for `/metrics` and `/healthz`.
+    /// A separate listener for `/metrics` and `/healthz`: the first of `listen_addrs`.
     pub listen: Option<SocketAddr>,
+    /// Every address `[metrics] listen` names (a host name may resolve to several).
+    pub listen_addrs: Vec<SocketAddr>,
     /// The bearer token that reads `/metrics` from anywhere.
     pub token: Option<String>,
 }
@@ -104,7 +109,10 @@ pub struct Config {
     pub origin: String,
     /// The file the settings came from (re-read on SIGHUP); `None` for embedded defaults.
     pub path: Option<PathBuf>,
+    /// The first of `listen_addrs`.
     pub listen: SocketAddr,
+    /// Every address `listen` names: one for IP:PORT, all a host name resolves to.
+    pub listen_addrs: Vec<SocketAddr>,
     pub database: PathBuf,
     /// Threads that handle requests.
     pub workers: usize,
@@ -212,7 +220,7 @@ impl Config {
         })?;
         let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            message: toml_words::describe(&e),
         })?;
         let base = path
             .parent()
@@ -237,12 +245,8 @@ impl Config {
             message,
         };
         let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-        let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            invalid(
-                "listen",
-                format!("\"{listen_text}\" is not IP:PORT (for example \"127.0.0.1:8080\")"),
-            )
-        })?;
+        let listen_addrs = listen::resolve(listen_text).map_err(|m| invalid("listen", m))?;
+        let listen = listen_addrs[0]; // resolve() never returns an empty list
         let resolve = |p: &str| {
             let p = Path::new(p);
             if p.is_absolute() {
@@ -387,20 +391,12 @@ impl Config {
         let metrics = match raw.metrics {
             None => MetricsConfig::default(),
             Some(m) => {
-                let listen = m
+                let listen_addrs = m
                     .listen
                     .as_deref()
-                    .map(|text| {
-                        text.parse::<SocketAddr>().map_err(|_| {
-                            invalid(
-                                "metrics.listen",
-                                format!(
-                                    "\"{text}\" is not IP:PORT (for example \"127.0.0.1:9090\")"
-                                ),
-                            )
-                        })
-                    })
-                    .transpose()?;
+                    .map(|text| listen::resolve(text).map_err(|e| invalid("metrics.listen", e)))
+                    .transpose()?
+                    .unwrap_or_default();
                 if let Some(t) = &m.token {
                     if t.len() < MIN_METRICS_TOKEN_LEN || t.contains(char::is_whitespace) {
                         return Err(invalid(
@@ -411,8 +407,8 @@ impl Config {
                         ));
                     }
                 }
-                if let Some(addr) = listen {
-                    if !addr.ip().is_loopback() && m.token.is_none() {
+                if let Some(addr) = listen_addrs.iter().find(|a| !a.ip().is_loopback()) {
+                    if m.token.is_none() {
                         return Err(invalid(
                             "metrics.listen",
                             format!("{addr} is not a loopback address; set `token` in [metrics] so only your scraper reads it"),
@@ -420,7 +416,8 @@ impl Config {
                     }
                 }
                 MetricsConfig {
-                    listen,
+                    listen: listen_addrs.first().copied(),
+                    listen_addrs,
                     token: m.token,
                 }
             }
@@ -510,12 +507,19 @@ impl Config {
             key: resolve(&t.key),
         });
         let behind_tls_proxy = raw.behind_tls_proxy.unwrap_or(false);
-        if tls.is_none() && !listen.ip().is_loopback() && !behind_tls_proxy {
+        // Every address a host name resolves to is served, so every one must be loopback.
+        let public = listen_addrs.iter().find(|a| !a.ip().is_loopback());
+        if let (None, Some(public), false) = (&tls, public, behind_tls_proxy) {
             return Err(invalid(
                 "listen",
                 format!(
-                    "{listen} is not a loopback address and there is no [tls] section; plain HTTP is only \
-                     served on loopback unless `behind_tls_proxy = true` says a TLS-terminating proxy sits in front"
+                    "{public}{} is not a loopback address and there is no [tls] section; plain HTTP is only \
+                     served on loopback unless `behind_tls_proxy = true` says a TLS-terminating proxy sits in front",
+                    if listen_text.parse::<SocketAddr>().is_ok() {
+                        String::new()
+                    } else {
+                        format!(" (\"{listen_text}\" resolves to it)")
+                    }
                 ),
             ));
         }
@@ -523,6 +527,7 @@ impl Config {
             origin,
             path: None,
             listen,
+            listen_addrs,
             database: resolve(database),
             workers,
             http_threads: max_connections,
@@ -600,6 +605,55 @@ mod tests {
         ))
         .unwrap();
         assert!(with_tls.tls.unwrap().cert.ends_with("c.pem"));
+    }
+
+    /// A host name resolves to its addresses; the plain-HTTP rule looks at every one of them.
+    #[test]
+    fn listen_takes_a_host_name_and_checks_its_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::from_file(&write(
+            dir.path(),
+            "listen = \"localhost:8080\"\n[metrics]\nlisten = \"localhost:9090\"\n",
+        ))
+        .unwrap();
+        assert!(!c.listen_addrs.is_empty());
+        assert_eq!(c.listen, c.listen_addrs[0]);
+        assert!(
+            c.listen_addrs
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 8080),
+            "{:?}",
+            c.listen_addrs
+        );
+        assert!(
+            c.metrics.listen_addrs.iter().all(|a| a.ip().is_loopback()),
+            "{:?}",
+            c.metrics.listen_addrs
+        );
+        // glibc's resolver reads "10.1" as 10.0.0.1 without asking DNS: a name that resolves to
+        // a non-loopback address, refused for plain HTTP and for a metrics listener without
+        // a token.
+        let e = Config::from_file(&write(dir.path(), "listen = \"10.1:8080\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`listen`")
+                && e.contains("10.0.0.1:8080")
+                && e.contains("\"10.1:8080\" resolves to it"),
+            "{e}"
+        );
+        assert!(Config::from_file(&write(
+            dir.path(),
+            "listen = \"10.1:8080\"\nbehind_tls_proxy = true\n"
+        ))
+        .is_ok());
+        let e = Config::from_file(&write(dir.path(), "[metrics]\nlisten = \"10.1:9090\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("metrics.listen") && e.contains("10.0.0.1:9090"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -51,6 +51,12 @@ impl ServerHandle {
         self.http.local_addr()
     }
 
+    /// Every address SCIM is served on (several when `listen` names a host with several
+    /// addresses); [`Self::local_addr`] first.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.http.local_addrs()
+    }
+
     /// Where the separate metrics listener is bound, if one is configured.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_http.as_deref().map(HttpServer::local_addr)
@@ -192,7 +198,8 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     let metrics_http = match config.metrics.listen {
         Some(listen) => {
             let app = app.clone();
-            Some(Box::new(HttpServer::start(
+            Some(Box::new(start_http(
+                &config.metrics.listen_addrs,
                 HttpOptions {
                     listen,
                     workers: 1,
@@ -209,7 +216,8 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         }
         None => None,
     };
-    let http = HttpServer::start(
+    let http = start_http(
+        &config.listen_addrs,
         HttpOptions {
             listen: config.listen,
             workers: config.workers,
@@ -241,6 +249,61 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
             config_path: config.path.clone(),
         }),
     })
+}
+
+/// Serves `opts` on every address of `addrs` (a host name's addresses; `opts.listen` is
+/// replaced by each in turn). The others take the first one's port when they ask for port 0,
+/// so all are reachable on one port. An address this machine does not have (`::1` from
+/// `localhost` where IPv6 is off) is skipped with a warning, as long as one is bound.
+fn start_http(
+    addrs: &[SocketAddr],
+    opts: HttpOptions,
+    handler: Arc<crate::http::adapter::Handler>,
+) -> Result<HttpServer, crate::http::adapter::HttpError> {
+    use crate::http::adapter::HttpError;
+    let missing = |e: &HttpError| {
+        addrs.len() > 1
+            && matches!(e, HttpError::Bind { source, .. }
+                if source.kind() == std::io::ErrorKind::AddrNotAvailable)
+    };
+    let mut rest = addrs.iter().copied();
+    let mut skipped = None;
+    let mut server = loop {
+        let Some(addr) = rest.next() else {
+            return Err(
+                skipped.unwrap_or_else(|| HttpError::Start("no address to listen on".into()))
+            );
+        };
+        match HttpServer::start(
+            HttpOptions {
+                listen: addr,
+                ..opts.clone()
+            },
+            handler.clone(),
+        ) {
+            Ok(server) => break server,
+            Err(e) if missing(&e) => {
+                log::warn!("not listening on {addr}: {e}");
+                skipped = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let port = server.local_addr().port();
+    for mut addr in rest {
+        if addr.port() == 0 {
+            addr.set_port(port);
+        }
+        match server.also_listen(addr) {
+            Ok(_) => {}
+            Err(e) if missing(&e) => log::warn!("not listening on {addr}: {e}"),
+            Err(e) => {
+                server.shutdown();
+                return Err(e);
+            }
+        }
+    }
+    Ok(server)
 }
 
 /// The signals the server acts on, caught (see [`catch_signals`]).
@@ -300,5 +363,87 @@ pub fn run_until(handle: ServerHandle, signals: &Signals) -> std::io::Result<()>
 pub fn tell_systemd(states: &[sd_notify::NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
         log::warn!("could not notify systemd: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Request, Response};
+    use std::io::{Read, Write};
+
+    fn options() -> HttpOptions {
+        HttpOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            workers: 2,
+            limits: crate::config::HttpLimits::default(),
+            max_body_bytes: 1024,
+            tls: None,
+        }
+    }
+
+    /// Answers 204 to everything.
+    fn handler() -> Arc<crate::http::adapter::Handler> {
+        Arc::new(|_: &Request| Response::new(204))
+    }
+
+    fn status_line(addr: SocketAddr) -> String {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer.lines().next().unwrap_or_default().to_string()
+    }
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    /// A host name's addresses are all served, on the port the first one got for port 0.
+    #[test]
+    fn every_address_is_served_on_one_port() {
+        let server = start_http(
+            &addrs(&["127.0.0.1:0", "127.0.0.2:0"]),
+            options(),
+            handler(),
+        )
+        .unwrap();
+        let bound = server.local_addrs();
+        assert_eq!(bound.len(), 2, "{bound:?}");
+        assert_eq!(bound[0].port(), bound[1].port());
+        for addr in &bound {
+            assert_eq!(status_line(*addr), "HTTP/1.1 204 No Content", "{addr}");
+        }
+        server.shutdown();
+        for addr in &bound {
+            assert!(
+                std::net::TcpStream::connect(addr).is_err(),
+                "{addr} still open"
+            );
+        }
+    }
+
+    /// An address this machine does not have (192.0.2.1, TEST-NET-1) is skipped while another
+    /// binds; alone, it is the error.
+    #[test]
+    fn an_address_the_machine_lacks_is_skipped_while_another_binds() {
+        let server = start_http(
+            &addrs(&["192.0.2.1:0", "127.0.0.1:0"]),
+            options(),
+            handler(),
+        )
+        .unwrap();
+        let bound = server.local_addrs();
+        assert_eq!(bound.len(), 1, "{bound:?}");
+        assert!(bound[0].ip().is_loopback());
+        assert_eq!(status_line(bound[0]), "HTTP/1.1 204 No Content");
+        server.shutdown();
+        let alone = start_http(&addrs(&["192.0.2.1:0"]), options(), handler());
+        assert!(matches!(
+            alone,
+            Err(crate::http::adapter::HttpError::Bind { .. })
+        ));
     }
 }

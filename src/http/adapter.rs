@@ -2,7 +2,7 @@
 //! limits and deadlines of [`HttpLimits`], runs the handler and writes the response.
 //! Why our own connection loop instead of tiny_http: docs/http.md.
 //!
-//! Model: one acceptor thread; one thread per connection, at most `max_connections` of them;
+//! Model: one acceptor thread per listening address; one thread per connection, at most `max_connections` of them;
 //! the handler runs on the connection's thread (no hand-off between threads), at most
 //! `workers` handlers at once. Every read and write has a deadline:
 //! - a new connection (TLS handshake included) and each request, from its first byte to its
@@ -36,6 +36,7 @@ use crate::config::HttpLimits;
 
 pub type Handler = dyn Fn(&Request) -> Response + Send + Sync;
 
+#[derive(Clone)]
 pub struct HttpOptions {
     pub listen: SocketAddr,
     /// Most handlers running at once.
@@ -63,6 +64,15 @@ pub struct HttpServer {
     acceptor: Option<JoinHandle<()>>,
     /// A second handle on the listening socket, to wake the acceptor at shutdown.
     listener: TcpListener,
+    /// Further addresses served the same way, sharing the limits (`also_listen`).
+    more: Vec<MoreListener>,
+}
+
+/// An address added by [`HttpServer::also_listen`].
+struct MoreListener {
+    local_addr: SocketAddr,
+    listener: TcpListener,
+    acceptor: JoinHandle<()>,
 }
 
 /// Connection states, as seen by the acceptor when it needs room and by shutdown.
@@ -279,11 +289,40 @@ impl HttpServer {
             shared,
             acceptor: Some(acceptor),
             listener: wake_handle,
+            more: Vec::new(),
         })
+    }
+
+    /// Also accepts connections on `addr` (a host name that resolved to several addresses),
+    /// served exactly like the first address's: same handler, and the same connection cap and
+    /// worker permits across all addresses. Returns the address bound.
+    pub fn also_listen(&mut self, addr: SocketAddr) -> Result<SocketAddr, HttpError> {
+        let bind_err = |source| HttpError::Bind { addr, source };
+        let listener = bind(addr).map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
+        let wake_handle = listener.try_clone().map_err(bind_err)?;
+        let shared = self.shared.clone();
+        let acceptor = std::thread::Builder::new()
+            .name("http-accept".into())
+            .spawn(move || accept_loop(listener, shared))
+            .map_err(|e| HttpError::Start(e.to_string()))?;
+        self.more.push(MoreListener {
+            local_addr,
+            listener: wake_handle,
+            acceptor,
+        });
+        Ok(local_addr)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Every address served: [`Self::local_addr`] first.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.local_addr)
+            .chain(self.more.iter().map(|m| m.local_addr))
+            .collect()
     }
 
     /// Stops accepting and releases the port, closes idle connections, lets requests in
@@ -291,13 +330,16 @@ impl HttpServer {
     /// closes whatever is left.
     pub fn shutdown(mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        // Wakes the acceptor blocked in accept(): Linux fails accept on a shut-down listener;
-        // the connect covers systems where it does not.
-        let _ = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Both);
-        let _ =
-            TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_millis(200));
+        let more = std::mem::take(&mut self.more);
+        wake_acceptor(&self.listener, self.local_addr);
+        for m in &more {
+            wake_acceptor(&m.listener, m.local_addr);
+        }
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
+        }
+        for m in more {
+            let _ = m.acceptor.join();
         }
         let started = Instant::now();
         let mut registry = self.shared.lock();
@@ -328,6 +370,13 @@ impl HttpServer {
         drop(registry);
         // `self.listener` is dropped here: with the acceptor's copy gone, the port is free.
     }
+}
+
+/// Wakes an acceptor blocked in accept(): Linux fails accept on a shut-down listener; the
+/// connect covers systems where it does not.
+fn wake_acceptor(listener: &TcpListener, addr: SocketAddr) {
+    let _ = socket2::SockRef::from(listener).shutdown(Shutdown::Both);
+    let _ = TcpStream::connect_timeout(&wake_address(addr), Duration::from_millis(200));
 }
 
 fn wake_address(addr: SocketAddr) -> SocketAddr {

@@ -9,6 +9,7 @@
 pub mod flows;
 mod runner;
 pub mod step;
+mod tls;
 
 pub use flows::{Flow, Idp};
 pub use runner::{new_run_id, run, Client, Outcome, Report, SelftestError};

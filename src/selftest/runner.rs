@@ -5,9 +5,9 @@
 //! check line, and failure details show the server's answer, not the request.
 
 use std::io::Read;
-use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
 use serde_json::{json, Value};
 
 use super::flows::{Flow, UserCleanup};
@@ -30,6 +30,8 @@ pub struct Client {
     /// with every request, as Entra may.
     query: String,
     token: String,
+    /// Whether `--ca-cert` pins the server's certificate (for the words of TLS errors).
+    pinned: bool,
 }
 
 /// What came back.
@@ -44,8 +46,9 @@ struct Reply {
 }
 
 impl Client {
-    /// `base` is the SCIM base URL (`https://host/scim/v2`); `ca_pem` adds trust in a
-    /// private CA or a self-signed certificate instead of the public roots.
+    /// `base` is the SCIM base URL (`https://host/scim/v2`); `ca_pem` replaces the public
+    /// roots: a server certificate in it is trusted as it is (pinned, any host name), others
+    /// must be issued by a certificate in it (see [`super::tls`]).
     pub fn new(base: &str, token: &str, ca_pem: Option<&[u8]>) -> Result<Client, SelftestError> {
         let (base, query) = base.split_once('?').unwrap_or((base, ""));
         let base = base.trim_end_matches('/');
@@ -53,7 +56,7 @@ impl Client {
             return Err(SelftestError::Url(base.to_string()));
         }
         crate::tls::install_provider();
-        let mut cfg = ureq::Agent::config_builder()
+        let cfg = ureq::Agent::config_builder()
             .http_status_as_error(false)
             // A SCIM endpoint does not redirect; show the 3xx rather than follow it with
             // the token.
@@ -62,31 +65,33 @@ impl Client {
             // Okta gives up after 60 s (okta.md §1).
             .timeout_global(Some(Duration::from_secs(60)))
             .user_agent(concat!("scimlite-selftest/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = ca_pem {
-            let mut certs = Vec::new();
-            for item in ureq::tls::parse_pem(pem) {
-                match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
-                    Ok(_) => {}
-                    Err(e) => return Err(SelftestError::CaCert(e.to_string())),
+        let agent = match ca_pem {
+            None => cfg.build().into(),
+            Some(pem) => {
+                let mut certs = Vec::new();
+                for item in ureq::tls::parse_pem(pem) {
+                    match item {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => {
+                            certs.push(CertificateDer::from(c.der().to_vec()))
+                        }
+                        Ok(_) => {}
+                        Err(e) => return Err(SelftestError::CaCert(e.to_string())),
+                    }
                 }
+                if certs.is_empty() {
+                    return Err(SelftestError::CaCert(
+                        "no PEM certificate found in the file".into(),
+                    ));
+                }
+                super::tls::pinned_agent(cfg.build(), certs)
             }
-            if certs.is_empty() {
-                return Err(SelftestError::CaCert(
-                    "no PEM certificate found in the file".into(),
-                ));
-            }
-            cfg = cfg.tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)))
-                    .build(),
-            );
-        }
+        };
         Ok(Client {
-            agent: cfg.build().into(),
+            agent,
             base: base.to_string(),
             query: query.to_string(),
             token: token.to_string(),
+            pinned: ca_pem.is_some(),
         })
     }
 
@@ -117,10 +122,10 @@ impl Client {
         let req = req
             .body(bytes)
             .map_err(|e| format!("{method} {path}: cannot build the request: {e}"))?;
-        let mut resp = self
-            .agent
-            .run(req)
-            .map_err(|e| format!("{method} {path}: {e}"))?;
+        let mut resp = self.agent.run(req).map_err(|e| {
+            let words = super::tls::explain(&e, self.pinned).unwrap_or_else(|| e.to_string());
+            format!("{method} {path}: {words}")
+        })?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 mod audit;
 mod backup;
+mod file;
 mod transfer;
 
 pub use backup::{backup, BackupError, BackupReport};
@@ -323,6 +324,7 @@ fn sync_file(path: &Path) -> std::io::Result<()> {
 impl SqliteStore {
     /// Opens or creates the database and brings its schema up to date.
     pub fn open(path: &Path, sync: Synchronous) -> Result<SqliteStore, StoreError> {
+        file::create_private(path)?;
         let mut conn = Connection::open(path)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {

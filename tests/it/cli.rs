@@ -29,10 +29,14 @@ pub struct Running {
 impl Running {
     /// Starts `serve` with stdout piped (not a terminal) and waits for the listen line.
     pub fn start(dir: &Path, config: &Path) -> Running {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .arg("serve")
+        let mut command = Command::new(BIN);
+        command.arg("--config").arg(config).arg("serve");
+        Self::spawn(dir, command)
+    }
+
+    /// Starts `command` (a `serve`, perhaps wrapped) the way [`Running::start`] does.
+    fn spawn(dir: &Path, mut command: Command) -> Running {
+        let mut child = command
             .current_dir(dir)
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
@@ -44,8 +48,10 @@ impl Running {
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("serving SCIM on http://127.0.0.1:").nth(1) {
-                    let port: u16 = rest.split('/').next().unwrap().parse().unwrap();
+                // `http://127.0.0.1:PORT/scim/v2`, or another host's address for a host name.
+                if let Some(rest) = line.split("serving SCIM on http://").nth(1) {
+                    let authority = rest.split('/').next().unwrap();
+                    let port: u16 = authority.rsplit(':').next().unwrap().parse().unwrap();
                     let _ = tx.send(port);
                 }
             }
@@ -167,6 +173,39 @@ fn first_run_token_tokens_and_sigterm() {
     assert!(again.terminate().success());
 }
 
+/// The database holds token and password hashes: a real server start creates it, its WAL and
+/// its shared-memory file readable by their owner only, under the usual umask 022 (which on
+/// its own would leave them world-readable).
+#[cfg(unix)]
+#[test]
+fn a_new_database_and_its_wal_and_shm_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("umask 022 && exec \"$0\" --config \"$1\" serve")
+        .arg(BIN)
+        .arg(&config);
+    let server = Running::spawn(dir.path(), command);
+    let token = std::fs::read_to_string(dir.path().join("test.db.first-token")).unwrap();
+    assert_eq!(server.status(token.trim()), 200);
+    for name in [
+        "test.db",
+        "test.db-wal",
+        "test.db-shm",
+        "test.db.first-token",
+    ] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(format!("{:o}", mode & 0o777), "600", "{name}");
+    }
+    assert!(server.terminate().success());
+}
+
 #[test]
 fn check_config_names_the_offending_key_or_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -205,6 +244,75 @@ fn check_config_names_the_offending_key_or_file() {
     let out = scimlite(&dir.path().join("nope.toml"), &["check-config"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
+}
+
+/// `check-config` says what a value should be in an admin's words, never serde's type names,
+/// and still names the file and the line.
+#[test]
+fn check_config_speaks_the_admins_language() {
+    let dir = tempfile::tempdir().unwrap();
+    // write_config writes four lines first: the extra text starts on line 5.
+    for (extra, words, line) in [
+        ("max_connections = \"64\"\n", "expected a whole number", 5),
+        (
+            "request_timeout_secs = \"30\"\n",
+            "expected a whole number",
+            5,
+        ),
+        ("audit_retention_days = 1.5\n", "expected a whole number", 5),
+        ("max_body_bytes = -1\n", "expected a whole number", 5),
+        ("behind_tls_proxy = \"yes\"\n", "expected true or false", 5),
+        ("log_level = 3\n", "expected text in double quotes", 5),
+        ("tls = \"cert.pem\"\n", "expected a table", 5),
+        (
+            "[tls]\ncert = \"c.pem\"\nkey = [\"k.pem\"]\n",
+            "expected text in double quotes",
+            7,
+        ),
+    ] {
+        let cfg = write_config(dir.path(), extra);
+        let out = scimlite(&cfg, &["check-config"]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{extra} must fail");
+        assert!(err.contains(words), "{extra}: {err}");
+        assert!(
+            err.contains("scim.toml") && err.contains(&format!("line {line}")),
+            "{extra}: {err}"
+        );
+        for jargon in ["u64", "u32", "usize", "struct Raw", "a boolean", "a string"] {
+            assert!(!err.contains(jargon), "{extra}: {jargon} in {err}");
+        }
+    }
+}
+
+/// `listen = "localhost:…"`: check-config takes it and lists the addresses, and the server
+/// listens on them.
+#[test]
+fn listen_takes_a_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("scim.toml");
+    std::fs::write(
+        &config,
+        "listen = \"localhost:8080\"\ndatabase = \"test.db\"\npbkdf2_rounds = 1000\n",
+    )
+    .unwrap();
+    let out = scimlite(&config, &["check-config"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("ok (listen ") && err.contains(":8080"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &config,
+        "listen = \"localhost:0\"\ndatabase = \"test.db\"\npbkdf2_rounds = 1000\n",
+    )
+    .unwrap();
+    let server = Running::start(dir.path(), &config);
+    let token = std::fs::read_to_string(dir.path().join("test.db.first-token")).unwrap();
+    assert_eq!(server.status(token.trim()), 200);
+    assert!(server.terminate().success());
 }
 
 #[test]
@@ -280,6 +388,54 @@ fn tells_systemd_when_ready_and_when_stopping() {
     let n = socket.recv(&mut buf).expect("STOPPING notification");
     assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
     assert!(child.wait().unwrap().success());
+}
+
+/// `token list` shows every time at one precision (UTC, whole seconds) — created, last used
+/// and expires alike — and says that "last used" is recorded at most once a minute.
+#[test]
+fn token_list_shows_times_at_one_precision_and_how_last_used_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let server = Running::start(dir.path(), &config);
+    let first = std::fs::read_to_string(dir.path().join("test.db.first-token")).unwrap();
+    assert_eq!(server.status(first.trim()), 200);
+    for expires in ["90d", "2030-01-31T00:00:00.250+01:00"] {
+        let out = scimlite(&config, &["token", "create", "--expires", expires]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = scimlite(&config, &["token", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listing = String::from_utf8(out.stdout.clone()).unwrap();
+    let second = |t: &str| {
+        t.len() == 20
+            && t.ends_with('Z')
+            && t.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                10 => b == b'T',
+                13 | 16 => b == b':',
+                19 => b == b'Z',
+                _ => b.is_ascii_digit(),
+            })
+    };
+    let mut times = 0;
+    for line in listing.lines().skip(1) {
+        // id, name, created, last used, tenant, scope, expires
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.len(), 7, "{line}");
+        for t in [fields[2], fields[3], fields[6]] {
+            assert!(t == "never" || second(t), "{t} in {line}");
+            times += usize::from(t != "never");
+        }
+    }
+    // Three created, the first token's last use, two expiries.
+    assert_eq!(times, 6, "{listing}");
+    assert!(listing.contains("2030-01-30T23:00:00Z"), "{listing}");
+    assert!(
+        stderr(&out).contains("\"last used\" is recorded at most once a minute"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(server.terminate().success());
 }
 
 fn last_line(out: &std::process::Output) -> String {
@@ -466,4 +622,102 @@ fn tenants_and_token_rotation_from_the_cli() {
     }
 
     assert!(server.terminate().success());
+}
+
+/// The README a newcomer reads: where the binary is and how to install it before the first
+/// `scimlite …` command, every command and option clap knows in "Command line" (selftest
+/// included) with `--config` optional, and the Debian section reachable from its references.
+#[test]
+fn the_readme_says_where_the_binary_is_and_lists_every_command() {
+    use clap::CommandFactory;
+    let readme = include_str!("../../README.md");
+    let section = |title: &str| {
+        let start = readme
+            .find(&format!("\n## {title}\n"))
+            .unwrap_or_else(|| panic!("no section {title}"));
+        let rest = &readme[start + 1..];
+        let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 3);
+        (start, &rest[..end])
+    };
+    let (install_at, install) = section("Installing");
+    for needed in [
+        "target/release/scimlite",
+        "cargo install --path .",
+        "(#installing-the-debian-package)",
+    ] {
+        assert!(install.contains(needed), "Installing lacks {needed}");
+    }
+    let first_command = readme.find("\nscimlite ").expect("a scimlite command line");
+    assert!(
+        install_at < first_command,
+        "install before the first command"
+    );
+    assert!(readme.contains("\n## Installing the Debian package\n"));
+
+    let (_, commands) = section("Command line");
+    let usage: Vec<&str> = commands
+        .lines()
+        .filter(|l| l.starts_with("scimlite "))
+        .collect();
+    for line in &usage {
+        assert!(
+            line.starts_with("scimlite [--config FILE] ")
+                || line.starts_with("scimlite selftest ")
+                || line.starts_with("scimlite --help"),
+            "--config is optional: {line}"
+        );
+    }
+    // Every leaf command clap knows, with every long option, is on a usage line.
+    fn leaves(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        let subs: Vec<&clap::Command> = cmd
+            .get_subcommands()
+            .filter(|s| s.get_name() != "help")
+            .collect();
+        for s in &subs {
+            leaves(s, format!("{path} {}", s.get_name()), out);
+        }
+        if subs.is_empty() {
+            out.push((path, cmd.clone()));
+        }
+    }
+    let mut all = Vec::new();
+    leaves(&scimlite::cli::Cli::command(), String::new(), &mut all);
+    assert!(all.iter().any(|(p, _)| p == " selftest"));
+    for (path, cmd) in all {
+        let line = usage
+            .iter()
+            .find(|l| {
+                let plain = l
+                    .replace("scimlite [--config FILE]", "scimlite")
+                    .replace("[serve]", "serve");
+                format!("{plain} ").starts_with(&format!("scimlite{path} "))
+            })
+            .unwrap_or_else(|| panic!("\"scimlite{path}\" is not in Command line"));
+        for arg in cmd.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                if !["config", "help", "version"].contains(&long) && !arg.is_hide_set() {
+                    assert!(
+                        line.contains(&format!("--{long}")),
+                        "{path}: --{long} in {line}"
+                    );
+                }
+            }
+        }
+    }
+    // selftest's cleanup as it is: Okta's users stay, deactivated.
+    let (_, connecting) = section("Connecting Okta and Entra ID");
+    assert!(
+        connecting.contains("deactivated") && connecting.contains("Pulumi.Okta.<run>@example.com"),
+        "selftest's cleanup"
+    );
+}
+
+/// What the first run leaves in a checkout never ends up in a commit: the database, its WAL
+/// files and the first-token file (written when stdout is not a terminal).
+#[test]
+fn gitignore_covers_what_a_first_run_writes() {
+    let ignored: Vec<&str> = include_str!("../../.gitignore").lines().collect();
+    for pattern in ["*.db", "*.db-wal", "*.db-shm", "*.first-token"] {
+        assert!(ignored.contains(&pattern), "{pattern} not in .gitignore");
+    }
 }

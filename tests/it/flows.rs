@@ -304,3 +304,211 @@ fn the_binary_trusts_a_self_signed_server_only_with_ca_cert() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--ca-cert"));
     handle.shutdown();
 }
+
+/// A server on 127.0.0.1 with the certificate and key in `dir`; its first token.
+fn tls_server(
+    dir: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> (scimlite::ServerHandle, String) {
+    let config_path = crate::common::write_config(
+        dir,
+        &format!(
+            "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let config = scimlite::config::Config::from_file(&config_path).unwrap();
+    let handle = scimlite::start(&config).unwrap();
+    let token = handle.first_token.as_ref().unwrap().token.clone();
+    (handle, token)
+}
+
+/// A self-signed certificate for `localhost` with basicConstraints CA:TRUE, as `openssl req
+/// -x509` makes by default; written to `dir` as `NAME.pem` and `NAME.key`.
+fn ca_true_cert(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+/// Runs `selftest --idp okta` against `url`, pinning `ca_cert` if given.
+fn selftest_tls(
+    url: &str,
+    token: &str,
+    ca_cert: Option<&std::path::Path>,
+) -> (Option<i32>, String, String) {
+    let mut cmd = selftest_cmd(url, &["--idp", "okta"]);
+    if let Some(pem) = ca_cert {
+        cmd.arg("--ca-cert").arg(pem);
+    }
+    let out = cmd.env("SCIMLITE_TOKEN", token).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `--ca-cert` pins: a self-signed CA:TRUE certificate (which webpki refuses as a server's own
+/// certificate) is trusted as it is, even under a host name it does not list (127.0.0.1 here).
+#[test]
+fn selftest_ca_cert_pins_a_self_signed_ca_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca_true_cert(dir.path(), "server");
+    let (handle, token) = tls_server(dir.path(), &cert, &key);
+    let port = handle.local_addr().port();
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("https://{host}:{port}/scim/v2");
+        let (code, stdout, stderr) = selftest_tls(&url, &token, Some(&cert));
+        assert_eq!(code, Some(0), "{url}\n{stdout}\n{stderr}");
+        assert!(stdout.contains(" 0 failed"), "{stdout}");
+    }
+    // Without --ca-cert the failure says what is wrong and what to do, in words.
+    let url = format!("https://localhost:{port}/scim/v2");
+    let (code, stdout, _) = selftest_tls(&url, &token, None);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("CA certificate") && stdout.contains("--ca-cert"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("CaUsedAsEndEntity") && !stdout.contains("UnknownIssuer"),
+        "{stdout}"
+    );
+    handle.shutdown();
+}
+
+/// A pinned certificate is the only one trusted: a server with another certificate is refused,
+/// and the message names both fingerprints instead of a rustls error name.
+#[test]
+fn selftest_ca_cert_refuses_any_other_certificate_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let (served, key) = ca_true_cert(dir.path(), "served");
+    let (other, _) = ca_true_cert(dir.path(), "other");
+    let (plain, _, _) = crate::transport::make_cert(dir.path());
+    let plain_path = dir.path().join("plain.pem");
+    std::fs::write(&plain_path, plain).unwrap();
+    let (handle, token) = tls_server(dir.path(), &served, &key);
+    let url = format!("https://localhost:{}/scim/v2", handle.local_addr().port());
+    for pinned in [&other, &plain_path] {
+        let (code, stdout, stderr) = selftest_tls(&url, &token, Some(pinned));
+        assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+        assert!(stdout.contains("FAIL okta: SPEC 1"), "{stdout}");
+        assert!(
+            stdout.contains("is not the one in --ca-cert") && stdout.contains("SHA-256 "),
+            "{stdout}"
+        );
+        for jargon in [
+            "UnknownIssuer",
+            "CaUsedAsEndEntity",
+            "InvalidCertificate",
+            "rustls",
+        ] {
+            assert!(!stdout.contains(jargon), "{jargon}: {stdout}");
+        }
+    }
+    handle.shutdown();
+}
+
+/// The certificate an admin really makes: `openssl req -x509` (CA:TRUE by default), when
+/// openssl is installed.
+#[test]
+fn selftest_ca_cert_trusts_an_openssl_req_x509_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    match made {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("openssl is not installed: skipping the openssl half of --ca-cert");
+            return;
+        }
+        Err(e) => panic!("openssl: {e}"),
+        Ok(out) => assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"),
+        "openssl req -x509 is expected to make a CA:TRUE certificate"
+    );
+    let (handle, token) = tls_server(dir.path(), &cert, &key);
+    let url = format!("https://localhost:{}/scim/v2", handle.local_addr().port());
+    let (code, stdout, stderr) = selftest_tls(&url, &token, Some(&cert));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    handle.shutdown();
+}
+
+/// `--ca-cert` with a private CA still works as before: a server certificate the CA issued is
+/// trusted for the names it lists, and another host name is refused in words.
+#[test]
+fn selftest_ca_cert_still_takes_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server_cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let (ca_path, cert, key) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("server.pem"),
+        dir.path().join("server.key"),
+    );
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    std::fs::write(&cert, server_cert.pem()).unwrap();
+    std::fs::write(&key, server_key.serialize_pem()).unwrap();
+    let (handle, token) = tls_server(dir.path(), &cert, &key);
+    let port = handle.local_addr().port();
+    let (code, stdout, stderr) = selftest_tls(
+        &format!("https://localhost:{port}/scim/v2"),
+        &token,
+        Some(&ca_path),
+    );
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    // Through the CA the host name counts: 127.0.0.1 is not among the certificate's names.
+    let (code, stdout, _) = selftest_tls(
+        &format!("https://127.0.0.1:{port}/scim/v2"),
+        &token,
+        Some(&ca_path),
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("does not name the host in --url"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("NotValidForName"), "{stdout}");
+    handle.shutdown();
+}
