@@ -477,8 +477,25 @@ fn check_config(config: &Config) -> ExitCode {
         }
     }
     if config.database.exists() {
-        if let Err(e) = crate::server::open_store(config) {
-            return fail(e);
+        let store = match crate::server::open_store(config) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        // Values under an extension the config no longer declares stay in the database but
+        // are neither returned nor filtered: say so, in case the declaration was lost.
+        match store.stored_extensions() {
+            Ok(stored) => {
+                for (kind, urn, count) in stored {
+                    if config.registry.resource(kind).extension(&urn).is_none() {
+                        eprintln!(
+                            "{}: warning: {count} {}(s) hold values under \"{urn}\", which is not declared: they are kept but not returned or filtered; declare it again with [[extension]] to serve them",
+                            config.origin,
+                            kind.name()
+                        );
+                    }
+                }
+            }
+            Err(e) => return fail(e),
         }
     }
     eprintln!(

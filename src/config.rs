@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::store::sqlite::Synchronous;
 
+mod extensions;
 pub mod listen;
 mod toml_words;
 
@@ -22,6 +23,13 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A mistake at a line of the file (the `[[extension]]` declarations).
+    #[error("{origin}:{line}: {message}")]
+    At {
+        origin: String,
+        line: usize,
+        message: String,
+    },
     #[error("{origin}: key `{key}`: {message}")]
     Invalid {
         origin: String,
@@ -54,9 +62,14 @@ struct RawConfig {
     group_patch_response: Option<String>,
     bulk_max_operations: Option<usize>,
     bulk_max_payload_bytes: Option<u64>,
+    /// Core attributes this install requires (`["emails", "name.familyName"]`).
+    required_user_attributes: extensions::RawRequired,
+    required_group_attributes: extensions::RawRequired,
     tls: Option<RawTls>,
     auth: Option<RawAuth>,
     metrics: Option<RawMetrics>,
+    /// `[[extension]]`: schema extensions with the admin's custom attributes.
+    extension: Option<Vec<toml::Spanned<extensions::RawExtension>>>,
 }
 
 /// `[auth]`: the rate limit on failed authentication.
@@ -207,7 +220,7 @@ impl Config {
                     Self::from_file(p)
                 } else {
                     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-                    Self::validate(RawConfig::default(), "embedded defaults".into(), &cwd)
+                    Self::validate(RawConfig::default(), "embedded defaults".into(), "", &cwd)
                 }
             }
         }
@@ -233,12 +246,26 @@ impl Config {
             })
             .unwrap_or(Path::new("."));
         let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
-        let mut config = Self::validate(raw, path.display().to_string(), &base)?;
+        let mut config = Self::validate(raw, path.display().to_string(), &text, &base)?;
         config.path = Some(path.to_path_buf());
         Ok(config)
     }
 
-    fn validate(raw: RawConfig, origin: String, base: &Path) -> Result<Config, ConfigError> {
+    /// `text` is the file `raw` was read from (empty for the embedded defaults), for the
+    /// line numbers of declaration mistakes.
+    fn validate(
+        raw: RawConfig,
+        origin: String,
+        text: &str,
+        base: &Path,
+    ) -> Result<Config, ConfigError> {
+        let registry = extensions::registry(
+            &origin,
+            text,
+            raw.extension.as_deref().unwrap_or_default(),
+            &raw.required_user_attributes,
+            &raw.required_group_attributes,
+        )?;
         let invalid = |key: &'static str, message: String| ConfigError::Invalid {
             origin: origin.clone(),
             key,
@@ -546,7 +573,7 @@ impl Config {
             bulk_max_payload_bytes,
             tls,
             auth_limits,
-            registry: std::sync::Arc::new(crate::scim::schema::Registry::builtin()),
+            registry: std::sync::Arc::new(registry),
         })
     }
 }

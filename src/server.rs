@@ -161,6 +161,8 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         path: config.database.display().to_string(),
         source,
     };
+    // The declared extensions, for the SQL views and the unique extension attributes.
+    sqlite.sync_schema().map_err(store_err)?;
     let first_token = if store.tokens().map_err(store_err)?.is_empty() {
         Some(auth::create_token(
             store.as_ref(),

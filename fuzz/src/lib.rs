@@ -129,10 +129,12 @@ fn stored_docs_uncached() -> Vec<(ResourceKind, Map<String, Value>)> {
     ];
     bodies
         .into_iter()
-        .map(|(kind, body)| match resource::validate(schemas(kind), &body) {
-            Ok(v) => (kind, v.doc),
-            Err(e) => panic!("sample {body} does not validate: {e}"),
-        })
+        .map(
+            |(kind, body)| match resource::validate(schemas(kind), &body) {
+                Ok(v) => (kind, v.doc),
+                Err(e) => panic!("sample {body} does not validate: {e}"),
+            },
+        )
         .collect()
 }
 
@@ -586,8 +588,8 @@ fn check_patch_on(body: &Value, which: usize) {
             return;
         }
     };
-    let revalidated =
-        resource::validate(schemas(kind), &Value::Object(outcome.doc.clone())).unwrap_or_else(|e| {
+    let revalidated = resource::validate(schemas(kind), &Value::Object(outcome.doc.clone()))
+        .unwrap_or_else(|e| {
             panic!(
                 "{body} on {before:?} gave {:?}, which fails: {e}",
                 outcome.doc

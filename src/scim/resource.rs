@@ -167,9 +167,13 @@ fn undeclared(rs: &ResourceSchema, key: &str, value: &Value) -> ScimError {
 
 /// A schema URN (in `schemas`, or as a key) that this resource type does not have.
 fn undeclared_schema(rs: &ResourceSchema, urn: &str, attr: Option<&str>) -> ScimError {
-    let builtin = [crate::scim::USER_URN, crate::scim::GROUP_URN, crate::scim::ENTERPRISE_URN]
-        .iter()
-        .any(|u| u.eq_ignore_ascii_case(urn));
+    let builtin = [
+        crate::scim::USER_URN,
+        crate::scim::GROUP_URN,
+        crate::scim::ENTERPRISE_URN,
+    ]
+    .iter()
+    .any(|u| u.eq_ignore_ascii_case(urn));
     if builtin {
         return ScimError::invalid_value(format!(
             "schema \"{urn}\" is not supported on /{}",
@@ -238,10 +242,12 @@ fn check_required(
         let urn = &ext.schema.urn;
         match doc.get(urn).and_then(Value::as_object) {
             Some(values) => check(values, &ext.schema.attributes, &format!("{urn}:"))?,
-            None if ext.required => return Err(ScimError::invalid_value(format!(
+            None if ext.required => {
+                return Err(ScimError::invalid_value(format!(
                 "the extension \"{urn}\" is required on /{}; send its attributes under that key",
                 rs.kind.endpoint()
-            ))),
+            )))
+            }
             None => {}
         }
     }

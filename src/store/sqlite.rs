@@ -14,6 +14,7 @@ mod audit;
 mod backup;
 mod file;
 mod transfer;
+mod unique;
 
 pub use backup::{backup, BackupError, BackupReport};
 
@@ -193,6 +194,53 @@ const MIGRATIONS: &[&[Step]] = &[
             CREATE UNIQUE INDEX groups_name_key ON resources (tenant, name_key) WHERE kind = 'Group';",
         ),
     ],
+    // 6: schema extensions. `schema_extensions` lists the extensions the running server's config
+    // declares (rewritten at every start, `unique::sync`), so the views show the values of
+    // declared extensions only; `unique_values` holds the values of `uniqueness = "server"`
+    // extension attributes (`unique.rs`). The attribute views: one row per value (each element
+    // of a multi-valued attribute), `value` as SQLite's JSON functions give it (booleans 1/0,
+    // complex values as JSON text) and `type` its JSON type.
+    &[Step::Sql(
+        "CREATE TABLE schema_extensions (
+            kind TEXT NOT NULL CHECK (kind IN ('User', 'Group')),
+            urn  TEXT NOT NULL,
+            PRIMARY KEY (kind, urn)
+        ) WITHOUT ROWID;
+        INSERT INTO schema_extensions (kind, urn)
+            VALUES ('User', 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User');
+        CREATE TABLE unique_attributes (
+            kind      TEXT NOT NULL,
+            attribute TEXT NOT NULL,
+            PRIMARY KEY (kind, attribute)
+        ) WITHOUT ROWID;
+        CREATE TABLE unique_values (
+            tenant    TEXT NOT NULL,
+            kind      TEXT NOT NULL,
+            attribute TEXT NOT NULL,
+            value     TEXT NOT NULL,
+            pk        INTEGER NOT NULL REFERENCES resources(pk) ON DELETE CASCADE,
+            PRIMARY KEY (tenant, kind, attribute, value)
+        ) WITHOUT ROWID;
+        CREATE INDEX unique_values_pk ON unique_values (pk);
+        CREATE VIEW scim_user_attributes AS
+        SELECT r.tenant AS tenant, r.id AS user_id, x.urn AS urn, a.key AS name,
+               CASE a.type WHEN 'array' THEN e.value ELSE a.value END AS value,
+               CASE a.type WHEN 'array' THEN e.type ELSE a.type END AS type
+        FROM resources AS r
+        JOIN schema_extensions AS x ON x.kind = 'User'
+        JOIN json_each(r.doc, '$.\"' || x.urn || '\"') AS a
+        LEFT JOIN json_each(CASE a.type WHEN 'array' THEN a.value END) AS e
+        WHERE r.kind = 'User' AND (a.type <> 'array' OR e.key IS NOT NULL);
+        CREATE VIEW scim_group_attributes AS
+        SELECT r.tenant AS tenant, r.id AS group_id, x.urn AS urn, a.key AS name,
+               CASE a.type WHEN 'array' THEN e.value ELSE a.value END AS value,
+               CASE a.type WHEN 'array' THEN e.type ELSE a.type END AS type
+        FROM resources AS r
+        JOIN schema_extensions AS x ON x.kind = 'Group'
+        JOIN json_each(r.doc, '$.\"' || x.urn || '\"') AS a
+        LEFT JOIN json_each(CASE a.type WHEN 'array' THEN a.value END) AS e
+        WHERE r.kind = 'Group' AND (a.type <> 'array' OR e.key IS NOT NULL);",
+    )],
 ];
 
 /// Durability of a commit: `Full` survives power loss, `Normal` only a process crash.
@@ -351,6 +399,35 @@ impl SqliteStore {
     pub fn with_registry(mut self, registry: Arc<Registry>) -> SqliteStore {
         self.registry = registry;
         self
+    }
+
+    /// Records the registry's extensions in the database (for the SQL views) and makes its
+    /// unique extension attributes unique (`unique::sync`). The server calls it at start.
+    pub fn sync_schema(&self) -> Result<(), StoreError> {
+        self.write(|tx| unique::sync(tx, &self.registry))
+    }
+
+    /// The extension URNs stored documents hold values under, per resource type, with how many
+    /// resources hold each: `check-config` names those the config no longer declares.
+    pub fn stored_extensions(&self) -> Result<Vec<(ResourceKind, String, u64)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT r.kind, j.key, count(*) FROM resources AS r, json_each(r.doc) AS j
+                 WHERE j.key LIKE 'urn:%' GROUP BY 1, 2 ORDER BY 1, 2",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (kind, urn, n) = row?;
+                Ok((parse_kind(&kind)?, urn, n.max(0) as u64))
+            })
+            .collect()
+        })
     }
 
     /// Keeps audit entries for `days` days (pruned by writes, at most hourly); `None` or
@@ -970,9 +1047,11 @@ impl Store for SqliteStore {
                 params![tenant, kind_str(kind), id, c.user_name, c.display_name, c.external_id, c.name_key, doc_text, password_hash, now],
             )
             .map_err(conflict(kind, &res.doc))?;
+            let pk = tx.last_insert_rowid();
+            unique::index(tx, &self.registry, tenant, kind, pk, &res.doc)?;
             let mut delta = MemberDelta::default();
             if let Some(members) = &res.members {
-                set_members(tx, tenant, tx.last_insert_rowid(), &id, members, &mut delta)?;
+                set_members(tx, tenant, pk, &id, members, &mut delta)?;
             }
             let mut subjects = Vec::new();
             let changes = audit::resource_changes(
@@ -1101,6 +1180,7 @@ impl Store for SqliteStore {
                 params![c.user_name, c.display_name, c.external_id, c.name_key, doc_text, set_password, password_hash, now, pk],
             )
             .map_err(conflict(kind, &update.doc))?;
+            unique::index(tx, &self.registry, tenant, kind, pk, &update.doc)?;
             let mut subjects = Vec::new();
             let changes = audit::resource_changes(
                 tx,
@@ -1282,7 +1362,7 @@ impl Store for SqliteStore {
         actor: &Actor,
     ) -> Result<Vec<ImportOutcome>, ImportFailed> {
         let mut failed_at = None;
-        self.write(|tx| transfer::import(tx, batch, actor, &mut failed_at))
+        self.write(|tx| transfer::import(tx, &self.registry, batch, actor, &mut failed_at))
             .map_err(|source| ImportFailed {
                 index: failed_at,
                 source,

@@ -279,7 +279,9 @@ fn cases() -> Vec<Case> {
     let registry = schema::Registry::builtin();
     let users = registry.resource(scimlite::scim::ResourceKind::User);
     let groups = registry.resource(scimlite::scim::ResourceKind::Group);
-    let enterprise = users.extension(ENTERPRISE).expect("the Enterprise extension");
+    let enterprise = users
+        .extension(ENTERPRISE)
+        .expect("the Enterprise extension");
     for (endpoint, defs, urn) in [
         ("Users", &users.core.attributes[..], None),
         ("Users", &enterprise.schema.attributes[..], Some(ENTERPRISE)),

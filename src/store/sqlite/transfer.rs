@@ -9,6 +9,7 @@ use super::audit::{self, MemberDelta};
 use super::{conflict, into_resource, kind_str, references_of, search_columns, set_members};
 use super::{ExportFn, ImportOutcome, ImportResource, StoreError};
 use crate::scim::resource::Meta;
+use crate::scim::schema::Registry;
 use crate::scim::ResourceKind;
 use crate::store::now_rfc3339;
 use crate::store::Actor;
@@ -74,6 +75,7 @@ pub(super) fn export(
 /// resource created or changed. `failed_at` names the resource an error came from.
 pub(super) fn import(
     tx: &Connection,
+    registry: &Registry,
     batch: &[ImportResource],
     actor: &Actor,
     failed_at: &mut Option<usize>,
@@ -85,6 +87,9 @@ pub(super) fn import(
     for (i, item) in batch.iter().enumerate() {
         *failed_at = Some(i);
         let (pk, outcome, old_doc) = upsert(tx, item, &now)?;
+        if outcome != ImportOutcome::Unchanged {
+            super::unique::index(tx, registry, &item.tenant, item.kind, pk, &item.doc)?;
+        }
         pks.push(pk);
         outcomes.push(outcome);
         old_docs.push(old_doc);
