@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::auth::{AuthFailure, Authenticator, Principal};
+use crate::auth::{self, AuthFailure, Authenticator, Principal};
 use crate::http::query;
 use crate::http::{Request, Response};
 use crate::scim::resource::Meta;
@@ -102,6 +102,17 @@ pub(crate) fn split_tenant(rest: &str) -> (Option<&str>, &str) {
     } else {
         (None, rest)
     }
+}
+
+/// The 404 for a path under `/scim/v2` that names no endpoint of the token's tenant: a typo, a
+/// tenant that does not exist, or another tenant's URL. One text for all of them, with
+/// nothing in it that depends on which tenants exist, so a token learns nothing about other
+/// tenants; it sends the admin to the URL field, and names the URLs this token can use.
+fn no_endpoint(path: &str, principal: &Principal) -> ScimError {
+    ScimError::not_found(format!(
+        "no SCIM endpoint at {path}; check the tenant URL (this token's tenant is served at {BASE_PATH}/{} and {BASE_PATH})",
+        principal.tenant
+    ))
 }
 
 /// What a read-only token may do: GET (and HEAD) anything, and POST a search.
@@ -210,12 +221,19 @@ impl App {
             return (error_response(&e), None);
         };
         let (url_tenant, rest) = split_tenant(rest);
-        let principal = match self.authenticate(req, url_tenant) {
+        let principal = match self.authenticate(req) {
             Ok(p) => p,
             Err(e) => return (e, None),
         };
         let name = principal.token_name.clone();
         let tenant = principal.tenant.clone();
+        // Another tenant's URL, existing or not, is a place this token does not have: 404 like
+        // any other, and not a failed credential (the token was valid).
+        if url_tenant.is_some_and(|t| t != principal.tenant) {
+            let mut response = error_response(&no_endpoint(&req.path, &principal));
+            response.principal = Some(name);
+            return (response, Some(tenant));
+        }
         let ctx = Ctx {
             req,
             params: query::parse(&req.query),
@@ -246,22 +264,21 @@ impl App {
         (response, Some(tenant))
     }
 
-    /// The principal, or the finished 401 / 429 response.
-    fn authenticate(&self, req: &Request, url_tenant: Option<&str>) -> Result<Principal, Response> {
-        let unauthorized = |detail: &str| error_response(&ScimError::new(401, None, detail));
-        let header = req.headers.authorization.as_deref().ok_or_else(|| {
-            unauthorized("authentication required: send Authorization: Bearer <token>")
-        })?;
-        let (scheme, token) = header.trim().split_once(' ').unwrap_or((header, ""));
-        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(unauthorized(
-                "the Authorization header must be \"Bearer <token>\"",
-            ));
-        }
+    /// The principal, or the finished 401 / 429 response. Which URL the token was sent to
+    /// plays no part here.
+    fn authenticate(&self, req: &Request) -> Result<Principal, Response> {
         let remote = req.remote.map(|a| a.ip());
-        match self.auth.authenticate(token.trim(), remote, url_tenant) {
+        let verified = auth::bearer_token(req.headers.authorization.as_deref())
+            .and_then(|token| self.auth.authenticate(token, remote));
+        match verified {
             Ok(p) => Ok(p),
-            Err(AuthFailure::Unauthorized(detail)) => Err(unauthorized(&detail)),
+            Err(
+                e @ (AuthFailure::Missing
+                | AuthFailure::NotBearer
+                | AuthFailure::Malformed
+                | AuthFailure::Unknown
+                | AuthFailure::Expired(_)),
+            ) => Err(error_response(&ScimError::new(401, None, e.to_string()))),
             Err(e @ AuthFailure::Limited { retry_after_secs }) => {
                 // Debug only: a flood must not flood the log (auth warns once per limit).
                 log::debug!(
@@ -355,10 +372,7 @@ impl App {
                 }
                 discovery::serve(self, ctx, segs)
             }
-            _ => Err(ScimError::not_found(format!(
-                "no SCIM endpoint at {}",
-                ctx.req.path
-            ))),
+            _ => Err(no_endpoint(&ctx.req.path, &ctx.principal)),
         }
     }
 }
