@@ -115,6 +115,16 @@ fn no_endpoint(path: &str, principal: &Principal) -> ScimError {
     ))
 }
 
+/// The method a request is routed by: HEAD is GET without the body (RFC 9110 §9.3.2; the
+/// transport drops the body), so it is served wherever GET is and refused where GET is.
+fn routed_method(method: &str) -> &str {
+    if method == "HEAD" {
+        "GET"
+    } else {
+        method
+    }
+}
+
 /// What a read-only token may do: GET (and HEAD) anything, and POST a search.
 fn is_read(method: &str, segs: &[&str]) -> bool {
     match method {
@@ -318,12 +328,12 @@ impl App {
     }
 
     fn route(&self, ctx: &Ctx, segs: &[&str]) -> Result<Response, ScimError> {
-        let method = ctx.req.method.as_str();
+        let method = routed_method(&ctx.req.method);
         let not_allowed = |allow: &str| -> Result<Response, ScimError> {
             Ok(error_response(&ScimError::new(
                 405,
                 None,
-                format!("{method} is not allowed here; allowed: {allow}"),
+                format!("{} is not allowed here; allowed: {allow}", ctx.req.method),
             ))
             .with_header("Allow", allow))
         };
@@ -347,7 +357,7 @@ impl App {
                 match method {
                     "GET" => resources::list(self, ctx, k),
                     "POST" => resources::create(self, ctx, k),
-                    _ => not_allowed("GET, POST"),
+                    _ => not_allowed("GET, HEAD, POST"),
                 }
             }
             [collection, id] if kind(collection).is_some() => {
@@ -357,7 +367,7 @@ impl App {
                     "PUT" => resources::replace(self, ctx, k, id),
                     "DELETE" => resources::delete(self, ctx, k, id),
                     "PATCH" => patch::patch(self, ctx, k, id),
-                    _ => not_allowed("GET, PUT, PATCH, DELETE"),
+                    _ => not_allowed("GET, HEAD, PUT, PATCH, DELETE"),
                 }
             }
             ["Bulk"] if method == "POST" => bulk::bulk(self, ctx),
@@ -368,7 +378,7 @@ impl App {
             | ["ResourceTypes"]
             | ["ResourceTypes", _] => {
                 if method != "GET" {
-                    return not_allowed("GET");
+                    return not_allowed("GET, HEAD");
                 }
                 discovery::serve(self, ctx, segs)
             }
