@@ -468,14 +468,14 @@ impl ChunkedDecoder {
         };
         match self.state {
             ChunkState::SizeLine => {
-                let size_part = text.split(|&b| b == b';').next().unwrap_or(&[]);
-                let digits = trim_ows(size_part);
-                if digits.is_empty()
-                    || digits.len() > 16
-                    || !digits.iter().all(u8::is_ascii_hexdigit)
-                {
+                // chunk-size = 1*HEXDIG, from the first byte of the line: no whitespace
+                // before it (RFC 9112 §7.1), where parsers disagree about what it means.
+                let digits_len = text.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+                let (digits, extensions) = text.split_at(digits_len);
+                if digits.is_empty() || digits.len() > 16 {
                     return Err(bad("malformed chunk size"));
                 }
+                check_chunk_extensions(extensions)?;
                 let hex = std::str::from_utf8(digits).map_err(|_| bad("malformed chunk size"))?;
                 let size = u64::from_str_radix(hex, 16).map_err(|_| bad("malformed chunk size"))?;
                 if size == 0 {
@@ -496,6 +496,9 @@ impl ChunkedDecoder {
                 if text.is_empty() {
                     self.state = ChunkState::Done;
                 } else {
+                    // Read and dropped, but only if it is a field line (no folding, no
+                    // stray CR): RFC 9112 §7.1.2 and §5.
+                    check_trailer_field(text)?;
                     self.trailer_bytes += line.len();
                 }
             }
@@ -505,14 +508,84 @@ impl ChunkedDecoder {
     }
 }
 
-fn trim_ows(mut s: &[u8]) -> &[u8] {
+fn skip_ows(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
     }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
     s
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The length of the token at the start of `s` (0: none).
+fn token_len(s: &[u8]) -> usize {
+    s.iter().take_while(|&&b| is_tchar(b)).count()
+}
+
+/// The rest of `s` after the quoted-string it starts with (RFC 9110 §5.6.4), or `None`.
+fn after_quoted_string(s: &[u8]) -> Option<&[u8]> {
+    let mut rest = s.strip_prefix(b"\"")?;
+    loop {
+        match *rest {
+            [b'"', ref after @ ..] => return Some(after),
+            // quoted-pair: HTAB, SP, VCHAR or obs-text after the backslash.
+            [b'\\', c, ref after @ ..] if c == b'\t' || (c >= 0x20 && c != 0x7f) => rest = after,
+            // qdtext: HTAB, SP, VCHAR but '"' and '\', obs-text.
+            [c, ref after @ ..] if c == b'\t' || (c >= 0x20 && c != 0x7f && c != b'\\') => {
+                rest = after
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// What follows the chunk size on its line (RFC 9112 §7.1.1):
+/// `chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )`, `ext-name = token`,
+/// `ext-val = token / quoted-string`. The extensions are ignored, but a line that does not
+/// follow this grammar is refused: a parser in front may have read it differently.
+fn check_chunk_extensions(mut s: &[u8]) -> Result<(), WireError> {
+    let malformed = || bad("malformed chunk extension");
+    while !s.is_empty() {
+        s = skip_ows(s).strip_prefix(b";").ok_or_else(malformed)?;
+        s = skip_ows(s);
+        let name = token_len(s);
+        if name == 0 {
+            return Err(malformed());
+        }
+        s = &s[name..];
+        if let Some(value) = skip_ows(s).strip_prefix(b"=") {
+            let value = skip_ows(value);
+            s = if value.first() == Some(&b'"') {
+                after_quoted_string(value).ok_or_else(malformed)?
+            } else {
+                match token_len(value) {
+                    0 => return Err(malformed()),
+                    n => &value[n..],
+                }
+            };
+        }
+    }
+    Ok(())
+}
+
+/// A trailer line: `field-name ":" OWS field-value OWS` (RFC 9112 §5), the value visible
+/// characters, spaces and tabs.
+fn check_trailer_field(line: &[u8]) -> Result<(), WireError> {
+    let name = token_len(line);
+    let value = line[name..].strip_prefix(b":");
+    match value {
+        Some(value)
+            if name > 0
+                && value
+                    .iter()
+                    .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)) =>
+        {
+            Ok(())
+        }
+        _ => Err(bad("malformed chunked trailer field")),
+    }
 }
 
 pub fn reason(status: u16) -> &'static str {
@@ -548,9 +621,7 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(is_tchar)
 }
 
 /// A field value may hold visible characters, spaces and tabs; CR, LF and other controls
@@ -795,6 +866,102 @@ mod tests {
                 d.feed(bad_input, &mut Vec::new(), 1 << 40).is_err(),
                 "{bad_input:?}"
             );
+        }
+    }
+
+    /// Decodes `wire` in one piece and byte by byte; both must agree.
+    fn decode(wire: &[u8]) -> Result<Vec<u8>, WireError> {
+        let mut results = Vec::new();
+        for step in [wire.len().max(1), 1] {
+            let mut d = ChunkedDecoder::new();
+            let mut out = Vec::new();
+            let mut result = Ok(());
+            for piece in wire.chunks(step) {
+                if let Err(e) = d.feed(piece, &mut out, 1000) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            results.push(result.map(|()| {
+                assert!(d.is_done(), "{:?}", String::from_utf8_lossy(wire));
+                out
+            }));
+        }
+        assert_eq!(
+            results[0],
+            results[1],
+            "{:?}",
+            String::from_utf8_lossy(wire)
+        );
+        results.remove(0)
+    }
+
+    /// RFC 9112 §7.1: the chunk size starts the line, and extensions follow
+    /// `*( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )`; trailers are field
+    /// lines. Anything else is refused, however the bytes arrive.
+    #[test]
+    fn chunk_lines_follow_the_grammar() {
+        for good in [
+            &b"5\r\nhello\r\n0\r\n\r\n"[..],
+            b"5;a\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b;c=d\r\nhello\r\n0;last\r\n\r\n",
+            b"5 ; a = b\t;\tc\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"q ; \\\" , \xc3\xa9\"\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"\"\r\nhello\r\n0\r\n\r\n",
+            b"0005\r\nhello\r\n000\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nX-Trailer: v\r\nEmpty:\r\n\r\n",
+        ] {
+            assert_eq!(
+                decode(good).as_deref(),
+                Ok(&b"hello"[..]),
+                "{:?}",
+                String::from_utf8_lossy(good)
+            );
+        }
+        for bad_input in [
+            // Whitespace before the size.
+            &b" 5\r\nhello\r\n0\r\n\r\n"[..],
+            b"\t5\r\nhello\r\n0\r\n\r\n",
+            b" 0\r\n\r\n",
+            // Not a size.
+            b"0x5\r\nhello\r\n0\r\n\r\n",
+            b"+5\r\nhello\r\n0\r\n\r\n",
+            b"\r\n",
+            // Whitespace with no extension after it.
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"5;a \r\nhello\r\n0\r\n\r\n",
+            // Extensions off the grammar.
+            b"5;\r\nhello\r\n0\r\n\r\n",
+            b"5;=b\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b c\r\nhello\r\n0\r\n\r\n",
+            b"5;a b\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b;\r\nhello\r\n0\r\n\r\n",
+            b"5,a\r\nhello\r\n0\r\n\r\n",
+            b"5g;x\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"open\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"x\"y\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"\\\x7f\"\r\nhello\r\n0\r\n\r\n",
+            b"5;a\x00\r\nhello\r\n0\r\n\r\n",
+            b"5\r;a\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b\rc\r\nhello\r\n0\r\n\r\n",
+            b"5\r\nhello\r\n0;\r\n\r\n",
+            // Trailers that are not field lines.
+            b"5\r\nhello\r\n0\r\n folded: x\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nno-colon\r\n\r\n",
+            b"5\r\nhello\r\n0\r\n: empty name\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nBad Name: x\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nX: a\rb\r\n\r\n",
+        ] {
+            match decode(bad_input) {
+                Err(e) => assert_eq!(e.status(), 400, "{:?}", String::from_utf8_lossy(bad_input)),
+                Ok(body) => panic!(
+                    "accepted {:?} as {:?}",
+                    String::from_utf8_lossy(bad_input),
+                    String::from_utf8_lossy(&body)
+                ),
+            }
         }
     }
 
