@@ -277,9 +277,10 @@ impl App {
     /// The principal, or the finished 401 / 429 response. Which URL the token was sent to
     /// plays no part here.
     fn authenticate(&self, req: &Request) -> Result<Principal, Response> {
-        let remote = req.remote.map(|a| a.ip());
+        // The peer, or behind a trusted proxy the client it forwarded for.
+        let client = req.client;
         let verified = auth::bearer_token(req.headers.authorization.as_deref())
-            .and_then(|token| self.auth.authenticate(token, remote));
+            .and_then(|token| self.auth.authenticate(token, client));
         match verified {
             Ok(p) => Ok(p),
             Err(
@@ -293,7 +294,7 @@ impl App {
                 // Debug only: a flood must not flood the log (auth warns once per limit).
                 log::debug!(
                     "authentication from {} rate-limited for {retry_after_secs} s",
-                    remote.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
+                    client.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
                 );
                 Err(error_response(&ScimError::new(429, None, e.to_string()))
                     .with_header("Retry-After", retry_after_secs.to_string()))

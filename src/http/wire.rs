@@ -169,6 +169,11 @@ pub struct RequestHead {
     /// The client allows another request on this connection.
     pub keep_alive: bool,
     pub expect_continue: bool,
+    /// `X-Forwarded-For` and `Forwarded` (RFC 7239) as sent, repeated lines joined with ", ";
+    /// read only when the peer is a trusted proxy (`forwarded::client_address`). Bytes, not
+    /// text: a value that is not UTF-8 must not refuse a request that does not use it.
+    pub x_forwarded_for: Option<Vec<u8>>,
+    pub forwarded: Option<Vec<u8>>,
 }
 
 fn header_str<'a>(name: &str, value: &'a [u8]) -> Result<&'a str, WireError> {
@@ -212,6 +217,8 @@ pub fn parse_head(
     let mut connection_close = false;
     let mut connection_keep_alive = false;
     let mut expect_continue = false;
+    let mut x_forwarded_for = None;
+    let mut forwarded = None;
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -267,6 +274,10 @@ pub fn parse_head(
             combine(&mut headers.if_match, name, h.value)?;
         } else if name.eq_ignore_ascii_case("if-none-match") {
             combine(&mut headers.if_none_match, name, h.value)?;
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            combine_bytes(&mut x_forwarded_for, h.value);
+        } else if name.eq_ignore_ascii_case("forwarded") {
+            combine_bytes(&mut forwarded, h.value);
         }
     }
     // RFC 9112 §3.2: exactly one Host in HTTP/1.1.
@@ -318,6 +329,8 @@ pub fn parse_head(
         keep_alive,
         // An HTTP/1.0 client cannot take an interim response (RFC 9110 §10.1.1).
         expect_continue: expect_continue && !http10,
+        x_forwarded_for,
+        forwarded,
     })
 }
 
@@ -339,6 +352,17 @@ fn combine(slot: &mut Option<String>, name: &str, value: &[u8]) -> Result<(), Wi
         None => *slot = Some(value.to_string()),
     }
     Ok(())
+}
+
+/// Joins repeated lines of a list header, in order (RFC 9110 §5.3).
+fn combine_bytes(slot: &mut Option<Vec<u8>>, value: &[u8]) {
+    match slot {
+        Some(existing) => {
+            existing.extend_from_slice(b", ");
+            existing.extend_from_slice(value);
+        }
+        None => *slot = Some(value.to_vec()),
+    }
 }
 
 /// Origin form (`/path?query`), absolute form (`https://host/path?query`, RFC 9112 §3.2.2
@@ -832,6 +856,21 @@ mod tests {
         let h = head("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nIf-Match: \"a\"\r\nIf-Match: \"b\"\r\n\r\n").unwrap();
         assert!(!h.keep_alive);
         assert_eq!(h.headers.if_match.as_deref(), Some("\"a\", \"b\""));
+        let h = head("GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1\r\nx-forwarded-for: 10.0.0.1\r\nForwarded: for=192.0.2.1\r\n\r\n").unwrap();
+        assert_eq!(
+            h.x_forwarded_for.as_deref(),
+            Some(&b"192.0.2.1, 10.0.0.1"[..])
+        );
+        assert_eq!(h.forwarded.as_deref(), Some(&b"for=192.0.2.1"[..]));
+        let h = head("GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!((h.x_forwarded_for, h.forwarded), (None, None));
+        let h = parse_head(
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: \xff\r\n\r\n",
+            10,
+            1000,
+        )
+        .expect("a forwarding header that is not UTF-8 refuses nothing");
+        assert_eq!(h.x_forwarded_for.as_deref(), Some(&b"\xff"[..]));
         let h = head("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nExpect: 100-continue\r\n\r\n").unwrap();
         assert_eq!(h.body, BodyFraming::Chunked);
         assert!(h.expect_continue);

@@ -14,6 +14,7 @@ mod negative;
 mod obs;
 mod ops;
 mod patch;
+mod proxy;
 mod query;
 mod tenants;
 mod transport;
