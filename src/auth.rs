@@ -169,13 +169,28 @@ impl Principal {
     }
 }
 
-/// Why a request was not let in.
+/// Why a request was not let in. The 401 reasons say what is wrong with the credential and
+/// never blame the URL: an IdP's "Test connection" shows them to an admin who has just pasted
+/// a URL and a token, and a 401 must send them to the token field (a wrong URL is a 404,
+/// decided by the API layer after authentication).
 #[derive(Debug, thiserror::Error)]
 pub enum AuthFailure {
-    /// A 401 with the same text for an unknown, wrong, revoked or deleted token and for a
-    /// token used on another tenant's URL, existing or not; only an expired token says so.
-    #[error("{0}")]
-    Unauthorized(String),
+    /// No `Authorization` header.
+    #[error("authentication required: send the token as Authorization: Bearer <token>")]
+    Missing,
+    /// An `Authorization` header that is not `Bearer <something>`.
+    #[error("the Authorization header must be \"Bearer <token>\"")]
+    NotBearer,
+    /// A bearer value that cannot be a scimlite token (pasted in part, or with `Bearer `).
+    #[error("{MALFORMED}")]
+    Malformed,
+    /// The same text for an unknown id, a wrong secret with a real id, and a revoked,
+    /// rotated-away or deleted token: which of these it is would tell a guesser too much.
+    #[error("{UNKNOWN}")]
+    Unknown,
+    /// Only a token whose secret was verified learns that it expired.
+    #[error("the bearer token expired at {0}")]
+    Expired(String),
     /// A 429: too many failed attempts from this client address.
     #[error(
         "too many failed authentication attempts from this address; retry in {retry_after_secs} s"
@@ -185,8 +200,22 @@ pub enum AuthFailure {
     Store(#[from] StoreError),
 }
 
-/// The one answer for every token that does not open the URL it was sent to.
-pub const NOT_VALID: &str = "the bearer token is not valid for this URL";
+/// The answer for a bearer value that is not shaped like a scimlite token.
+pub const MALFORMED: &str = "the bearer token is malformed: a scimlite token reads scim_<16 hex digits>_<secret>; paste it whole, without \"Bearer \" or quotes";
+
+/// The one answer for every well-formed token that is not (or no longer) valid.
+pub const UNKNOWN: &str = "the bearer token is not known to this server or was revoked";
+
+/// The token in an `Authorization` header (`Bearer <token>`, the scheme in any case).
+pub fn bearer_token(header: Option<&str>) -> Result<&str, AuthFailure> {
+    let header = header.ok_or(AuthFailure::Missing)?.trim();
+    let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(AuthFailure::NotBearer);
+    }
+    Ok(token)
+}
 
 struct CacheEntry {
     /// SHA-256 of the token that passed PBKDF2 verification.
@@ -226,18 +255,19 @@ impl Authenticator {
         }
     }
 
-    /// The principal for `token` sent from `remote` to a URL naming `url_tenant` (or to the
-    /// tenant-less form when `None`).
+    /// The principal for `token` sent from the client address `remote`. Which tenant's URL
+    /// the token may use is the caller's business: a valid token on a wrong URL is not a
+    /// failed credential.
     pub fn authenticate(
         &self,
         token: &str,
         remote: Option<IpAddr>,
-        url_tenant: Option<&str>,
     ) -> Result<Principal, AuthFailure> {
         let now = Instant::now();
         let Some(id) = parse_token(token) else {
             self.check_limit(remote, now)?;
-            return Err(self.failed(remote, now));
+            self.record_failure(remote, now);
+            return Err(AuthFailure::Malformed);
         };
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let cached = {
@@ -252,7 +282,7 @@ impl Authenticator {
             Some((true, hash)) => {
                 return match self.store.token(id)? {
                     Some(record) if bool::from(record.hash.as_bytes().ct_eq(hash.as_bytes())) => {
-                        self.admit(record, remote, url_tenant, now, false)
+                        self.admit(record, remote, now, false)
                     }
                     _ => {
                         self.forget(id);
@@ -282,27 +312,21 @@ impl Authenticator {
                 touched_at: now,
             },
         );
-        self.admit(record, remote, url_tenant, now, true)
+        self.admit(record, remote, now, true)
     }
 
-    /// A verified, unrevoked token: checks its tenant against the URL and its expiry.
+    /// A verified, unrevoked token: checks its expiry.
     fn admit(
         &self,
         record: TokenRecord,
         remote: Option<IpAddr>,
-        url_tenant: Option<&str>,
         now: Instant,
         first_use: bool,
     ) -> Result<Principal, AuthFailure> {
-        if url_tenant.is_some_and(|t| t != record.tenant) {
-            return Err(self.failed(remote, now));
-        }
         if let Some(expires) = &record.expires {
             if expired(expires) {
                 self.record_failure(remote, now);
-                return Err(AuthFailure::Unauthorized(format!(
-                    "the bearer token expired at {expires}"
-                )));
+                return Err(AuthFailure::Expired(expires.clone()));
             }
         }
         let touch = first_use || {
@@ -336,9 +360,10 @@ impl Authenticator {
         }
     }
 
+    /// Counts a failure and gives the answer for a token that is not (or no longer) valid.
     fn failed(&self, remote: Option<IpAddr>, now: Instant) -> AuthFailure {
         self.record_failure(remote, now);
-        AuthFailure::Unauthorized(NOT_VALID.to_string())
+        AuthFailure::Unknown
     }
 
     /// Counts a failure; warns when it is the one that reaches the limit (once per episode:
@@ -456,7 +481,7 @@ mod tests {
     }
 
     fn ok(auth: &Authenticator, token: &str) -> Option<Principal> {
-        auth.authenticate(token, None, None).ok()
+        auth.authenticate(token, None).ok()
     }
 
     #[test]
@@ -523,17 +548,9 @@ mod tests {
         )
         .unwrap();
         let auth = Authenticator::new(store.clone());
-        let p = auth.authenticate(&ro.token, None, Some("acme")).unwrap();
+        let p = auth.authenticate(&ro.token, None).unwrap();
         assert!(p.read_only());
         assert_eq!(p.tenant, "acme");
-        assert!(auth.authenticate(&ro.token, None, None).is_ok());
-        let other = auth
-            .authenticate(&ro.token, None, Some("default"))
-            .unwrap_err();
-        let missing = auth
-            .authenticate(&ro.token, None, Some("nope"))
-            .unwrap_err();
-        assert_eq!(other.to_string(), missing.to_string());
 
         let past = new_token("acme", "old", &TokenOptions::default(), 1000).unwrap();
         store
@@ -545,12 +562,96 @@ mod tests {
                 &Actor::cli(),
             )
             .unwrap();
-        match auth.authenticate(&past.token, None, None) {
-            Err(AuthFailure::Unauthorized(m)) => assert!(m.contains("expired"), "{m}"),
+        match auth.authenticate(&past.token, None) {
+            Err(e @ AuthFailure::Expired(_)) => {
+                assert_eq!(
+                    e.to_string(),
+                    "the bearer token expired at 2000-01-01T00:00:00Z"
+                )
+            }
             other => panic!("{other:?}"),
         }
         let unknown_tenant = create_token(store.as_ref(), "nope", "x", 1000, &Actor::cli());
         assert!(unknown_tenant.is_err());
+    }
+
+    /// Each 401 reason has its own text, none of which mentions the URL; unknown, wrong-secret
+    /// and revoked tokens share one, and only a verified token learns that it expired.
+    #[test]
+    fn each_credential_problem_has_its_answer() {
+        let (_dir, store) = store();
+        let t = create_token(store.as_ref(), DEFAULT_TENANT, "okta", 1000, &Actor::cli()).unwrap();
+        let old = new_token(DEFAULT_TENANT, "old", &TokenOptions::default(), 1000).unwrap();
+        store
+            .create_token(
+                &TokenRecord {
+                    expires: Some("2000-01-01T00:00:00Z".into()),
+                    ..old.record.clone()
+                },
+                &Actor::cli(),
+            )
+            .unwrap();
+        let auth = Authenticator::with_limits(
+            store.clone(),
+            Limits {
+                failed_attempts: 0,
+                window: Duration::from_secs(60),
+            },
+        );
+        let answer = |token: &str| auth.authenticate(token, None).unwrap_err();
+        let wrong_secret = |id: &str| format!("scim_{id}_{}", "A".repeat(43));
+        assert!(matches!(answer("garbage"), AuthFailure::Malformed));
+        assert!(matches!(
+            answer(&format!("Bearer {}", t.token)),
+            AuthFailure::Malformed
+        ));
+        let unknown = [
+            answer(&wrong_secret("0123456789abcdef")),
+            // Before and after the real token is cached.
+            answer(&wrong_secret(&t.record.id)),
+            {
+                assert!(ok(&auth, &t.token).is_some());
+                answer(&wrong_secret(&t.record.id))
+            },
+            // An expired token's id with a wrong secret says nothing about the expiry.
+            answer(&wrong_secret(&old.record.id)),
+            {
+                store.revoke_token(&t.record.id, &Actor::cli()).unwrap();
+                answer(&t.token)
+            },
+        ];
+        for e in &unknown {
+            assert!(matches!(e, AuthFailure::Unknown), "{e:?}");
+            assert_eq!(e.to_string(), UNKNOWN);
+        }
+        assert!(matches!(answer(&old.token), AuthFailure::Expired(_)));
+        for e in [
+            AuthFailure::Missing,
+            AuthFailure::NotBearer,
+            AuthFailure::Malformed,
+            AuthFailure::Unknown,
+            AuthFailure::Expired("2000-01-01T00:00:00Z".into()),
+        ] {
+            let text = e.to_string();
+            assert!(!text.contains("URL") && !text.contains("tenant"), "{text}");
+        }
+    }
+
+    #[test]
+    fn bearer_token_reads_the_authorization_header() {
+        assert!(matches!(bearer_token(None), Err(AuthFailure::Missing)));
+        for bad in ["non-token", "Basic abc", "Bearer", "Bearer   ", ""] {
+            assert!(
+                matches!(bearer_token(Some(bad)), Err(AuthFailure::NotBearer)),
+                "{bad}"
+            );
+        }
+        assert_eq!(bearer_token(Some("Bearer scim_x")).unwrap(), "scim_x");
+        assert_eq!(bearer_token(Some(" bearer  scim_x ")).unwrap(), "scim_x");
+        assert_eq!(
+            bearer_token(Some("Bearer Bearer scim_x")).unwrap(),
+            "Bearer scim_x"
+        );
     }
 
     #[test]

@@ -57,6 +57,7 @@ struct RawConfig {
     log_format: Option<String>,
     audit_retention_days: Option<u32>,
     behind_tls_proxy: Option<bool>,
+    trusted_proxies: Option<Vec<crate::http::forwarded::IpRange>>,
     synchronous: Option<String>,
     pbkdf2_rounds: Option<u32>,
     group_patch_response: Option<String>,
@@ -141,6 +142,8 @@ pub struct Config {
     pub audit_retention_days: Option<u32>,
     pub metrics: MetricsConfig,
     pub behind_tls_proxy: bool,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` give the client address (empty: none).
+    pub trusted_proxies: Vec<crate::http::forwarded::IpRange>,
     pub synchronous: Synchronous,
     pub pbkdf2_rounds: u32,
     /// Whether a Group PATCH answers 200 with the group instead of 204.
@@ -566,6 +569,7 @@ impl Config {
             audit_retention_days,
             metrics,
             behind_tls_proxy,
+            trusted_proxies: raw.trusted_proxies.unwrap_or_default(),
             synchronous,
             pbkdf2_rounds,
             group_patch_returns_resource,
@@ -781,6 +785,35 @@ mod tests {
         assert_eq!(c.audit_retention_days, None);
         assert_eq!(c.metrics.listen, Some("0.0.0.0:9090".parse().unwrap()));
         assert_eq!(c.metrics.token.as_deref(), Some("0123456789abcdef0123"));
+    }
+
+    #[test]
+    fn trusted_proxies_default_empty_and_malformed_entries_name_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::from_file(&write(dir.path(), "")).unwrap();
+        assert!(c.trusted_proxies.is_empty());
+        let c = Config::from_file(&write(
+            dir.path(),
+            "trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\"]\n",
+        ))
+        .unwrap();
+        assert_eq!(c.trusted_proxies.len(), 3);
+        assert!(c.trusted_proxies[1].contains("10.9.8.7".parse().unwrap()));
+        for (entry, needle) in [
+            ("\"localhost\"", "localhost"),
+            ("\"10.0.0.0/33\"", "10.0.0.0/33"),
+            ("\"10.0.0.1/8\"", "10.0.0.0/8"),
+            ("8080", "IP address or CIDR block"),
+        ] {
+            let text = format!("log_level = \"info\"\ntrusted_proxies = [\n  \"::1\", {entry}]\n");
+            let e = Config::from_file(&write(dir.path(), &text))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("scim.toml") && e.contains("line 3") && e.contains(needle),
+                "{entry}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -195,6 +195,17 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
             config.behind_tls_proxy,
         ),
     });
+    if !config.trusted_proxies.is_empty() {
+        let list: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        log::info!(
+            "trusted proxies {}: requests from them count against the client their X-Forwarded-For or Forwarded names",
+            list.join(", ")
+        );
+    }
     // A second, small listener of its own, so scrapes never queue behind SCIM traffic and
     // the port can be firewalled apart. Same TLS as the main listener.
     let metrics_http = match config.metrics.listen {
@@ -212,6 +223,7 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
                     },
                     max_body_bytes: 1024,
                     tls: tls.clone(),
+                    trusted_proxies: config.trusted_proxies.clone(),
                 },
                 Arc::new(move |req| app.handle_metrics_listener(req)),
             )?))
@@ -226,6 +238,7 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
             limits: config.http_limits.clone(),
             max_body_bytes: config.max_body_bytes,
             tls,
+            trusted_proxies: config.trusted_proxies.clone(),
         },
         Arc::new(move |req| app.handle(req)),
     );
@@ -381,6 +394,7 @@ mod tests {
             limits: crate::config::HttpLimits::default(),
             max_body_bytes: 1024,
             tls: None,
+            trusted_proxies: Vec::new(),
         }
     }
 

@@ -7,6 +7,7 @@
 //! (`tests/it/fuzz_corpus.rs`), which replay every saved input in `tests/fuzz_corpus/<target>/`
 //! through [`TARGETS`] on each `cargo test`. It may use only `scimlite` and `serde_json`.
 
+use scimlite::http::forwarded::{client_address, IpRange};
 use scimlite::http::query;
 use scimlite::http::wire::{
     parse_head, response_head, BodyFraming, ChunkedDecoder, HeadLimits, HeadScanner, RequestHead,
@@ -907,11 +908,38 @@ fn wire_outcome(input: &[u8], step: usize) -> WireOutcome {
     }
 }
 
+/// Whatever `X-Forwarded-For` and `Forwarded` hold (`forwarded::client_address`): a peer
+/// that is not a trusted proxy, or no trusted proxies at all, keeps the peer's address; a
+/// trusted peer gets an answer without a panic, the same one every time.
+fn check_forwarding_headers(x_forwarded_for: Option<&[u8]>, forwarded: Option<&[u8]>) {
+    let trusted: Vec<IpRange> = ["127.0.0.0/8", "10.0.0.0/8", "2001:db8::/32"]
+        .iter()
+        .map(|r| r.parse().expect("a valid range"))
+        .collect();
+    let proxy = std::net::IpAddr::from([127, 0, 0, 1]);
+    let stranger = std::net::IpAddr::from([192, 0, 2, 1]);
+    assert_eq!(
+        client_address(stranger, &trusted, x_forwarded_for, forwarded),
+        stranger
+    );
+    assert_eq!(
+        client_address(proxy, &[], x_forwarded_for, forwarded),
+        proxy
+    );
+    let client = client_address(proxy, &trusted, x_forwarded_for, forwarded);
+    assert_eq!(
+        client_address(proxy, &trusted, x_forwarded_for, forwarded),
+        client
+    );
+}
+
 /// The HTTP layer's wire code (`scimlite::http::wire`): the first byte picks how many bytes
 /// arrive per read; the rest is what the client sends. Whatever arrives, the scanner refuses
 /// before holding more than its limits, every refusal is one of the wire statuses, a declared
 /// or chunked body never exceeds the body limit, and the outcome is the same whether the
-/// bytes come in one read or many. Then the input, as header names and values, goes into a
+/// bytes come in one read or many. The forwarding headers of a parsed head, and the input
+/// itself as either header, go through `forwarded::client_address`
+/// ([`check_forwarding_headers`]). Then the input, as header names and values, goes into a
 /// response head, which must stay one head: CR and LF only as line ends, one blank line at
 /// its end (no response splitting).
 pub fn http_wire(data: &[u8]) {
@@ -925,6 +953,12 @@ pub fn http_wire(data: &[u8]) {
         at_once, in_steps,
         "reads of {step} bytes changed the outcome"
     );
+    if let WireOutcome::Head { head, .. } = &at_once {
+        check_forwarding_headers(head.x_forwarded_for.as_deref(), head.forwarded.as_deref());
+    }
+    check_forwarding_headers(Some(input), None);
+    check_forwarding_headers(None, Some(input));
+    check_forwarding_headers(Some(input), Some(input));
 
     let text = String::from_utf8_lossy(input);
     let mut parts = text.split('\u{0}');

@@ -220,6 +220,7 @@ fn hello(p: &CeilingParams, out: &mut Ceilings) -> Result<(), String> {
             },
             max_body_bytes: 1024 * 1024,
             tls: None,
+            trusted_proxies: Vec::new(),
         },
         handler,
     )

@@ -178,6 +178,7 @@ fn execute(
         },
         body,
         remote: ctx.req.remote,
+        client: ctx.req.client,
         secure: ctx.req.secure,
     };
     let inner = Ctx {

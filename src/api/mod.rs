@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::auth::{AuthFailure, Authenticator, Principal};
+use crate::auth::{self, AuthFailure, Authenticator, Principal};
 use crate::http::query;
 use crate::http::{Request, Response};
 use crate::scim::resource::Meta;
@@ -103,6 +103,27 @@ pub(crate) fn split_tenant(rest: &str) -> (Option<&str>, &str) {
         (Some(first), after)
     } else {
         (None, rest)
+    }
+}
+
+/// The 404 for a path under `/scim/v2` that names no endpoint of the token's tenant: a typo, a
+/// tenant that does not exist, or another tenant's URL. One text for all of them, with
+/// nothing in it that depends on which tenants exist, so a token learns nothing about other
+/// tenants; it sends the admin to the URL field, and names the URLs this token can use.
+fn no_endpoint(path: &str, principal: &Principal) -> ScimError {
+    ScimError::not_found(format!(
+        "no SCIM endpoint at {path}; check the tenant URL (this token's tenant is served at {BASE_PATH}/{} and {BASE_PATH})",
+        principal.tenant
+    ))
+}
+
+/// The method a request is routed by: HEAD is GET without the body (RFC 9110 §9.3.2; the
+/// transport drops the body), so it is served wherever GET is and refused where GET is.
+fn routed_method(method: &str) -> &str {
+    if method == "HEAD" {
+        "GET"
+    } else {
+        method
     }
 }
 
@@ -212,12 +233,19 @@ impl App {
             return (error_response(&e), None);
         };
         let (url_tenant, rest) = split_tenant(rest);
-        let principal = match self.authenticate(req, url_tenant) {
+        let principal = match self.authenticate(req) {
             Ok(p) => p,
             Err(e) => return (e, None),
         };
         let name = principal.token_name.clone();
         let tenant = principal.tenant.clone();
+        // Another tenant's URL, existing or not, is a place this token does not have: 404 like
+        // any other, and not a failed credential (the token was valid).
+        if url_tenant.is_some_and(|t| t != principal.tenant) {
+            let mut response = error_response(&no_endpoint(&req.path, &principal));
+            response.principal = Some(name);
+            return (response, Some(tenant));
+        }
         let ctx = Ctx {
             req,
             params: query::parse(&req.query),
@@ -248,27 +276,27 @@ impl App {
         (response, Some(tenant))
     }
 
-    /// The principal, or the finished 401 / 429 response.
-    fn authenticate(&self, req: &Request, url_tenant: Option<&str>) -> Result<Principal, Response> {
-        let unauthorized = |detail: &str| error_response(&ScimError::new(401, None, detail));
-        let header = req.headers.authorization.as_deref().ok_or_else(|| {
-            unauthorized("authentication required: send Authorization: Bearer <token>")
-        })?;
-        let (scheme, token) = header.trim().split_once(' ').unwrap_or((header, ""));
-        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(unauthorized(
-                "the Authorization header must be \"Bearer <token>\"",
-            ));
-        }
-        let remote = req.remote.map(|a| a.ip());
-        match self.auth.authenticate(token.trim(), remote, url_tenant) {
+    /// The principal, or the finished 401 / 429 response. Which URL the token was sent to
+    /// plays no part here.
+    fn authenticate(&self, req: &Request) -> Result<Principal, Response> {
+        // The peer, or behind a trusted proxy the client it forwarded for.
+        let client = req.client;
+        let verified = auth::bearer_token(req.headers.authorization.as_deref())
+            .and_then(|token| self.auth.authenticate(token, client));
+        match verified {
             Ok(p) => Ok(p),
-            Err(AuthFailure::Unauthorized(detail)) => Err(unauthorized(&detail)),
+            Err(
+                e @ (AuthFailure::Missing
+                | AuthFailure::NotBearer
+                | AuthFailure::Malformed
+                | AuthFailure::Unknown
+                | AuthFailure::Expired(_)),
+            ) => Err(error_response(&ScimError::new(401, None, e.to_string()))),
             Err(e @ AuthFailure::Limited { retry_after_secs }) => {
                 // Debug only: a flood must not flood the log (auth warns once per limit).
                 log::debug!(
                     "authentication from {} rate-limited for {retry_after_secs} s",
-                    remote.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
+                    client.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
                 );
                 Err(error_response(&ScimError::new(429, None, e.to_string()))
                     .with_header("Retry-After", retry_after_secs.to_string()))
@@ -303,12 +331,12 @@ impl App {
     }
 
     fn route(&self, ctx: &Ctx, segs: &[&str]) -> Result<Response, ScimError> {
-        let method = ctx.req.method.as_str();
+        let method = routed_method(&ctx.req.method);
         let not_allowed = |allow: &str| -> Result<Response, ScimError> {
             Ok(error_response(&ScimError::new(
                 405,
                 None,
-                format!("{method} is not allowed here; allowed: {allow}"),
+                format!("{} is not allowed here; allowed: {allow}", ctx.req.method),
             ))
             .with_header("Allow", allow))
         };
@@ -332,7 +360,7 @@ impl App {
                 match method {
                     "GET" => resources::list(self, ctx, k),
                     "POST" => resources::create(self, ctx, k),
-                    _ => not_allowed("GET, POST"),
+                    _ => not_allowed("GET, HEAD, POST"),
                 }
             }
             [collection, id] if kind(collection).is_some() => {
@@ -342,7 +370,7 @@ impl App {
                     "PUT" => resources::replace(self, ctx, k, id),
                     "DELETE" => resources::delete(self, ctx, k, id),
                     "PATCH" => patch::patch(self, ctx, k, id),
-                    _ => not_allowed("GET, PUT, PATCH, DELETE"),
+                    _ => not_allowed("GET, HEAD, PUT, PATCH, DELETE"),
                 }
             }
             ["Bulk"] if method == "POST" => bulk::bulk(self, ctx),
@@ -353,14 +381,11 @@ impl App {
             | ["ResourceTypes"]
             | ["ResourceTypes", _] => {
                 if method != "GET" {
-                    return not_allowed("GET");
+                    return not_allowed("GET, HEAD");
                 }
                 discovery::serve(self, ctx, segs)
             }
-            _ => Err(ScimError::not_found(format!(
-                "no SCIM endpoint at {}",
-                ctx.req.path
-            ))),
+            _ => Err(no_endpoint(&ctx.req.path, &ctx.principal)),
         }
     }
 }

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::forwarded::{self, IpRange};
 use super::wire::{
     self, BodyFraming, ChunkedDecoder, HeadLimits, HeadScanner, RequestHead, WireError,
 };
@@ -45,6 +46,8 @@ pub struct HttpOptions {
     pub max_body_bytes: u64,
     /// Serve HTTPS with this configuration (its certificate resolver may be swapped live).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` name the client (config `trusted_proxies`).
+    pub trusted_proxies: Vec<IpRange>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +176,7 @@ struct Shared {
     limits: HttpLimits,
     max_body: u64,
     tls: Option<Arc<rustls::ServerConfig>>,
+    trusted_proxies: Vec<IpRange>,
     epoch: Instant,
 }
 
@@ -275,6 +279,7 @@ impl HttpServer {
             limits: opts.limits,
             max_body: opts.max_body_bytes,
             tls: opts.tls,
+            trusted_proxies: opts.trusted_proxies,
             epoch: Instant::now(),
         });
         let acceptor = {
@@ -683,6 +688,12 @@ fn serve_connection(shared: &Shared, slot: &Slot, tcp: TcpStream, peer: SocketAd
             return;
         }
         let keep_alive = head.keep_alive && !shared.stop.load(Ordering::SeqCst);
+        let client = forwarded::client_address(
+            peer.ip(),
+            &shared.trusted_proxies,
+            head.x_forwarded_for.as_deref(),
+            head.forwarded.as_deref(),
+        );
         let request = Request {
             method: head.method,
             path: head.path,
@@ -690,6 +701,7 @@ fn serve_connection(shared: &Shared, slot: &Slot, tcp: TcpStream, peer: SocketAd
             headers: head.headers,
             body,
             remote: Some(peer),
+            client: Some(client),
             secure: shared.tls.is_some(),
         };
         let response = {
@@ -712,7 +724,7 @@ fn serve_connection(shared: &Shared, slot: &Slot, tcp: TcpStream, peer: SocketAd
             !keep_alive,
             head.http10,
         );
-        access_log(&request.method, &request.path, &response, started);
+        access_log(&request.method, &request.path, client, &response, started);
         crate::memory::note_request();
         if let Err(e) = sent {
             log::debug!("could not send the response to {peer}: {e}");
@@ -815,7 +827,7 @@ fn refuse(shared: &Shared, conn: &mut Conn, error: &WireError, peer: SocketAddr,
     conn.io
         .set_deadline(Instant::now() + shared.limits.request_timeout.min(Duration::from_secs(5)));
     if write_response(&mut conn.io, "-", &response, true, false).is_ok() {
-        access_log("-", "-", &response, started);
+        access_log("-", "-", peer.ip().to_canonical(), &response, started);
         close_gracefully(&mut conn.io);
         linger(conn.io.stream());
     }
@@ -873,11 +885,18 @@ fn linger(stream: &mut DeadlineStream) {
     }
 }
 
-fn access_log(method: &str, path: &str, response: &Response, started: Instant) {
+/// One line per request: method, path, status, time, client address, token name.
+fn access_log(
+    method: &str,
+    path: &str,
+    client: std::net::IpAddr,
+    response: &Response,
+    started: Instant,
+) {
     let principal = response.principal.as_deref().unwrap_or("-");
     log::info!(
         target: "scimlite::access",
-        "{method} {path} {} {:.1}ms {principal}",
+        "{method} {path} {} {:.1}ms {client} {principal}",
         response.status,
         started.elapsed().as_secs_f64() * 1000.0
     );

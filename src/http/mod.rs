@@ -3,10 +3,11 @@
 //! server only sees [`Request`] and [`Response`].
 
 pub mod adapter;
+pub mod forwarded;
 pub mod query;
 pub mod wire;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The request headers the server reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,7 +38,11 @@ pub struct Request {
     pub headers: Headers,
     /// The body, already limited to the configured maximum.
     pub body: Vec<u8>,
+    /// The TCP peer.
     pub remote: Option<SocketAddr>,
+    /// The client the request is attributed to (failed-attempt limit, logs): the peer, or
+    /// the address a trusted proxy forwarded (`forwarded::client_address`).
+    pub client: Option<IpAddr>,
     /// Whether the connection is TLS.
     pub secure: bool,
 }

@@ -169,6 +169,11 @@ pub struct RequestHead {
     /// The client allows another request on this connection.
     pub keep_alive: bool,
     pub expect_continue: bool,
+    /// `X-Forwarded-For` and `Forwarded` (RFC 7239) as sent, repeated lines joined with ", ";
+    /// read only when the peer is a trusted proxy (`forwarded::client_address`). Bytes, not
+    /// text: a value that is not UTF-8 must not refuse a request that does not use it.
+    pub x_forwarded_for: Option<Vec<u8>>,
+    pub forwarded: Option<Vec<u8>>,
 }
 
 fn header_str<'a>(name: &str, value: &'a [u8]) -> Result<&'a str, WireError> {
@@ -212,6 +217,8 @@ pub fn parse_head(
     let mut connection_close = false;
     let mut connection_keep_alive = false;
     let mut expect_continue = false;
+    let mut x_forwarded_for = None;
+    let mut forwarded = None;
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -267,6 +274,10 @@ pub fn parse_head(
             combine(&mut headers.if_match, name, h.value)?;
         } else if name.eq_ignore_ascii_case("if-none-match") {
             combine(&mut headers.if_none_match, name, h.value)?;
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            combine_bytes(&mut x_forwarded_for, h.value);
+        } else if name.eq_ignore_ascii_case("forwarded") {
+            combine_bytes(&mut forwarded, h.value);
         }
     }
     // RFC 9112 §3.2: exactly one Host in HTTP/1.1.
@@ -318,6 +329,8 @@ pub fn parse_head(
         keep_alive,
         // An HTTP/1.0 client cannot take an interim response (RFC 9110 §10.1.1).
         expect_continue: expect_continue && !http10,
+        x_forwarded_for,
+        forwarded,
     })
 }
 
@@ -339,6 +352,17 @@ fn combine(slot: &mut Option<String>, name: &str, value: &[u8]) -> Result<(), Wi
         None => *slot = Some(value.to_string()),
     }
     Ok(())
+}
+
+/// Joins repeated lines of a list header, in order (RFC 9110 §5.3).
+fn combine_bytes(slot: &mut Option<Vec<u8>>, value: &[u8]) {
+    match slot {
+        Some(existing) => {
+            existing.extend_from_slice(b", ");
+            existing.extend_from_slice(value);
+        }
+        None => *slot = Some(value.to_vec()),
+    }
 }
 
 /// Origin form (`/path?query`), absolute form (`https://host/path?query`, RFC 9112 §3.2.2
@@ -468,14 +492,14 @@ impl ChunkedDecoder {
         };
         match self.state {
             ChunkState::SizeLine => {
-                let size_part = text.split(|&b| b == b';').next().unwrap_or(&[]);
-                let digits = trim_ows(size_part);
-                if digits.is_empty()
-                    || digits.len() > 16
-                    || !digits.iter().all(u8::is_ascii_hexdigit)
-                {
+                // chunk-size = 1*HEXDIG, from the first byte of the line: no whitespace
+                // before it (RFC 9112 §7.1), where parsers disagree about what it means.
+                let digits_len = text.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+                let (digits, extensions) = text.split_at(digits_len);
+                if digits.is_empty() || digits.len() > 16 {
                     return Err(bad("malformed chunk size"));
                 }
+                check_chunk_extensions(extensions)?;
                 let hex = std::str::from_utf8(digits).map_err(|_| bad("malformed chunk size"))?;
                 let size = u64::from_str_radix(hex, 16).map_err(|_| bad("malformed chunk size"))?;
                 if size == 0 {
@@ -496,6 +520,9 @@ impl ChunkedDecoder {
                 if text.is_empty() {
                     self.state = ChunkState::Done;
                 } else {
+                    // Read and dropped, but only if it is a field line (no folding, no
+                    // stray CR): RFC 9112 §7.1.2 and §5.
+                    check_trailer_field(text)?;
                     self.trailer_bytes += line.len();
                 }
             }
@@ -505,14 +532,84 @@ impl ChunkedDecoder {
     }
 }
 
-fn trim_ows(mut s: &[u8]) -> &[u8] {
+fn skip_ows(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
     }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
     s
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The length of the token at the start of `s` (0: none).
+fn token_len(s: &[u8]) -> usize {
+    s.iter().take_while(|&&b| is_tchar(b)).count()
+}
+
+/// The rest of `s` after the quoted-string it starts with (RFC 9110 §5.6.4), or `None`.
+fn after_quoted_string(s: &[u8]) -> Option<&[u8]> {
+    let mut rest = s.strip_prefix(b"\"")?;
+    loop {
+        match *rest {
+            [b'"', ref after @ ..] => return Some(after),
+            // quoted-pair: HTAB, SP, VCHAR or obs-text after the backslash.
+            [b'\\', c, ref after @ ..] if c == b'\t' || (c >= 0x20 && c != 0x7f) => rest = after,
+            // qdtext: HTAB, SP, VCHAR but '"' and '\', obs-text.
+            [c, ref after @ ..] if c == b'\t' || (c >= 0x20 && c != 0x7f && c != b'\\') => {
+                rest = after
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// What follows the chunk size on its line (RFC 9112 §7.1.1):
+/// `chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )`, `ext-name = token`,
+/// `ext-val = token / quoted-string`. The extensions are ignored, but a line that does not
+/// follow this grammar is refused: a parser in front may have read it differently.
+fn check_chunk_extensions(mut s: &[u8]) -> Result<(), WireError> {
+    let malformed = || bad("malformed chunk extension");
+    while !s.is_empty() {
+        s = skip_ows(s).strip_prefix(b";").ok_or_else(malformed)?;
+        s = skip_ows(s);
+        let name = token_len(s);
+        if name == 0 {
+            return Err(malformed());
+        }
+        s = &s[name..];
+        if let Some(value) = skip_ows(s).strip_prefix(b"=") {
+            let value = skip_ows(value);
+            s = if value.first() == Some(&b'"') {
+                after_quoted_string(value).ok_or_else(malformed)?
+            } else {
+                match token_len(value) {
+                    0 => return Err(malformed()),
+                    n => &value[n..],
+                }
+            };
+        }
+    }
+    Ok(())
+}
+
+/// A trailer line: `field-name ":" OWS field-value OWS` (RFC 9112 §5), the value visible
+/// characters, spaces and tabs.
+fn check_trailer_field(line: &[u8]) -> Result<(), WireError> {
+    let name = token_len(line);
+    let value = line[name..].strip_prefix(b":");
+    match value {
+        Some(value)
+            if name > 0
+                && value
+                    .iter()
+                    .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)) =>
+        {
+            Ok(())
+        }
+        _ => Err(bad("malformed chunked trailer field")),
+    }
 }
 
 pub fn reason(status: u16) -> &'static str {
@@ -548,9 +645,7 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(is_tchar)
 }
 
 /// A field value may hold visible characters, spaces and tabs; CR, LF and other controls
@@ -761,6 +856,21 @@ mod tests {
         let h = head("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nIf-Match: \"a\"\r\nIf-Match: \"b\"\r\n\r\n").unwrap();
         assert!(!h.keep_alive);
         assert_eq!(h.headers.if_match.as_deref(), Some("\"a\", \"b\""));
+        let h = head("GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1\r\nx-forwarded-for: 10.0.0.1\r\nForwarded: for=192.0.2.1\r\n\r\n").unwrap();
+        assert_eq!(
+            h.x_forwarded_for.as_deref(),
+            Some(&b"192.0.2.1, 10.0.0.1"[..])
+        );
+        assert_eq!(h.forwarded.as_deref(), Some(&b"for=192.0.2.1"[..]));
+        let h = head("GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!((h.x_forwarded_for, h.forwarded), (None, None));
+        let h = parse_head(
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: \xff\r\n\r\n",
+            10,
+            1000,
+        )
+        .expect("a forwarding header that is not UTF-8 refuses nothing");
+        assert_eq!(h.x_forwarded_for.as_deref(), Some(&b"\xff"[..]));
         let h = head("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nExpect: 100-continue\r\n\r\n").unwrap();
         assert_eq!(h.body, BodyFraming::Chunked);
         assert!(h.expect_continue);
@@ -795,6 +905,102 @@ mod tests {
                 d.feed(bad_input, &mut Vec::new(), 1 << 40).is_err(),
                 "{bad_input:?}"
             );
+        }
+    }
+
+    /// Decodes `wire` in one piece and byte by byte; both must agree.
+    fn decode(wire: &[u8]) -> Result<Vec<u8>, WireError> {
+        let mut results = Vec::new();
+        for step in [wire.len().max(1), 1] {
+            let mut d = ChunkedDecoder::new();
+            let mut out = Vec::new();
+            let mut result = Ok(());
+            for piece in wire.chunks(step) {
+                if let Err(e) = d.feed(piece, &mut out, 1000) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            results.push(result.map(|()| {
+                assert!(d.is_done(), "{:?}", String::from_utf8_lossy(wire));
+                out
+            }));
+        }
+        assert_eq!(
+            results[0],
+            results[1],
+            "{:?}",
+            String::from_utf8_lossy(wire)
+        );
+        results.remove(0)
+    }
+
+    /// RFC 9112 §7.1: the chunk size starts the line, and extensions follow
+    /// `*( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )`; trailers are field
+    /// lines. Anything else is refused, however the bytes arrive.
+    #[test]
+    fn chunk_lines_follow_the_grammar() {
+        for good in [
+            &b"5\r\nhello\r\n0\r\n\r\n"[..],
+            b"5;a\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b;c=d\r\nhello\r\n0;last\r\n\r\n",
+            b"5 ; a = b\t;\tc\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"q ; \\\" , \xc3\xa9\"\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"\"\r\nhello\r\n0\r\n\r\n",
+            b"0005\r\nhello\r\n000\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nX-Trailer: v\r\nEmpty:\r\n\r\n",
+        ] {
+            assert_eq!(
+                decode(good).as_deref(),
+                Ok(&b"hello"[..]),
+                "{:?}",
+                String::from_utf8_lossy(good)
+            );
+        }
+        for bad_input in [
+            // Whitespace before the size.
+            &b" 5\r\nhello\r\n0\r\n\r\n"[..],
+            b"\t5\r\nhello\r\n0\r\n\r\n",
+            b" 0\r\n\r\n",
+            // Not a size.
+            b"0x5\r\nhello\r\n0\r\n\r\n",
+            b"+5\r\nhello\r\n0\r\n\r\n",
+            b"\r\n",
+            // Whitespace with no extension after it.
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"5;a \r\nhello\r\n0\r\n\r\n",
+            // Extensions off the grammar.
+            b"5;\r\nhello\r\n0\r\n\r\n",
+            b"5;=b\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b c\r\nhello\r\n0\r\n\r\n",
+            b"5;a b\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b;\r\nhello\r\n0\r\n\r\n",
+            b"5,a\r\nhello\r\n0\r\n\r\n",
+            b"5g;x\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"open\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"x\"y\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"\\\x7f\"\r\nhello\r\n0\r\n\r\n",
+            b"5;a\x00\r\nhello\r\n0\r\n\r\n",
+            b"5\r;a\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b\rc\r\nhello\r\n0\r\n\r\n",
+            b"5\r\nhello\r\n0;\r\n\r\n",
+            // Trailers that are not field lines.
+            b"5\r\nhello\r\n0\r\n folded: x\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nno-colon\r\n\r\n",
+            b"5\r\nhello\r\n0\r\n: empty name\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nBad Name: x\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nX: a\rb\r\n\r\n",
+        ] {
+            match decode(bad_input) {
+                Err(e) => assert_eq!(e.status(), 400, "{:?}", String::from_utf8_lossy(bad_input)),
+                Ok(body) => panic!(
+                    "accepted {:?} as {:?}",
+                    String::from_utf8_lossy(bad_input),
+                    String::from_utf8_lossy(&body)
+                ),
+            }
         }
     }
 

@@ -1830,7 +1830,7 @@ mod tests {
         );
         assert!(s.token("fedcba9876543210").unwrap().is_none());
         let auth = crate::auth::Authenticator::new(s.clone());
-        let who = auth.authenticate(&token, None, Some(T)).unwrap();
+        let who = auth.authenticate(&token, None).unwrap();
         assert_eq!((who.tenant.as_str(), who.read_only()), (T, false));
         assert!(s.get(T, ResourceKind::User, "u1").unwrap().is_some());
         let tenants = s.tenants().unwrap();

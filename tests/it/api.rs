@@ -416,7 +416,7 @@ fn bad_requests_get_scim_errors_and_change_nothing() {
     assert_scim_error(&s.get("/Users/does-not-exist"), 404, None);
     let r = s.call("DELETE", "/Users", None);
     assert_scim_error(&r, 405, None);
-    assert_eq!(r.header("allow"), Some("GET, POST"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
     // Still serving after all that.
     assert_eq!(s.get("/Users").status, 200);
 }
@@ -461,7 +461,7 @@ fn discovery_describes_what_is_implemented() {
     for path in ["/ServiceProviderConfig", "/Schemas", "/ResourceTypes/User"] {
         let r = s.call("POST", path, Some(&json!({})));
         assert_scim_error(&r, 405, None);
-        assert_eq!(r.header("allow"), Some("GET"));
+        assert_eq!(r.header("allow"), Some("GET, HEAD"));
     }
 }
 

@@ -523,7 +523,7 @@ fn tenants_and_token_rotation_from_the_cli() {
 
     assert_eq!(server.status_at("/scim/v2/acme/Users", &acme), 200);
     assert_eq!(server.status_at("/scim/v2/Users", &acme), 200);
-    assert_eq!(server.status_at("/scim/v2/globex-2/Users", &acme), 401);
+    assert_eq!(server.status_at("/scim/v2/globex-2/Users", &acme), 404);
     assert_eq!(server.status_at("/scim/v2/globex-2/Users", &globex), 200);
     assert_eq!(server.status_at("/scim/v2/acme/Users", &reader), 200);
     let write = server.request(

@@ -56,6 +56,8 @@ fn assert_scim_error(status: u16, body: &[u8], expected: u16, what: &str) {
 fn ambiguous_framing_is_refused_and_the_server_keeps_serving() {
     let s = TestServer::start();
     let auth = format!("Authorization: Bearer {}\r\n", s.token);
+    // A body that would create a user, were its framing accepted.
+    let user = user_body("smuggled").to_string();
     let cases: Vec<(&str, String, u16)> = vec![
         (
             "Content-Length with Transfer-Encoding",
@@ -95,6 +97,21 @@ fn ambiguous_framing_is_refused_and_the_server_keeps_serving() {
         (
             "two Host headers",
             "GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n".to_string(),
+            400,
+        ),
+        (
+            "whitespace before a chunk size",
+            format!("POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/scim+json\r\nTransfer-Encoding: chunked\r\n\r\n {:x}\r\n{user}\r\n0\r\n\r\n", user.len()),
+            400,
+        ),
+        (
+            "a chunk extension off the grammar",
+            format!("POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/scim+json\r\nTransfer-Encoding: chunked\r\n\r\n{:x};a=b c\r\n{user}\r\n0\r\n\r\n", user.len()),
+            400,
+        ),
+        (
+            "a chunk trailer that is not a field line",
+            format!("POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/scim+json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{user}\r\n0\r\n folded\r\n\r\n", user.len()),
             400,
         ),
         (
@@ -357,7 +374,7 @@ fn pipelining_chunked_bodies_and_100_continue_work() {
     let body = user_body("chunky").to_string();
     let (a, b) = body.split_at(7);
     let chunked = format!(
-        "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/scim+json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:X};ext=1\r\n{b}\r\n0\r\n\r\n",
+        "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/scim+json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:X} ; ext=1 ;q=\"a;b\"\r\n{b}\r\n0\r\n\r\n",
         a.len(),
         b.len()
     );

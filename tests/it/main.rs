@@ -15,6 +15,7 @@ mod obs;
 mod ops;
 mod patch;
 mod patch_shapes;
+mod proxy;
 mod query;
 mod tenants;
 mod transport;

@@ -346,27 +346,57 @@ fn two_tenants_cannot_see_match_reference_or_count_each_other() {
     assert_eq!(s.total("Users"), 0);
 }
 
+/// The body a 404 for `path` must have, given the body of the 404 for `template_path`: the
+/// same bytes with the path swapped, so nothing in it depends on which tenants exist.
+fn expected_404(template: &Reply, template_path: &str, path: &str) -> String {
+    assert!(template.text.contains(template_path), "{}", template.text);
+    template.text.replace(template_path, path)
+}
+
 #[test]
 fn a_token_on_another_tenants_url_gets_the_answer_for_a_tenant_that_does_not_exist() {
-    let s = TestServer::start();
+    let s = TestServer::with_config("[auth]\nfailed_attempts = 2\n");
     let a_token = token_for(&s, "acme", TokenScope::ReadWrite, None);
-    token_for(&s, "globex", TokenScope::ReadWrite, None);
     let auth = format!("Bearer {a_token}");
     let headers = [("Authorization", auth.as_str())];
+    // Asked before globex exists and after: the same bytes, status and headers.
+    let before = s.raw("GET", "/globex/Users", &headers, None);
+    token_for(&s, "globex", TokenScope::ReadWrite, None);
     let wrong = s.raw("GET", "/globex/Users", &headers, None);
-    let absent = s.raw("GET", "/nonexistent/Users", &headers, None);
-    assert_scim_error(&wrong, 401, None);
+    assert_scim_error(&wrong, 404, None);
     assert_eq!(
-        (wrong.status, &wrong.text, wrong.header("www-authenticate")),
         (
-            absent.status,
-            &absent.text,
-            absent.header("www-authenticate")
+            before.status,
+            &before.text,
+            before.header("www-authenticate")
+        ),
+        (wrong.status, &wrong.text, wrong.header("www-authenticate"))
+    );
+    assert_eq!(wrong.header("www-authenticate"), None);
+    // The detail sends the admin to the URL, not the token.
+    let detail = wrong.json()["detail"].as_str().unwrap().to_string();
+    assert!(
+        detail.contains("/scim/v2/globex/Users") && detail.contains("check the tenant URL"),
+        "{detail}"
+    );
+    assert!(!detail.contains("token is"), "{detail}");
+    let absent = s.raw("GET", "/nonexistent/Users", &headers, None);
+    assert_eq!(absent.status, 404);
+    assert_eq!(
+        absent.text,
+        expected_404(
+            &wrong,
+            "/scim/v2/globex/Users",
+            "/scim/v2/nonexistent/Users"
         )
     );
-    // The default tenant's URL is no exception, nor is a write.
+    // The default tenant's URL is no exception, nor is a write (which changes nothing).
     let default_url = s.raw("GET", "/default/Users", &headers, None);
-    assert_eq!((default_url.status, &default_url.text), (401, &wrong.text));
+    assert_eq!(default_url.status, 404);
+    assert_eq!(
+        default_url.text,
+        expected_404(&wrong, "/scim/v2/globex/Users", "/scim/v2/default/Users")
+    );
     let post = s.raw(
         "POST",
         "/globex/Users",
@@ -376,14 +406,173 @@ fn a_token_on_another_tenants_url_gets_the_answer_for_a_tenant_that_does_not_exi
         ],
         Some(user_body("x").to_string().into_bytes()),
     );
-    assert_eq!((post.status, &post.text), (401, &wrong.text));
+    assert_eq!((post.status, &post.text), (404, &wrong.text));
+    // A valid token on a wrong URL is not a failed credential: after more wrong URLs than
+    // failed_attempts allows, a token this server has not verified yet still gets in.
+    for _ in 0..4 {
+        assert_eq!(s.raw("GET", "/globex/Users", &headers, None).status, 404);
+    }
+    let fresh = token_for(&s, "acme", TokenScope::ReadWrite, None);
+    let fresh_auth = format!("Bearer {fresh}");
+    assert_eq!(
+        s.raw(
+            "GET",
+            "/acme/Users",
+            &[("Authorization", &fresh_auth)],
+            None
+        )
+        .status,
+        200
+    );
     // Its own URL and the plain one work; endpoint names are never tenants.
     assert_eq!(s.raw("GET", "/acme/Users", &headers, None).status, 200);
     assert_eq!(s.raw("GET", "/Users", &headers, None).status, 200);
     assert_eq!(s.raw("GET", "/users", &headers, None).status, 404);
     // The first-run token belongs to `default`.
     assert_eq!(s.get("/default/Users").status, 200);
-    assert_eq!(s.get("/acme/Users").status, 401);
+    assert_eq!(s.get("/acme/Users").status, 404);
+    let globex = Client {
+        s: &s,
+        base: s.base.clone(),
+        token: token_for(&s, "globex", TokenScope::ReadOnly, None),
+    };
+    assert_eq!(globex.total("/Users"), 0, "nothing was created in globex");
+}
+
+/// Every path under /scim/v2 that is not a place of the token's tenant gets one 404, whose
+/// body differs only in the path: a typo, `users` in lower case (shaped like a tenant name
+/// but reserved), a tenant that does not exist, another tenant that does, a typo under the
+/// token's own tenant, and a bare tenant URL.
+#[test]
+fn every_place_a_token_does_not_have_gets_the_same_404() {
+    let s = TestServer::start();
+    let a_token = token_for(&s, "acme", TokenScope::ReadWrite, None);
+    token_for(&s, "globex", TokenScope::ReadWrite, None);
+    let auth = format!("Bearer {a_token}");
+    let headers = [("Authorization", auth.as_str())];
+    let template = s.raw("GET", "/Userz", &headers, None);
+    assert_scim_error(&template, 404, None);
+    for path in [
+        "/users",
+        "/users/123",
+        "/no-such-tenant/Users",
+        "/globex/Users",
+        "/globex/Users/123",
+        "/globex/ServiceProviderConfig",
+        "/globex",
+        "/acme/Userz",
+        "/acme",
+        "/Users/123/extra",
+    ] {
+        for method in ["GET", "DELETE"] {
+            let r = s.raw(method, path, &headers, None);
+            assert_scim_error(&r, 404, None);
+            assert_eq!(
+                r.text,
+                expected_404(&template, "/scim/v2/Userz", &format!("/scim/v2{path}")),
+                "{method} {path}"
+            );
+        }
+    }
+    // A resource that does not exist under a real endpoint is a different 404.
+    let missing = s.raw("GET", "/acme/Users/no-such-id", &headers, None);
+    assert_scim_error(&missing, 404, None);
+    assert!(!missing.text.contains("tenant URL"), "{}", missing.text);
+}
+
+/// Each 401 says what is wrong with the credential, and never blames the URL: an IdP's
+/// "Test connection" shows it to an admin, who must be sent to the token field. Unknown,
+/// wrong-secret and revoked tokens share one text; credentials are checked before the URL,
+/// so a bad token on another tenant's URL is a 401 too.
+#[test]
+fn each_401_says_what_is_wrong_with_the_token_and_never_blames_the_url() {
+    // Limit off: this sends many failures from one address.
+    let s = TestServer::with_config("[auth]\nfailed_attempts = 0\n");
+    let store = admin(&s);
+    let valid = token_for(&s, "acme", TokenScope::ReadWrite, None);
+    let revoked = create_scoped_token(
+        &store,
+        "acme",
+        "old",
+        &TokenOptions::default(),
+        1000,
+        &Actor::cli(),
+    )
+    .unwrap();
+    let id = valid.split('_').nth(1).unwrap().to_string();
+    let expired = token_for(
+        &s,
+        "acme",
+        TokenScope::ReadWrite,
+        Some("2001-01-01T00:00:00Z".into()),
+    );
+    let detail_for = |header: Option<&str>, path: &str| {
+        let headers: Vec<(&str, &str)> = header.map(|h| ("Authorization", h)).into_iter().collect();
+        let r = s.raw("GET", path, &headers, None);
+        assert_scim_error(&r, 401, None);
+        assert!(
+            r.header("www-authenticate")
+                .is_some_and(|h| h.starts_with("Bearer")),
+            "{path}"
+        );
+        let detail = r.json()["detail"].as_str().unwrap().to_string();
+        assert!(
+            !detail.contains("URL") && !detail.contains("tenant"),
+            "a 401 never blames the URL: {detail}"
+        );
+        detail
+    };
+    // The revoked token worked, and is then revoked from another process.
+    let revoked_auth = format!("Bearer {}", revoked.token);
+    assert_eq!(
+        s.raw(
+            "GET",
+            "/acme/Users",
+            &[("Authorization", &revoked_auth)],
+            None
+        )
+        .status,
+        200
+    );
+    assert!(store
+        .revoke_token(&revoked.record.id, &Actor::cli())
+        .unwrap());
+    for path in ["/acme/Users", "/globex/Users", "/Users", "/Userz"] {
+        let missing = detail_for(None, path);
+        assert!(missing.contains("Authorization: Bearer"), "{missing}");
+        let not_bearer = detail_for(Some("non-token"), path);
+        assert_eq!(
+            detail_for(Some("Basic YWxhZGRpbjpvcGVuc2VzYW1l"), path),
+            not_bearer
+        );
+        assert!(not_bearer.contains("\"Bearer <token>\""), "{not_bearer}");
+        let malformed = detail_for(Some("Bearer scim_0123"), path);
+        assert!(malformed.contains("malformed"), "{malformed}");
+        // Pasted with "Bearer " in front (the IdP adds its own).
+        assert_eq!(
+            detail_for(Some(&format!("Bearer Bearer {valid}")), path),
+            malformed
+        );
+        let unknown = detail_for(
+            Some(&format!("Bearer scim_0123456789abcdef_{}", "A".repeat(43))),
+            path,
+        );
+        assert_eq!(
+            unknown,
+            "the bearer token is not known to this server or was revoked"
+        );
+        let wrong_secret = detail_for(Some(&format!("Bearer scim_{id}_{}", "B".repeat(43))), path);
+        assert_eq!(wrong_secret, unknown);
+        assert_eq!(detail_for(Some(&revoked_auth), path), unknown);
+        let late = detail_for(Some(&format!("Bearer {expired}")), path);
+        assert_eq!(late, "the bearer token expired at 2001-01-01T00:00:00Z");
+        let all = [&missing, &not_bearer, &malformed, &unknown, &late];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b, "each reason has its own text");
+            }
+        }
+    }
 }
 
 #[test]

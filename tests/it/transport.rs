@@ -420,3 +420,143 @@ fn sighup_reloads_the_certificate_and_the_log_level() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// One request on its own connection (`Connection: close`), read to the end: the status,
+/// the headers without `Date` (lower-case names, in order) and every byte after the head.
+fn raw_exchange(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head: {}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8(raw[..end].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .filter(|(k, _)| k != "date")
+        .collect();
+    (status, headers, raw[end + 4..].to_vec())
+}
+
+/// HEAD is answered wherever GET is, with GET's status and headers (Content-Length
+/// included) and no body: SCIM resources and lists, discovery, /healthz, /metrics, and the
+/// errors (401, 404, 405) too. Before, the SCIM endpoints answered HEAD with 405 while
+/// /healthz and /metrics served it.
+#[test]
+fn head_is_answered_like_get_everywhere_without_a_body() {
+    let s = TestServer::start();
+    let id = s.post("/Users", &user_body("heady")).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = Some(s.token.as_str());
+    let user = format!("/scim/v2/Users/{id}");
+    let cases: Vec<(&str, Option<&str>, u16)> = vec![
+        ("/scim/v2/Users", token, 200),
+        (
+            "/scim/v2/Users?filter=userName%20eq%20%22heady%22",
+            token,
+            200,
+        ),
+        (&user, token, 200),
+        ("/scim/v2/Groups", token, 200),
+        ("/scim/v2/ServiceProviderConfig", token, 200),
+        ("/scim/v2/Schemas", token, 200),
+        ("/scim/v2/ResourceTypes/User", token, 200),
+        ("/healthz", None, 200),
+        ("/scim/v2/Users/no-such-id", token, 404),
+        ("/scim/v2/Nope", token, 404),
+        ("/scim/v2/no-such-tenant/Users", token, 404),
+        ("/nope", None, 404),
+        ("/scim/v2/Users", None, 401),
+        ("/scim/v2/Bulk", token, 405),
+        ("/scim/v2/.search", token, 405),
+        ("/scim/v2/Users/.search", token, 405),
+    ];
+    for (path, token, status) in cases {
+        let (get_status, get_headers, get_body) = raw_exchange(s.addr(), "GET", path, token);
+        let (head_status, head_headers, head_body) = raw_exchange(s.addr(), "HEAD", path, token);
+        assert_eq!((get_status, head_status), (status, status), "{path}");
+        assert!(head_body.is_empty(), "HEAD {path} sent a body");
+        assert!(!get_body.is_empty(), "GET {path}");
+        let length = |h: &[(String, String)]| {
+            h.iter()
+                .find(|(k, _)| k == "content-length")
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            length(&get_headers),
+            Some(get_body.len().to_string()),
+            "{path}"
+        );
+        if status == 405 {
+            // The detail names the method; the rest is the same.
+            let allow = |h: &[(String, String)]| h.iter().find(|(k, _)| k == "allow").cloned();
+            assert_eq!(allow(&head_headers), allow(&get_headers), "{path}");
+            assert!(allow(&head_headers).is_some_and(|(_, v)| !v.contains("HEAD")));
+        } else {
+            assert_eq!(head_headers, get_headers, "{path}");
+        }
+    }
+    // /metrics changes with every request, so only its status and type are compared.
+    let (get_status, get_headers, _) = raw_exchange(s.addr(), "GET", "/metrics", None);
+    let (head_status, head_headers, head_body) = raw_exchange(s.addr(), "HEAD", "/metrics", None);
+    assert_eq!((get_status, head_status), (200, 200));
+    assert!(head_body.is_empty());
+    let kind = |h: &[(String, String)]| h.iter().find(|(k, _)| k == "content-type").cloned();
+    assert_eq!(kind(&head_headers), kind(&get_headers));
+    // Where GET is allowed, Allow says HEAD is too.
+    let (status, headers, _) = raw_exchange(s.addr(), "DELETE", "/scim/v2/Users", token);
+    assert_eq!(status, 405);
+    assert!(headers.contains(&("allow".into(), "GET, HEAD, POST".into())));
+    // On a keep-alive connection the next response follows the bodiless one directly.
+    let mut stream = TcpStream::connect(s.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let auth = format!("Authorization: Bearer {}\r\n", s.token);
+    write!(
+        stream,
+        "HEAD {user} HTTP/1.1\r\nHost: x\r\n{auth}\r\nGET {user} HTTP/1.1\r\nHost: x\r\n{auth}\r\n"
+    )
+    .unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).unwrap();
+        if h == "\r\n" {
+            break;
+        }
+    }
+    let (status, body) = read_response(&mut reader);
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["userName"], "heady");
+}
