@@ -46,10 +46,10 @@ impl MetricsAccess {
                 return true;
             }
         }
-        trust_loopback
-            && req
-                .remote
-                .is_some_and(|a| a.ip().to_canonical().is_loopback())
+        // The client a trusted proxy forwarded counts, not the proxy: behind a reverse proxy
+        // on the same host every peer is loopback.
+        let client = req.client.or(req.remote.map(|a| a.ip()));
+        trust_loopback && client.is_some_and(|ip| ip.to_canonical().is_loopback())
     }
 }
 
@@ -283,6 +283,12 @@ mod tests {
             &req("10.0.0.1:5000", Some("Bearer metrics-secret-0123456789")),
             false
         ));
+        // Behind a trusted proxy on loopback, the forwarded client decides.
+        let mut forwarded = req("127.0.0.1:5000", None);
+        forwarded.client = Some("203.0.113.5".parse().unwrap());
+        assert!(!access.allows(&forwarded, true));
+        forwarded.client = Some("127.0.0.1".parse().unwrap());
+        assert!(access.allows(&forwarded, true));
         let open = MetricsAccess::new(None, false);
         assert!(!open.allows(&req("10.0.0.1:5000", Some("Bearer ")), true));
     }
