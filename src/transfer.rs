@@ -175,6 +175,14 @@ pub fn parse_line(registry: &Registry, text: &str) -> Result<ImportResource, Str
     }
     let rs = registry.resource(kind);
     let kept = take_undeclared(rs, &mut obj);
+    if let Some(Value::Array(urns)) = obj.get_mut("schemas") {
+        // Exported from a server that declared extensions this one does not: their values
+        // are kept (above) as the database keeps them, and their URNs are not checked.
+        urns.retain(|u| {
+            u.as_str()
+                .is_none_or(|u| !kept.keys().any(|k| k.eq_ignore_ascii_case(u)))
+        });
+    }
     let mut valid = validate(rs, &Value::Object(obj)).map_err(|e| e.detail)?;
     restore_undeclared(&mut valid.doc, kept);
     Ok(ImportResource {

@@ -423,9 +423,47 @@ impl Work<'_> {
                     "a key of a path-less value cannot hold a filter: \"{key}\""
                 )));
             }
+            if let Some(e) = self.undeclared_extension_key(&path, key, v) {
+                return Err(e);
+            }
             self.at_path(op, &path, Some(v))?;
         }
         Ok(())
+    }
+
+    /// A path-less key that is a URN this resource type does not know, holding an object:
+    /// an undeclared extension (Entra's `{"urn:…:CustomExtensionName:2.0:User": {…}}`), named
+    /// as such rather than as an attribute `User` of `urn:…:2.0`.
+    fn undeclared_extension_key(
+        &self,
+        path: &PatchPath,
+        key: &str,
+        v: &Value,
+    ) -> Option<ScimError> {
+        let obj = v.as_object()?;
+        let as_written = AttrPath {
+            urn: path.urn.clone(),
+            attr: path.attr.clone(),
+            sub: path.sub.clone(),
+        };
+        if !matches!(
+            self.rs.target(&as_written),
+            Err(PathError::UnknownSchema { .. })
+        ) {
+            return None;
+        }
+        let attr = AttrPath {
+            urn: Some(key.to_string()),
+            attr: obj
+                .keys()
+                .find(|k| !k.eq_ignore_ascii_case("schemas"))?
+                .clone(),
+            sub: None,
+        };
+        match self.rs.target(&attr) {
+            Err(e @ PathError::UnknownSchema { .. }) => Some(path_error(e)),
+            _ => None,
+        }
     }
 
     /// A whole extension object as the path, or as a key of a path-less value. The extension

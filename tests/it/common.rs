@@ -80,6 +80,20 @@ impl TestServer {
         }
     }
 
+    /// Stops the server and starts it again on the same database and token with `extra` as
+    /// its config (a restart after editing scim.toml).
+    pub fn restart_with(mut self, extra: &str) -> TestServer {
+        if let Some(h) = self.handle.take() {
+            h.shutdown();
+        }
+        let config =
+            scimlite::config::Config::from_file(&write_config(self._dir.path(), extra)).unwrap();
+        let handle = scimlite::start(&config).unwrap();
+        self.base = format!("http://{}/scim/v2", handle.local_addr());
+        self.handle = Some(handle);
+        self
+    }
+
     /// The server's SQLite file, for tests that inspect or tamper with it directly.
     pub fn db_path(&self) -> PathBuf {
         self._dir.path().join("test.db")
@@ -185,4 +199,17 @@ pub fn user_body(user_name: &str) -> Value {
         "displayName": format!("{user_name} display"),
         "active": true,
     })
+}
+
+/// Percent-encodes a query parameter value (a filter, a sortBy): everything but RFC 3986's
+/// unreserved characters.
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{Reply, TestServer};
+use crate::common::{enc, Reply, TestServer};
 
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const SEARCH: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -15,18 +15,6 @@ fn ok(r: Reply) -> Value {
 fn scim_error(r: &Reply, status: u16, scim_type: &str) {
     assert_eq!(r.status, status, "{}", r.text);
     assert_eq!(r.json()["scimType"], scim_type, "{}", r.text);
-}
-
-/// Minimal percent-encoding for a query parameter value.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn names(list: &Value, key: &str) -> Vec<String> {

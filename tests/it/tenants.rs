@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::api::assert_scim_error;
-use crate::common::{user_body, Reply, TestServer};
+use crate::common::{enc, user_body, Reply, TestServer};
 use scimlite::auth::{create_scoped_token, TokenOptions};
 use scimlite::store::sqlite::Synchronous;
 use scimlite::store::{Actor, SqliteStore, Store, StoreError, TokenScope};
@@ -92,13 +92,6 @@ fn group_body(name: &str, members: &[&str]) -> Value {
 fn created_id(r: &Reply) -> String {
     assert_eq!(r.status, 201, "{}", r.text);
     r.json()["id"].as_str().unwrap().to_string()
-}
-
-fn enc(filter: &str) -> String {
-    filter
-        .replace('%', "%25")
-        .replace(' ', "%20")
-        .replace('"', "%22")
 }
 
 /// Everything tenant B holds, as B sees it: compared before and after A's attempts.
