@@ -26,7 +26,7 @@ use scimlite::scim::schema::Registry;
 use scimlite::scim::ResourceKind;
 use scimlite::store::sqlite::Synchronous;
 use scimlite::store::{
-    Actor, MemberChange, PasswordUpdate, ResourceUpdate, SqliteStore, Store, UpdateOp, Via,
+    Actor, MemberChange, PasswordUpdate, ResourceStore, ResourceUpdate, SqliteStore, UpdateOp, Via,
 };
 
 const TENANT: &str = "default";

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
-use crate::store::{Actor, AuditEntry, AuditQuery, Store, StoreError, TokenScope, DEFAULT_TENANT};
+use crate::store::{
+    Actor, AuditEntry, AuditQuery, AuditStore, StoreError, TenantStore, TokenScope, DEFAULT_TENANT,
+};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -180,7 +180,6 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         quirks: quirks.clone(),
         auth: Authenticator::with_limits(store.clone(), config.auth_limits),
         store,
-        sqlite,
         max_page_size: config.max_page_size,
         max_body_bytes: config.max_body_bytes,
         pbkdf2_rounds: config.pbkdf2_rounds,

@@ -21,7 +21,7 @@ use scimlite::scim::resource::{self, Meta};
 use scimlite::scim::schema::{Registry, ResourceSchema};
 use scimlite::scim::{ResourceKind, ScimType, ENTERPRISE_URN};
 use scimlite::store::sqlite::Synchronous;
-use scimlite::store::{Actor, SqliteStore, Store, DEFAULT_TENANT};
+use scimlite::store::{Actor, ResourceStore, SqliteStore, DEFAULT_TENANT};
 use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};

@@ -101,7 +101,7 @@ pub fn health(app: &App, req: &Request) -> Response {
     if let Some(r) = get_only(req) {
         return r;
     }
-    match app.sqlite.writable() {
+    match app.store.writable() {
         Ok(()) => Response::json(200, &serde_json::json!({"status": "ok"})),
         Err(e) => {
             log::warn!("health check: the database is not writable: {e}");
@@ -210,7 +210,7 @@ fn render(app: &App) -> Result<String, StoreError> {
         "histogram",
         "Commits made durable by one WAL fsync (group commit); no samples with synchronous = normal.",
     );
-    if let Some(h) = app.sqlite.write_batch_sizes() {
+    if let Some(h) = app.store.write_batch_sizes() {
         out.histogram("scimlite_write_batch_size", &[], &h);
     }
     Ok(out.finish())

@@ -19,15 +19,13 @@ use crate::http::query;
 use crate::http::{Request, Response};
 use crate::scim::resource::Meta;
 use crate::scim::{ResourceKind, ScimError};
-use crate::store::{Actor, SqliteStore, Store, StoreError, Via};
+use crate::store::{Actor, Store, StoreError, Via};
 
 /// Everything the handlers need; shared by all workers.
 pub struct App {
     pub store: Arc<dyn Store>,
     /// Every schema and attribute: built-in and declared extensions.
     pub registry: Arc<crate::scim::schema::Registry>,
-    /// The concrete store, for the health probe.
-    pub sqlite: Arc<SqliteStore>,
     pub auth: Authenticator,
     pub max_page_size: u64,
     pub max_body_bytes: u64,
@@ -56,7 +54,14 @@ impl From<StoreError> for ScimError {
             StoreError::NotFound => ScimError::not_found("resource not found"),
             StoreError::Conflict(m) => ScimError::uniqueness(m),
             StoreError::InvalidReference(m) => ScimError::invalid_value(m),
-            StoreError::Rejected(e) => e,
+            // The API's own code refused inside the transaction: its SCIM error as it was.
+            StoreError::Rejected(e) => match e.downcast::<ScimError>() {
+                Ok(scim) => *scim,
+                Err(other) => {
+                    log::error!("store refusal that is not a SCIM error: {other}");
+                    ScimError::internal()
+                }
+            },
             other => {
                 log::error!("store failure: {other}");
                 ScimError::internal()

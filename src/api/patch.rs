@@ -8,7 +8,7 @@ use crate::auth::hash_secret;
 use crate::http::Response;
 use crate::scim::patch::{self, OpKind, Operation, PasswordChange, Quirks};
 use crate::scim::{ResourceKind, ScimError};
-use crate::store::{PasswordUpdate, ResourceUpdate, StoreError, StoredResource, UpdateOp};
+use crate::store::{PasswordUpdate, Refusal, ResourceUpdate, StoreError, StoredResource, UpdateOp};
 
 pub fn patch(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response, ScimError> {
     let body = ctx.json_body()?;
@@ -20,7 +20,7 @@ pub fn patch(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Respo
         None => None,
     };
     let if_match = ctx.req.headers.if_match.clone();
-    let mut apply = |current: &StoredResource| -> Result<ResourceUpdate, ScimError> {
+    let mut apply = |current: &StoredResource| -> Result<ResourceUpdate, Refusal> {
         // Checked inside the write transaction, so nothing can change in between.
         check_if_match(if_match.as_deref(), &current.meta)?;
         let outcome = patch::apply(

@@ -9,7 +9,7 @@ use crate::scim::list::ListQuery;
 use crate::scim::resource::{self, ValidResource};
 use crate::scim::{ResourceKind, ScimError};
 use crate::store::{
-    MemberChange, PasswordUpdate, ResourceUpdate, StoreError, StoredResource, UpdateOp,
+    MemberChange, PasswordUpdate, Refusal, ResourceUpdate, StoreError, StoredResource, UpdateOp,
 };
 
 pub(super) use crate::scim::projection::Projection;
@@ -111,7 +111,7 @@ pub fn replace(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Res
         None => PasswordUpdate::Keep,
     };
     let if_match = ctx.req.headers.if_match.clone();
-    let mut apply = |current: &StoredResource| -> Result<ResourceUpdate, ScimError> {
+    let mut apply = |current: &StoredResource| -> Result<ResourceUpdate, Refusal> {
         check_if_match(if_match.as_deref(), &current.meta)?;
         let mut old = current.doc.clone();
         let kept = resource::take_undeclared(rs, &mut old);
@@ -155,7 +155,7 @@ pub fn delete(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Resp
     let if_match = ctx.req.headers.if_match.clone();
     app.store
         .delete(&ctx.principal.tenant, kind, id, &ctx.actor(), &mut |meta| {
-            check_if_match(if_match.as_deref(), meta)
+            check_if_match(if_match.as_deref(), meta).map_err(Refusal::from)
         })
         .map_err(|e| match e {
             StoreError::NotFound => {

@@ -1,18 +1,32 @@
-//! Storage: a small trait the API layer talks to, with SQLite behind it. Every resource call is
-//! scoped to one tenant; nothing reads or writes across tenants.
+//! Storage, split by concern into small traits the API layer talks to: resources and their
+//! memberships ([`ResourceStore`]), tenants and tokens ([`TenantStore`]), the audit log
+//! ([`AuditStore`]) and health ([`HealthStore`]). [`Store`] is all four, what a backend
+//! implements; SQLite is the backend (`sqlite/`). Every resource call is scoped to one
+//! tenant; nothing reads or writes across tenants.
+//!
+//! The store knows no SCIM errors: a refusal from the caller's code inside a transaction
+//! comes back as [`StoreError::Rejected`], unchanged, and the API maps every store error to
+//! SCIM in one place. The only SCIM a backend needs is the schema registry and the filter
+//! AST it compiles to SQL.
 
 pub mod sqlite;
 
 use serde_json::{Map, Value};
 
+use crate::metrics::Histogram;
 use crate::scim::filter::Filter;
 use crate::scim::list::{Page, Sort};
 use crate::scim::resource::{MemberInput, Meta, Reference, ValidResource};
-use crate::scim::{ResourceKind, ScimError};
+use crate::scim::ResourceKind;
 
 pub use sqlite::SqliteStore;
 
 pub const DEFAULT_TENANT: &str = "default";
+
+/// An error a caller's code returned from inside a store transaction (a PATCH that does not
+/// apply, an `If-Match` that does not match): the transaction is rolled back and the error
+/// handed back as it was.
+pub type Refusal = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -28,16 +42,17 @@ pub enum StoreError {
     /// The database is newer than this binary, or otherwise not ours.
     #[error("{0}")]
     Incompatible(String),
+    /// The backend failed (the driver's error).
     #[error("database error: {0}")]
-    Backend(#[from] rusqlite::Error),
+    Backend(Box<dyn std::error::Error + Send + Sync>),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// A commit happened but could not be made durable (the WAL fsync failed).
     #[error("could not make the write durable: {0}")]
     Durability(String),
-    /// The caller's update function refused the change (a PATCH that does not apply).
+    /// The caller's code refused the change inside the transaction.
     #[error("{0}")]
-    Rejected(ScimError),
+    Rejected(Refusal),
     /// The consumer of an export could not take the next resource (e.g. a full disk).
     #[error("{0}")]
     Output(#[from] std::io::Error),
@@ -188,11 +203,11 @@ pub struct ResourceUpdate {
 }
 
 /// A precondition on the current version, checked inside the write transaction.
-pub type CheckFn<'a> = dyn FnMut(&Meta) -> Result<(), ScimError> + 'a;
+pub type CheckFn<'a> = dyn FnMut(&Meta) -> Result<(), Refusal> + 'a;
 
 /// The function PUT and PATCH hand to [`Store::update`]: it sees the current resource inside
 /// the write transaction and returns the change, or refuses it.
-pub type UpdateFn<'a> = dyn FnMut(&StoredResource) -> Result<ResourceUpdate, ScimError> + 'a;
+pub type UpdateFn<'a> = dyn FnMut(&StoredResource) -> Result<ResourceUpdate, Refusal> + 'a;
 
 /// A resource as stored: its id, document (client attributes) and meta.
 #[derive(Debug, Clone, PartialEq)]
@@ -302,7 +317,8 @@ pub struct ImportFailed {
 pub type ExportFn<'a> =
     dyn FnMut(&str, &StoredResource, &[Reference]) -> Result<(), std::io::Error> + 'a;
 
-pub trait Store: Send + Sync {
+/// Users and Groups: CRUD, list queries, memberships, export and import.
+pub trait ResourceStore: Send + Sync {
     /// Creates a resource; `password_hash` is the PHC string of a User's password.
     fn create(
         &self,
@@ -379,11 +395,12 @@ pub trait Store: Send + Sync {
         actor: &Actor,
     ) -> Result<Vec<ImportOutcome>, ImportFailed>;
 
-    /// The audit log, newest `query.limit` matching entries, oldest first.
-    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
     /// Users and Groups per tenant (zero counts included), for metrics.
     fn resource_counts(&self) -> Result<Vec<ResourceCount>, StoreError>;
+}
 
+/// Tenants and their tokens.
+pub trait TenantStore: Send + Sync {
     /// Creates an empty tenant; `Conflict` if it exists. The name must already be valid
     /// (`crate::tenant::validate_name`). Audited.
     fn create_tenant(&self, name: &str, actor: &Actor) -> Result<(), StoreError>;
@@ -411,6 +428,27 @@ pub trait Store: Send + Sync {
     fn revoke_token(&self, id: &str, actor: &Actor) -> Result<bool, StoreError>;
     fn touch_token(&self, id: &str, when: &str) -> Result<(), StoreError>;
 }
+
+/// The audit log: an entry for every change, written in the change's transaction.
+pub trait AuditStore: Send + Sync {
+    /// The audit log, newest `query.limit` matching entries, oldest first.
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// What `/healthz` and `/metrics` ask the storage.
+pub trait HealthStore: Send + Sync {
+    /// Proves the database takes a write now (a write of its own, bounded in time).
+    fn writable(&self) -> Result<(), StoreError>;
+    /// How many commits each durable flush made durable, if the backend batches them.
+    fn write_batch_sizes(&self) -> Option<Histogram> {
+        None
+    }
+}
+
+/// Everything the API needs from a backend.
+pub trait Store: ResourceStore + TenantStore + AuditStore + HealthStore {}
+
+impl<T: ResourceStore + TenantStore + AuditStore + HealthStore> Store for T {}
 
 /// A UTC time as RFC 3339 with exactly three fraction digits, so that such strings sort as
 /// the times they name (the audit log's `at`).

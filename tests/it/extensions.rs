@@ -526,7 +526,7 @@ fn applications_read_extension_values_from_the_views() {
 
 #[test]
 fn bulk_audit_export_and_import_carry_custom_attributes() {
-    use scimlite::store::{AuditQuery, SqliteStore, Store};
+    use scimlite::store::{AuditQuery, AuditStore, SqliteStore};
     let s = TestServer::with_config(DECLARATIONS);
     let r = ok(s.post(
         "/Bulk",

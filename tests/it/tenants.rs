@@ -12,7 +12,7 @@ use crate::api::assert_scim_error;
 use crate::common::{enc, user_body, Reply, TestServer};
 use scimlite::auth::{create_scoped_token, TokenOptions};
 use scimlite::store::sqlite::Synchronous;
-use scimlite::store::{Actor, SqliteStore, Store, StoreError, TokenScope};
+use scimlite::store::{Actor, SqliteStore, StoreError, TenantStore, TokenScope};
 
 const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";

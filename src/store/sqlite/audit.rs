@@ -16,8 +16,9 @@ use std::collections::HashSet;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
-use super::StoreError;
+use super::{SqliteStore, StoreError};
 use crate::scim::ResourceKind;
+use crate::store::AuditStore;
 use crate::store::{Actor, AuditEntry, AuditQuery};
 
 /// Members a write added to or removed from a group, by id.
@@ -262,6 +263,12 @@ pub(super) fn read(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>,
     Ok(out)
 }
 
+impl AuditStore for SqliteStore {
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(|conn| read(conn, query))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +314,202 @@ mod tests {
         .net();
         assert_eq!(d.added, vec!["a".to_string()]);
         assert_eq!(d.removed, vec!["c".to_string()]);
+    }
+
+    // The store-level audit tests.
+    use crate::store::sqlite::test_support::*;
+
+    #[test]
+    fn audit_names_actor_and_members_and_old_entries_are_pruned() {
+        use crate::store::{AuditQuery, ResourceUpdate, Via};
+        let (_d, s) = store();
+        let okta = Actor::token("t1", "okta", Via::Api);
+        let alice = s
+            .create(
+                T,
+                ResourceKind::User,
+                &user("alice"),
+                Some("$pbkdf2-sha256$i=1000$salt$hash".into()),
+                &okta,
+            )
+            .unwrap();
+        let g = validate(
+            REG.resource(ResourceKind::Group),
+            &json!({"displayName": "Finance", "members": [{"value": alice.id}]}),
+        )
+        .unwrap();
+        let g = s.create(T, ResourceKind::Group, &g, None, &okta).unwrap();
+        let mut remove = |cur: &StoredResource| {
+            Ok(ResourceUpdate {
+                doc: cur.doc.clone(),
+                password: PasswordUpdate::Keep,
+                members: vec![MemberChange::Remove(vec![alice.id.clone()])],
+            })
+        };
+        s.update(
+            T,
+            ResourceKind::Group,
+            &g.id,
+            &okta,
+            UpdateOp::Patch,
+            &mut remove,
+        )
+        .unwrap();
+        // Removing her again changes nothing and is not audited.
+        let (_, changed) = s
+            .update(
+                T,
+                ResourceKind::Group,
+                &g.id,
+                &okta,
+                UpdateOp::Patch,
+                &mut remove,
+            )
+            .unwrap();
+        assert!(!changed);
+        let q = |resource: &str| AuditQuery {
+            resource: Some(resource.into()),
+            limit: 100,
+            ..Default::default()
+        };
+        let entries = s.audit(&q("ALICE")).unwrap();
+        let ops: Vec<&str> = entries.iter().map(|e| e.operation.as_str()).collect();
+        assert_eq!(ops, ["create", "create", "patch"]);
+        assert_eq!(s.audit(&q(&alice.id)).unwrap(), entries);
+        let removal = &entries[2];
+        assert_eq!(
+            (
+                removal.actor_id.as_deref(),
+                removal.actor_name.as_str(),
+                removal.via.as_str()
+            ),
+            (Some("t1"), "okta", "api")
+        );
+        assert_eq!(removal.resource_name.as_deref(), Some("Finance"));
+        assert_eq!(
+            removal.changes["members"]["removed"],
+            json!([{"value": alice.id, "type": "User", "name": "alice"}])
+        );
+        assert!(entries[0].changes["attributes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("password")));
+        assert!(!entries[0].changes.to_string().contains("pbkdf2"));
+
+        // Retention: entries older than 30 days go on the next write, with their subjects.
+        let s = s.with_audit_retention(Some(30));
+        s.writer
+            .lock()
+            .unwrap()
+            .execute(
+                "UPDATE audit_log SET at = '2000-01-01T00:00:00.000Z' WHERE seq <= 2",
+                [],
+            )
+            .unwrap();
+        s.create(T, ResourceKind::User, &user("bob"), None, &A)
+            .unwrap();
+        let all = s
+            .audit(&AuditQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap();
+        let seqs: Vec<i64> = all.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [3, 4]);
+        let orphans: i64 = s
+            .writer
+            .lock()
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM audit_subjects WHERE seq <= 2",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(orphans, 0);
+    }
+
+    #[test]
+    fn audit_records_the_net_member_delta_of_replace_clear_and_filters() {
+        use crate::scim::resource::MemberInput;
+        use crate::store::{AuditQuery, ResourceUpdate};
+        let (_d, s) = store();
+        let ids: Vec<String> = (0..3)
+            .map(|i| {
+                s.create(T, ResourceKind::User, &user(&format!("m{i}")), None, &A)
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        let g = validate(
+            REG.resource(ResourceKind::Group),
+            &json!({"displayName": "g"}),
+        )
+        .unwrap();
+        let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
+        let input = |v: &[usize]| -> Vec<MemberInput> {
+            v.iter()
+                .map(|&i| MemberInput {
+                    value: ids[i].clone(),
+                    kind: None,
+                })
+                .collect()
+        };
+        let run = |changes: Vec<MemberChange>| -> serde_json::Value {
+            let mut f = |cur: &StoredResource| {
+                Ok(ResourceUpdate {
+                    doc: cur.doc.clone(),
+                    password: PasswordUpdate::Keep,
+                    members: changes.clone(),
+                })
+            };
+            s.update(T, ResourceKind::Group, &g.id, &A, UpdateOp::Replace, &mut f)
+                .unwrap();
+            let last = s
+                .audit(&AuditQuery {
+                    limit: 1,
+                    ..Default::default()
+                })
+                .unwrap();
+            let members = &last[0].changes["members"];
+            let side = |k: &str| -> Vec<String> {
+                let mut v: Vec<String> = members[k]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|m| m["name"].as_str().unwrap().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                v.sort();
+                v
+            };
+            json!({"added": side("added"), "removed": side("removed")})
+        };
+        assert_eq!(
+            run(vec![MemberChange::Replace(input(&[0, 1]))]),
+            json!({"added": ["m0", "m1"], "removed": []})
+        );
+        assert_eq!(
+            run(vec![MemberChange::Replace(input(&[1, 2]))]),
+            json!({"added": ["m2"], "removed": ["m0"]})
+        );
+        // Removed and added back in one PATCH: the net change is m0 joining.
+        assert_eq!(
+            run(vec![
+                MemberChange::Remove(vec![ids[1].clone()]),
+                MemberChange::Add(input(&[1, 0])),
+            ]),
+            json!({"added": ["m0"], "removed": []})
+        );
+        let by_name = crate::scim::filter::parse("display eq \"D m2\"").unwrap();
+        assert_eq!(
+            run(vec![MemberChange::RemoveWhere(by_name)]),
+            json!({"added": [], "removed": ["m2"]})
+        );
+        assert_eq!(
+            run(vec![MemberChange::Clear]),
+            json!({"added": [], "removed": ["m0", "m1"]})
+        );
     }
 }

@@ -186,7 +186,10 @@ mod tests {
         ));
         assert_eq!(std::fs::read(&dest).unwrap(), b"keep me");
         let report = backup(&db, &dest, true).unwrap();
-        assert_eq!(report.schema_version, super::super::MIGRATIONS.len() as i64);
+        assert_eq!(
+            report.schema_version,
+            crate::store::sqlite::migrations::MIGRATIONS.len() as i64
+        );
         assert_eq!(std::fs::metadata(&dest).unwrap().len(), report.bytes);
         #[cfg(unix)]
         {

@@ -26,7 +26,7 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use crate::store::sqlite::Synchronous;
-    use crate::store::{Actor, SqliteStore, Store, DEFAULT_TENANT};
+    use crate::store::{Actor, SqliteStore, TenantStore, DEFAULT_TENANT};
 
     /// The permission bits in octal, as `ls -l` users read them.
     fn mode(path: &Path) -> String {

@@ -116,6 +116,34 @@ pub(crate) fn compile(
     }
 }
 
+/// The ids of the members of a group (its pk is `?1`) that a value filter on `members`
+/// selects — `{"op": "remove", "path": "members[type eq \"Group\"]"}` — compiled with the
+/// rules of every other filter, so the store never evaluates SCIM itself. A `$ref` compares
+/// against the relative form (`/Users/{id}`): a PATCH has no base URL for the store.
+pub(crate) fn member_selection(groups: &ResourceSchema, filter: &Filter) -> Option<Compiled> {
+    let members = groups.top_level("members")?;
+    let mut c = Compiler {
+        rs: groups,
+        kind: ResourceKind::Group,
+        args: vec![Sql::Null],
+        aliases: 0,
+    };
+    let n = c.alias();
+    let inner = c.filter(filter, &Scope::Element(members, Elem::Reference(n)));
+    let mut where_sql = format!("m{n}.group_pk = ?1 AND {inner}");
+    if where_sql.contains(BASE) {
+        let p = c.bind(Sql::Text(String::new()));
+        where_sql = where_sql.replace(BASE, &p);
+    }
+    Some(Compiled {
+        where_sql: format!(
+            "SELECT r{n}.id FROM memberships AS m{n} JOIN resources AS r{n} ON r{n}.pk = m{n}.member_pk WHERE {where_sql}"
+        ),
+        order_sql: String::new(),
+        args: c.args,
+    })
+}
+
 /// Where one value sits.
 #[derive(Clone)]
 enum Slot {

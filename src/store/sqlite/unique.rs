@@ -95,7 +95,7 @@ pub(super) fn index(
                             r.attr.name
                         ))
                     }
-                    _ => StoreError::Backend(e),
+                    _ => e.into(),
                 })?;
         }
     }
