@@ -1055,7 +1055,8 @@ pub fn entra_modyo() -> Flow {
 /// Discovery (RFC 7644 §4) of what the custom-attribute flow needs: an optional extension
 /// of Users other than the Enterprise User that `/ResourceTypes/User` lists, and in its
 /// `/Schemas/{urn}` document an attribute Entra can map, single-valued and of type string
-/// (custom-attributes.md §1.6), that a PATCH may write and a GET returns. Saves `ext_urn` and
+/// (custom-attributes.md §1.6), that a PATCH may write and a GET returns, in an extension
+/// without required attributes (the flow sends only that one). Saves `ext_urn` and
 /// `ext_attr`; where there is none, the flow is skipped with the reason.
 fn discover_custom_string_attribute() -> Vec<Step> {
     let item_eq = |p: &str, v: Value| Check::Eq(p.into(), v);
@@ -1097,9 +1098,16 @@ fn discover_custom_string_attribute() -> Vec<Step> {
             ],
             "/name",
         )
+        // The flow sends only the one attribute; another one that is required would refuse it.
+        .find_none(
+            "required attribute",
+            "/attributes",
+            vec![item_eq("/required", json!(true))],
+            "/name",
+        )
         .or_skip(
             "no optional extension on Users (${ext_urns}) has a single-valued string attribute \
-             with mutability readWrite that is returned by default",
+             with mutability readWrite that is returned by default, and no required attribute",
         ),
     ]
 }

@@ -11,7 +11,7 @@ use rustls::pki_types::CertificateDer;
 use serde_json::{json, Value};
 
 use super::flows::{Flow, UserCleanup};
-use super::step::{Step, Vars};
+use super::step::{Seek, Step, Vars};
 
 /// Setting up the client failed; nothing was sent.
 #[derive(Debug, thiserror::Error)]
@@ -381,8 +381,8 @@ enum Attempt {
     /// The step passed and each of its finds found something; what they found and what the
     /// step saves are stored.
     Found,
-    /// This find found nothing: `(variable, list pointer)`.
-    Missed(String, String),
+    /// A find did not find what it needs; why.
+    Missed(String),
 }
 
 /// Sends one step (once per item of its `each` list, until its finds succeed) and reports its
@@ -414,7 +414,7 @@ fn run_step(
         match attempt(client, flow, step, vars, created, emit) {
             Err(()) => return StepEnd::Failed,
             Ok(Attempt::Found) => return StepEnd::Passed,
-            Ok(Attempt::Missed(var, list)) => missed = Some((var, list)),
+            Ok(Attempt::Missed(why)) => missed = Some(why),
         }
     }
     match (&step.skip_reason, missed) {
@@ -425,10 +425,8 @@ fn run_step(
                 StepEnd::Failed
             }
         },
-        (None, Some((var, list))) => {
-            emit(Err(format!(
-                "nothing in {list:?} matches what {var} must be"
-            )));
+        (None, Some(why)) => {
+            emit(Err(why));
             StepEnd::Failed
         }
         (None, None) => {
@@ -496,13 +494,22 @@ fn attempt(
     }
     // A failed check fails the step: nothing it would find counts.
     for find in step.finds.iter().filter(|_| all_ok) {
-        match find.eval(vars, &reply.body) {
-            Ok(Some(v)) => {
-                emit(Ok(format!("found {} = {v}", find.var)));
-                vars.set(&find.var, v);
+        let (var, list) = (&find.var, &find.list);
+        match (find.seek, find.eval(vars, &reply.body)) {
+            (Seek::Nothing, Ok(None)) => emit(Ok(format!("{list} has no {var}"))),
+            (Seek::Nothing, Ok(Some(v))) => {
+                return Ok(Attempt::Missed(format!("{list} has {var}: {v}")))
             }
-            Ok(None) => return Ok(Attempt::Missed(find.var.clone(), find.list.clone())),
-            Err(e) => {
+            (_, Ok(Some(v))) => {
+                emit(Ok(format!("found {var} = {v}")));
+                vars.set(var, v);
+            }
+            (_, Ok(None)) => {
+                return Ok(Attempt::Missed(format!(
+                    "nothing in {list} matches what {var} must be"
+                )))
+            }
+            (_, Err(e)) => {
                 emit(Err(e.to_string()));
                 return Err(());
             }

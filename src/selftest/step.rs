@@ -324,22 +324,35 @@ impl Check {
 
 /// Picks items of an array in a response body: those that pass every one of `matching`
 /// (judged against the item, not the whole body), and saves `take` of the first of them, or
-/// of all of them as a list. Discovery uses it: "the extensions `/ResourceTypes/User` lists
-/// that are optional and not the Enterprise User", "a string attribute of this schema".
+/// of all of them as a list; or requires that there be none. Discovery uses it: "the
+/// extensions `/ResourceTypes/User` lists that are optional and not the Enterprise User",
+/// "a string attribute of this schema", "no required attribute".
 #[derive(Debug, Clone)]
 pub struct Find {
+    /// The variable to save; for [`Seek::Nothing`], words for what must not be there.
     pub var: String,
     /// Pointer to the array in the body; templated.
     pub list: String,
     pub matching: Vec<Check>,
     /// Pointer into the item: what to save (`""` saves the item).
     pub take: String,
-    /// Save every match, as a list, instead of the first.
-    pub all: bool,
+    pub seek: Seek,
+}
+
+/// What a [`Find`] wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seek {
+    /// The first match.
+    First,
+    /// Every match, as a list (at least one).
+    Every,
+    /// No match at all: the step finds what it needs only if nothing matches.
+    Nothing,
 }
 
 impl Find {
-    /// What was found: `None` when no item matches (or, with `all`, none does).
+    /// What matched: the first match's `take` (for `First` and `Nothing`), or every one's as
+    /// a list (`Every`); `None` when no item matches.
     pub fn eval(&self, vars: &Vars, body: &Value) -> Result<Option<Value>, MissingVar> {
         let list = vars.fill_pointer(&self.list)?;
         let take = vars.fill_pointer(&self.take)?;
@@ -355,11 +368,12 @@ impl Find {
                     .all(|c| c.eval(vars, item, &no_headers).is_ok())
             })
             .filter_map(|item| item.pointer(&take).filter(|v| !v.is_null()).cloned());
-        Ok(if self.all {
-            let all: Vec<Value> = found.collect();
-            (!all.is_empty()).then_some(Value::Array(all))
-        } else {
-            found.next()
+        Ok(match self.seek {
+            Seek::Every => {
+                let all: Vec<Value> = found.collect();
+                (!all.is_empty()).then_some(Value::Array(all))
+            }
+            Seek::First | Seek::Nothing => found.next(),
         })
     }
 }
@@ -447,12 +461,18 @@ impl Step {
     /// Saves as `var` the `take` of the first item of the array at `list` that passes every
     /// check in `matching`.
     pub fn find(self, var: &str, list: &str, matching: Vec<Check>, take: &str) -> Step {
-        self.finding(var, list, matching, take, false)
+        self.finding(var, list, matching, take, Seek::First)
     }
 
     /// Saves as `var` the list of the `take` of every item that passes `matching`.
     pub fn find_all(self, var: &str, list: &str, matching: Vec<Check>, take: &str) -> Step {
-        self.finding(var, list, matching, take, true)
+        self.finding(var, list, matching, take, Seek::Every)
+    }
+
+    /// Finds what it needs only if no item of `list` passes `matching`; `what` names such an
+    /// item (it is not saved).
+    pub fn find_none(self, what: &str, list: &str, matching: Vec<Check>, take: &str) -> Step {
+        self.finding(what, list, matching, take, Seek::Nothing)
     }
 
     fn finding(
@@ -461,14 +481,14 @@ impl Step {
         list: &str,
         matching: Vec<Check>,
         take: &str,
-        all: bool,
+        seek: Seek,
     ) -> Step {
         self.finds.push(Find {
             var: var.to_string(),
             list: list.to_string(),
             matching,
             take: take.to_string(),
-            all,
+            seek,
         });
         self
     }
@@ -579,7 +599,7 @@ mod tests {
             list: "/schemaExtensions".into(),
             matching,
             take: "/schema".into(),
-            all,
+            seek: if all { Seek::Every } else { Seek::First },
         };
         assert_eq!(
             find(false, optional()).eval(&v, &body).unwrap(),

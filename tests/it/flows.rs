@@ -181,17 +181,23 @@ fn a_wrong_token_fails_every_flow_at_its_first_step() {
     );
 }
 
-/// Two optional User extensions, the first without a string attribute Entra could map, the
-/// second with one beside a read-only and a multi-valued string (which the flow must not
-/// pick), and a Group extension.
+/// Two optional User extensions, the first with a string attribute Entra could map but also
+/// a required one (the flow sends only one attribute, so it must pass it over), the second
+/// with one beside a read-only and a multi-valued string (which the flow must not pick), and
+/// a Group extension.
 const DECLARED: &str = r#"
 [[extension]]
 urn = "urn:ietf:params:scim:schemas:extension:flags:2.0:User"
 resource = "User"
 
 [[extension.attribute]]
+name = "note"
+type = "string"
+
+[[extension.attribute]]
 name = "isContractor"
 type = "boolean"
+required = true
 
 [[extension]]
 urn = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User"
@@ -250,7 +256,8 @@ fn the_custom_attribute_flow_runs_where_an_extension_is_declared_and_the_others_
     );
     let custom = lines_of(&stdout, "entra-custom-attribute");
     let has = |needle: &str| custom.iter().any(|l| l.contains(needle));
-    // Discovery tried the flags extension, then picked the one writable single string.
+    // Discovery passed over the flags extension for its required attribute, then picked the
+    // one writable single string of the other.
     assert!(has(&format!("found ext_urns = [\"urn:ietf:params:scim:schemas:extension:flags:2.0:User\",\"{CUSTOM_URN}\"]")), "{custom:#?}");
     assert!(
         has("GET /Schemas/urn:ietf:params:scim:schemas:extension:flags:2.0:User → 200"),
@@ -260,7 +267,13 @@ fn the_custom_attribute_flow_runs_where_an_extension_is_declared_and_the_others_
         has(&format!("GET /Schemas/{CUSTOM_URN} → 200")),
         "{custom:#?}"
     );
+    assert!(has("found ext_attr = \"note\""), "{custom:#?}");
     assert!(has("found ext_attr = \"CustomAttribute\""), "{custom:#?}");
+    assert!(has("/attributes has no required attribute"), "{custom:#?}");
+    assert!(
+        has(&format!("/{CUSTOM_URN}/CustomAttribute = \"first-")),
+        "{custom:#?}"
+    );
     for step in [
         "create the user; the custom URN keys its value but is not in schemas: POST /Users → 201",
         "update, default dialect: Replace with path URN:attr: PATCH /Users/",
@@ -359,7 +372,8 @@ canonical_values = ["gold", "silver"]
         vec![
             "skip entra-custom-attribute: discover: a single-valued, writable string attribute: \
               no optional extension on Users ([\"urn:example:no:strings:User\"]) has a \
-              single-valued string attribute with mutability readWrite that is returned by default"
+              single-valued string attribute with mutability readWrite that is returned by default, \
+              and no required attribute"
                 .to_string()
         ],
         "{lines:#?}"
@@ -386,7 +400,7 @@ fn finding_nothing_fails_a_step_that_does_not_say_to_skip() {
     assert_eq!(
         report.failures(),
         vec!["FAIL entra-custom-attribute: discover: the optional extensions /ResourceTypes/User lists: \
-              nothing in \"/schemaExtensions\" matches what ext_urns must be"
+              nothing in /schemaExtensions matches what ext_urns must be"
             .to_string()]
     );
 }
