@@ -44,7 +44,9 @@ pub enum Command {
     CheckConfig,
     /// Replay Okta's and Entra ID's provisioning flows against a SCIM endpoint and report
     /// each check; non-zero exit on any failure. Cleans up what it creates (Okta-style users
-    /// are only deactivated, as Okta does)
+    /// are only deactivated, as Okta does). The custom-attribute flow runs only if the
+    /// endpoint advertises an optional User extension with a writable string attribute;
+    /// otherwise it is reported as skipped, with the reason
     Selftest {
         /// SCIM base URL, e.g. https://scim.example.com/scim/v2
         #[arg(long, value_name = "URL")]

@@ -59,7 +59,8 @@ pub struct Flow {
     pub steps: Vec<Step>,
 }
 
-/// Every flow: the two catalogues, then the three setups our users follow.
+/// Every flow: the two catalogues, then the three setups our users follow, then the
+/// optional ones (run only where the target advertises what they need).
 pub fn all() -> Vec<Flow> {
     vec![
         okta_catalogue(),
@@ -67,6 +68,7 @@ pub fn all() -> Vec<Flow> {
         entra_catalogue(),
         entra_pulumi(),
         entra_modyo(),
+        entra_custom_attribute(),
     ]
 }
 
@@ -1050,6 +1052,153 @@ pub fn entra_modyo() -> Flow {
     }
 }
 
+/// Discovery (RFC 7644 §4) of what the custom-attribute flow needs: an optional extension
+/// of Users other than the Enterprise User that `/ResourceTypes/User` lists, and in its
+/// `/Schemas/{urn}` document an attribute Entra can map, single-valued and of type string
+/// (custom-attributes.md §1.6), that a PATCH may write and a GET returns, in an extension
+/// without required attributes (the flow sends only that one). Saves `ext_urn` and
+/// `ext_attr`; where there is none, the flow is skipped with the reason.
+fn discover_custom_string_attribute() -> Vec<Step> {
+    let item_eq = |p: &str, v: Value| Check::Eq(p.into(), v);
+    vec![
+        get(
+            "discover: the optional extensions /ResourceTypes/User lists",
+            "/ResourceTypes/User",
+        )
+        .find_all(
+            "ext_urns",
+            "/schemaExtensions",
+            vec![
+                Check::Ne("/schema".into(), json!(ENTERPRISE_URN)),
+                item_eq("/required", json!(false)),
+            ],
+            "/schema",
+        )
+        .or_skip(
+            "the target advertises no optional schema extension on Users besides the Enterprise \
+             User (declare one with [[extension]] in scim.toml to test custom attributes)",
+        ),
+        get(
+            "discover: a single-valued, writable string attribute",
+            "/Schemas/${ext_urn}",
+        )
+        .for_each("ext_urn", "ext_urns")
+        .check(eq("/id", json!("${ext_urn}")))
+        .find(
+            "ext_attr",
+            "/attributes",
+            vec![
+                item_eq("/type", json!("string")),
+                item_eq("/multiValued", json!(false)),
+                item_eq("/mutability", json!("readWrite")),
+                Check::Ne("/returned".into(), json!("never")),
+                Check::Ne("/returned".into(), json!("request")),
+                // A value from the run must be acceptable; canonical values may be enforced.
+                len("/canonicalValues", 0),
+            ],
+            "/name",
+        )
+        // The flow sends only the one attribute; another one that is required would refuse it.
+        .find_none(
+            "required attribute",
+            "/attributes",
+            vec![item_eq("/required", json!(true))],
+            "/name",
+        )
+        .or_skip(
+            "no optional extension on Users (${ext_urns}) has a single-valued string attribute \
+             with mutability readWrite that is returned by default, and no required attribute",
+        ),
+    ]
+}
+
+/// Entra ID with a custom attribute the admin added under *Edit attribute list for
+/// customappsso* and mapped (custom-attributes.md §1.1–§1.4): the value under the extension
+/// URN key with the URN left out of `schemas`, updated in the default dialect (`Replace` with
+/// `path` = URN:attr) and in the flagged one (path-less, a URN-qualified key), read back under
+/// the URN key, and matched by a filter on the qualified name. Runs only against a target
+/// that advertises such an attribute (see [`discover_custom_string_attribute`]).
+pub fn entra_custom_attribute() -> Flow {
+    let mut steps = discover_custom_string_attribute();
+    let value = "/${ext_urn}/${ext_attr}";
+    steps.extend([
+        entra_match_user("match the user by userName finds nothing", "user", 0),
+        post(
+            "create the user; the custom URN keys its value but is not in schemas",
+            "/Users",
+            json!({"schemas":[USER_URN, ENTERPRISE_URN],
+                "externalId":"${ext}","userName":"${user}","active":true,
+                "emails":[{"primary":true,"type":"work","value":"${mail}"}],
+                "meta":{"resourceType":"User"},
+                "name":{"formatted":"Custom Person","familyName":"Person","givenName":"Custom"},
+                "displayName":"Custom Person",
+                ENTERPRISE_URN:{"employeeNumber":"${run}"},
+                "${ext_urn}":{"${ext_attr}":"${first}"}}),
+        )
+        .check(eq("/userName", json!("${user}")))
+        .check(eq(value, json!("${first}")))
+        .save("user_id", "/id"),
+        read_user("the value is returned under the URN key", "user_id")
+            .check(eq(value, json!("${first}")))
+            .check(eq(
+                &format!("/{ENTERPRISE_URN}/employeeNumber"),
+                json!("${run}"),
+            )),
+        patch(
+            "update, default dialect: Replace with path URN:attr",
+            "/Users/${user_id}",
+            json!([{"op":"Replace","path":"${ext_urn}:${ext_attr}","value":"${second}"}]),
+        ),
+        read_user("the default-dialect update is stored", "user_id")
+            .check(eq(value, json!("${second}"))),
+        patch(
+            "update, flagged dialect: path-less with a URN:attr key",
+            "/Users/${user_id}",
+            json!([{"op":"replace","value":{"${ext_urn}:${ext_attr}":"${third}"}}]),
+        ),
+        read_user(
+            "the flagged-dialect update is stored under the URN key",
+            "user_id",
+        )
+        .check(eq(value, json!("${third}")))
+        .check(Check::Absent("/${ext_urn}:${ext_attr}".into()))
+        .check(eq("/userName", json!("${user}"))),
+        listed(
+            get(
+                "filter on the qualified name finds the user",
+                "/Users?filter=${ext_urn}:${ext_attr}%20eq%20%22${third}%22",
+            ),
+            1,
+        )
+        .check(eq("/Resources/0/id", json!("${user_id}")))
+        .check(eq(&format!("/Resources/0{value}"), json!("${third}"))),
+        listed(
+            get(
+                "filter on a replaced value finds nothing",
+                "/Users?filter=${ext_urn}:${ext_attr}%20eq%20%22${first}%22",
+            ),
+            0,
+        ),
+        delete("delete the user", "/Users/${user_id}"),
+        scim_error(read_user("the deleted user is 404", "user_id"), 404),
+    ]);
+    Flow {
+        name: "entra-custom-attribute",
+        idp: Idp::Entra,
+        headers: entra_headers(),
+        vars: vars(&[
+            ("user", "Custom_User_${run}@example.com"),
+            ("mail", "custom_user_${run}@mail.example.com"),
+            ("ext", "4c5d6e7f-${run}"),
+            ("first", "first-${run}"),
+            ("second", "second-${run}"),
+            ("third", "third-${run}"),
+        ]),
+        cleanup: UserCleanup::Delete,
+        steps,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1062,7 +1211,7 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), flows.len());
         assert_eq!(for_idp(Idp::Okta).len(), 2);
-        assert_eq!(for_idp(Idp::Entra).len(), 3);
+        assert_eq!(for_idp(Idp::Entra).len(), 4);
         assert!(named("entra-modyo").is_some());
         assert!(named("nope").is_none());
     }
@@ -1073,6 +1222,15 @@ mod tests {
             let mut known: Vec<String> = ["run", "RUN", "guid"].map(String::from).to_vec();
             known.extend(flow.vars.iter().map(|(k, _)| k.clone()));
             for step in &flow.steps {
+                if let Some((var, list)) = &step.each {
+                    assert!(
+                        known.contains(list),
+                        "{}: step \"{}\" tries each of {list} before it is saved",
+                        flow.name,
+                        step.name
+                    );
+                    known.push(var.clone());
+                }
                 let mut text = step.path.clone();
                 if let Some(super::super::step::Body::Json(b)) = &step.body {
                     text.push_str(&b.to_string());
@@ -1080,6 +1238,10 @@ mod tests {
                 for c in &step.checks {
                     text.push_str(&format!("{c:?}"));
                 }
+                for f in &step.finds {
+                    text.push_str(&format!("{f:?}"));
+                }
+                text.push_str(step.skip_reason.as_deref().unwrap_or_default());
                 let mut rest = text.as_str();
                 while let Some(i) = rest.find("${") {
                     let end = rest[i..].find('}').map_or(rest.len(), |e| i + e);
@@ -1093,6 +1255,7 @@ mod tests {
                     rest = &rest[end..];
                 }
                 known.extend(step.saves.iter().map(|(v, _)| v.clone()));
+                known.extend(step.finds.iter().map(|f| f.var.clone()));
             }
         }
     }

@@ -12,4 +12,4 @@ pub mod step;
 mod tls;
 
 pub use flows::{Flow, Idp};
-pub use runner::{new_run_id, run, Client, Outcome, Report, SelftestError};
+pub use runner::{new_run_id, run, Client, Mark, Outcome, Report, SelftestError};

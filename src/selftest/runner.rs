@@ -11,7 +11,7 @@ use rustls::pki_types::CertificateDer;
 use serde_json::{json, Value};
 
 use super::flows::{Flow, UserCleanup};
-use super::step::{Step, Vars};
+use super::step::{Seek, Step, Vars};
 
 /// Setting up the client failed; nothing was sent.
 #[derive(Debug, thiserror::Error)]
@@ -154,10 +154,20 @@ impl Client {
     }
 }
 
+/// How a line of the report came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Pass,
+    Fail,
+    /// The flow does not apply to this target (e.g. it advertises no custom extension); the
+    /// line says why. Not a failure.
+    Skip,
+}
+
 /// One check's result: a line of the report.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub ok: bool,
+    pub mark: Mark,
     pub flow: String,
     pub step: String,
     pub detail: String,
@@ -165,7 +175,11 @@ pub struct Outcome {
 
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mark = if self.ok { "ok  " } else { "FAIL" };
+        let mark = match self.mark {
+            Mark::Pass => "ok  ",
+            Mark::Fail => "FAIL",
+            Mark::Skip => "skip",
+        };
         write!(f, "{mark} {}: {}: {}", self.flow, self.step, self.detail)
     }
 }
@@ -179,30 +193,53 @@ pub struct Report {
 }
 
 impl Report {
+    fn count(&self, mark: Mark) -> usize {
+        self.outcomes.iter().filter(|o| o.mark == mark).count()
+    }
     pub fn passed(&self) -> usize {
-        self.outcomes.iter().filter(|o| o.ok).count()
+        self.count(Mark::Pass)
     }
     pub fn failed(&self) -> usize {
-        self.outcomes.iter().filter(|o| !o.ok).count()
+        self.count(Mark::Fail)
     }
     pub fn ok(&self) -> bool {
         self.failed() == 0
     }
     /// The failed lines, for test assertions and the summary.
     pub fn failures(&self) -> Vec<String> {
+        self.lines(Mark::Fail)
+    }
+    /// The flows that did not apply to the target, one line each with the reason.
+    pub fn skipped_flows(&self) -> Vec<String> {
+        self.lines(Mark::Skip)
+    }
+    fn lines(&self, mark: Mark) -> Vec<String> {
         self.outcomes
             .iter()
-            .filter(|o| !o.ok)
+            .filter(|o| o.mark == mark)
             .map(Outcome::to_string)
             .collect()
     }
     pub fn summary(&self) -> String {
-        format!(
+        let mut s = format!(
             "{} checks passed, {} failed, {} steps skipped",
             self.passed(),
             self.failed(),
             self.skipped
-        )
+        );
+        let flows: Vec<&str> = self
+            .outcomes
+            .iter()
+            .filter(|o| o.mark == Mark::Skip)
+            .map(|o| o.flow.as_str())
+            .collect();
+        if !flows.is_empty() {
+            s.push_str(&format!(
+                "; not applicable to this target: {}",
+                flows.join(", ")
+            ));
+        }
+        s
     }
 }
 
@@ -274,13 +311,9 @@ fn run_flow(
     report: &mut Report,
     on: &mut dyn FnMut(&Outcome),
 ) {
-    let mut emit = |report: &mut Report, step: &str, result: Result<String, String>| {
-        let (ok, detail) = match result {
-            Ok(d) => (true, d),
-            Err(d) => (false, d),
-        };
+    let mut emit = |report: &mut Report, step: &str, (mark, detail): (Mark, String)| {
         let o = Outcome {
-            ok,
+            mark,
             flow: flow.name.to_string(),
             step: step.to_string(),
             detail,
@@ -296,7 +329,7 @@ fn run_flow(
         match vars.fill_text(template) {
             Ok(v) => vars.set(name, json!(v)),
             Err(e) => {
-                emit(report, "variables", Err(e.to_string()));
+                emit(report, "variables", (Mark::Fail, e.to_string()));
                 report.skipped += flow.steps.len();
                 return;
             }
@@ -304,19 +337,56 @@ fn run_flow(
     }
     let mut created = Created::default();
     for (i, step) in flow.steps.iter().enumerate() {
-        let ok = run_step(client, flow, step, &mut vars, &mut created, &mut |r| {
-            emit(report, &step.name, r)
+        let end = run_step(client, flow, step, &mut vars, &mut created, &mut |r| {
+            emit(report, &step.name, judged(r))
         });
-        if !ok {
-            // Later steps build on this one; running them would only repeat the failure.
-            report.skipped += flow.steps.len() - i - 1;
-            break;
+        match end {
+            StepEnd::Passed => {}
+            StepEnd::Failed => {
+                // Later steps build on this one; running them would only repeat the failure.
+                report.skipped += flow.steps.len() - i - 1;
+                break;
+            }
+            StepEnd::NotApplicable(reason) => {
+                emit(report, &step.name, (Mark::Skip, reason));
+                break;
+            }
         }
     }
-    clean_up(client, flow, &created, &mut |step, r| emit(report, step, r));
+    clean_up(client, flow, &created, &mut |step, r| {
+        emit(report, step, judged(r))
+    });
 }
 
-/// Sends one step and reports its status check and each body check; false if any failed.
+/// A check's result as a line's mark and detail.
+fn judged(result: Result<String, String>) -> (Mark, String) {
+    match result {
+        Ok(d) => (Mark::Pass, d),
+        Err(d) => (Mark::Fail, d),
+    }
+}
+
+/// How a step ended.
+enum StepEnd {
+    Passed,
+    /// A status, a check, a save or a find failed (and was reported).
+    Failed,
+    /// A discovery step found nothing: the flow does not apply to this target, for this
+    /// reason.
+    NotApplicable(String),
+}
+
+/// One send of a step, when it did not fail.
+enum Attempt {
+    /// The step passed and each of its finds found something; what they found and what the
+    /// step saves are stored.
+    Found,
+    /// A find did not find what it needs; why.
+    Missed(String),
+}
+
+/// Sends one step (once per item of its `each` list, until its finds succeed) and reports its
+/// status check, each body check and what it found.
 fn run_step(
     client: &Client,
     flow: &Flow,
@@ -324,7 +394,58 @@ fn run_step(
     vars: &mut Vars,
     created: &mut Created,
     emit: &mut dyn FnMut(Result<String, String>),
-) -> bool {
+) -> StepEnd {
+    let items = match &step.each {
+        None => vec![None],
+        Some((var, list)) => match vars.get(list) {
+            Some(Value::Array(items)) => items.iter().map(|i| Some((var, i.clone()))).collect(),
+            Some(one) => vec![Some((var, one.clone()))],
+            None => {
+                emit(Err(super::step::MissingVar(list.clone()).to_string()));
+                return StepEnd::Failed;
+            }
+        },
+    };
+    let mut missed = None;
+    for item in items {
+        if let Some((var, value)) = item {
+            vars.set(var, value);
+        }
+        match attempt(client, flow, step, vars, created, emit) {
+            Err(()) => return StepEnd::Failed,
+            Ok(Attempt::Found) => return StepEnd::Passed,
+            Ok(Attempt::Missed(why)) => missed = Some(why),
+        }
+    }
+    match (&step.skip_reason, missed) {
+        (Some(reason), _) => match vars.fill_text(reason) {
+            Ok(r) => StepEnd::NotApplicable(r),
+            Err(e) => {
+                emit(Err(e.to_string()));
+                StepEnd::Failed
+            }
+        },
+        (None, Some(why)) => {
+            emit(Err(why));
+            StepEnd::Failed
+        }
+        (None, None) => {
+            emit(Err("the list to try is empty".into()));
+            StepEnd::Failed
+        }
+    }
+}
+
+/// Sends the step once: `Err` if anything failed (reported), else whether its finds found
+/// something.
+fn attempt(
+    client: &Client,
+    flow: &Flow,
+    step: &Step,
+    vars: &mut Vars,
+    created: &mut Created,
+    emit: &mut dyn FnMut(Result<String, String>),
+) -> Result<Attempt, ()> {
     let prepared = (|| {
         let path = vars.fill_path(&step.path)?;
         let mut headers: Vec<(String, String)> = flow
@@ -339,20 +460,10 @@ fn run_step(
         let body = step.body.as_ref().map(|b| b.render(vars)).transpose()?;
         Ok::<_, super::step::MissingVar>((path, headers, body))
     })();
-    let (path, headers, body) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            emit(Err(e.to_string()));
-            return false;
-        }
-    };
-    let reply = match client.send(step.method, &path, &headers, body.as_ref()) {
-        Ok(r) => r,
-        Err(e) => {
-            emit(Err(e));
-            return false;
-        }
-    };
+    let (path, headers, body) = prepared.map_err(|e| emit(Err(e.to_string())))?;
+    let reply = client
+        .send(step.method, &path, &headers, body.as_ref())
+        .map_err(|e| emit(Err(e)))?;
     created.note(step, &path, &reply);
     let line = format!("{} {} → {}", step.method, reply.target, reply.status);
     if !step.expect.contains(&reply.status) {
@@ -365,7 +476,7 @@ fn run_step(
                 .join(" or "),
             server_says(&reply)
         )));
-        return false;
+        return Err(());
     }
     emit(Ok(line));
     let header = |name: &str| {
@@ -381,16 +492,47 @@ fn run_step(
         all_ok &= r.is_ok();
         emit(r);
     }
+    // A failed check fails the step: nothing it would find counts.
+    for find in step.finds.iter().filter(|_| all_ok) {
+        let (var, list) = (&find.var, &find.list);
+        match (find.seek, find.eval(vars, &reply.body)) {
+            (Seek::Nothing, Ok(None)) => emit(Ok(format!("{list} has no {var}"))),
+            (Seek::Nothing, Ok(Some(v))) => {
+                return Ok(Attempt::Missed(format!("{list} has {var}: {v}")))
+            }
+            (_, Ok(Some(v))) => {
+                emit(Ok(format!("found {var} = {v}")));
+                vars.set(var, v);
+            }
+            (_, Ok(None)) => {
+                return Ok(Attempt::Missed(format!(
+                    "nothing in {list} matches what {var} must be"
+                )))
+            }
+            (_, Err(e)) => {
+                emit(Err(e.to_string()));
+                return Err(());
+            }
+        }
+    }
     for (var, pointer) in &step.saves {
-        match reply.body.pointer(pointer).filter(|v| !v.is_null()) {
-            Some(v) => vars.set(var, v.clone()),
+        let found = vars
+            .fill_pointer(pointer)
+            .ok()
+            .and_then(|p| reply.body.pointer(&p).filter(|v| !v.is_null()).cloned());
+        match found {
+            Some(v) => vars.set(var, v),
             None => {
                 emit(Err(format!("nothing at {pointer:?} to remember as {var}")));
                 all_ok = false;
             }
         }
     }
-    all_ok
+    if all_ok {
+        Ok(Attempt::Found)
+    } else {
+        Err(())
+    }
 }
 
 /// The server's own words for a failure: a SCIM Error's `detail`, or the start of the body.

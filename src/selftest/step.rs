@@ -4,11 +4,19 @@
 //! Pure: no HTTP here. A step is data; [`Vars`] fills its templates and [`Check::eval`]
 //! judges a response body.
 //!
-//! Templates: any string in a path, header or JSON body may contain `${name}`. A JSON string
-//! that is exactly `${name}` becomes the variable's JSON value (an object, a list…);
-//! anywhere else the variable's text is spliced in. In a path the text is percent-encoded
-//! (`@` becomes `%40`, as Okta sends it), so flows write the rest of the query themselves —
-//! which is how they send both `+` and `%20` for spaces.
+//! Templates: any string in a path, header, check pointer or JSON body (keys included) may
+//! contain `${name}`. A JSON string that is exactly `${name}` becomes the variable's JSON
+//! value (an object, a list…); anywhere else the variable's text is spliced in. In a path the
+//! text is percent-encoded (`@` becomes `%40`, as Okta sends it), so flows write the rest of
+//! the query themselves — which is how they send both `+` and `%20` for spaces. In a JSON
+//! pointer the text is escaped (RFC 6901), so `/${urn}/${attr}` reaches the value under a
+//! schema URN key whatever the URN holds.
+//!
+//! Discovery: a step can [`Find`] items of an array in its answer (the extensions a resource
+//! type lists, the attributes a schema has) by the same [`Check`]s it applies to responses,
+//! and save what it found; [`Step::for_each`] tries the step once per item of a list until
+//! its finds succeed; [`Step::or_skip`] says that finding nothing means the flow does not
+//! apply to this target, rather than that the target is wrong.
 
 use std::collections::HashMap;
 
@@ -40,8 +48,8 @@ impl Vars {
         }
     }
 
-    /// Replaces every `${name}` in `s`; `encode` percent-encodes the inserted text.
-    fn splice(&self, s: &str, encode: bool) -> Result<String, MissingVar> {
+    /// Replaces every `${name}` in `s`, the inserted text passed through `encode`.
+    fn splice(&self, s: &str, encode: fn(&str) -> String) -> Result<String, MissingVar> {
         let mut out = String::with_capacity(s.len());
         let mut rest = s;
         while let Some(start) = rest.find("${") {
@@ -50,11 +58,7 @@ impl Vars {
             };
             out.push_str(&rest[..start]);
             let value = self.text(&rest[start + 2..start + 2 + len])?;
-            if encode {
-                out.push_str(&percent_encode(&value));
-            } else {
-                out.push_str(&value);
-            }
+            out.push_str(&encode(&value));
             rest = &rest[start + 2 + len + 1..];
         }
         out.push_str(rest);
@@ -63,12 +67,17 @@ impl Vars {
 
     /// Fills a plain string (header values, check operands).
     pub fn fill_text(&self, s: &str) -> Result<String, MissingVar> {
-        self.splice(s, false)
+        self.splice(s, str::to_string)
     }
 
     /// Fills a path and query; inserted values are percent-encoded.
     pub fn fill_path(&self, s: &str) -> Result<String, MissingVar> {
-        self.splice(s, true)
+        self.splice(s, percent_encode)
+    }
+
+    /// Fills a JSON pointer; inserted values are escaped as RFC 6901 says (`~0`, `~1`).
+    pub fn fill_pointer(&self, s: &str) -> Result<String, MissingVar> {
+        self.splice(s, |v| v.replace('~', "~0").replace('/', "~1"))
     }
 
     /// Fills every string of a JSON value.
@@ -85,7 +94,7 @@ impl Vars {
                         .get(name)
                         .cloned()
                         .ok_or_else(|| MissingVar(name.to_string()))?,
-                    None => Value::String(self.splice(s, false)?),
+                    None => Value::String(self.fill_text(s)?),
                 }
             }
             Value::Array(items) => Value::Array(
@@ -96,7 +105,7 @@ impl Vars {
             ),
             Value::Object(map) => Value::Object(
                 map.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.fill_json(v)?)))
+                    .map(|(k, v)| Ok((self.fill_text(k)?, self.fill_json(v)?)))
                     .collect::<Result<Map<_, _>, MissingVar>>()?,
             ),
             other => other.clone(),
@@ -104,11 +113,14 @@ impl Vars {
     }
 }
 
-/// RFC 3986 unreserved characters stay, everything else is `%XX`.
+/// RFC 3986 unreserved characters and `:` stay, everything else is `%XX`. A `:` is a plain
+/// character in a path segment and a query (RFC 3986 §3.3, §3.4), and a reserved character
+/// encoded is not the same URI (§2.2): `/Schemas/urn:…` and `filter=urn:…:User:attr` go out
+/// as written.
 fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -167,7 +179,8 @@ fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
     }
 }
 
-/// A condition on the response. Pointers are RFC 6901 JSON pointers into the body.
+/// A condition on the response. Pointers are RFC 6901 JSON pointers into the body, templated
+/// ([`Vars::fill_pointer`]).
 #[derive(Debug, Clone)]
 pub enum Check {
     /// The value at the pointer equals this (templated) value.
@@ -204,6 +217,7 @@ impl Check {
         let show = |p: &str| at(p).map_or("nothing".to_string(), |v| v.to_string());
         let filled = |v: &Value| vars.fill_json(v).map_err(|e| e.to_string());
         let text = |s: &str| vars.fill_text(s).map_err(|e| e.to_string());
+        let pointer = |p: &str| vars.fill_pointer(p).map_err(|e| e.to_string());
         let values = |p: &str| -> Vec<String> {
             at(p)
                 .and_then(Value::as_array)
@@ -217,6 +231,7 @@ impl Check {
         };
         match self {
             Check::Eq(p, v) => {
+                let p = &pointer(p)?;
                 let want = filled(v)?;
                 if at(p) == Some(&want) {
                     Ok(format!("{p} = {want}"))
@@ -225,17 +240,22 @@ impl Check {
                 }
             }
             Check::Ne(p, v) => {
+                let p = &pointer(p)?;
                 let other = filled(v)?;
                 match at(p) {
                     Some(got) if *got != other => Ok(format!("{p} = {got}, not {other}")),
                     _ => Err(format!("{p} is {}, expected something else", show(p))),
                 }
             }
-            Check::Absent(p) => match at(p) {
-                None => Ok(format!("{p} absent")),
-                Some(v) => Err(format!("{p} is {v}, expected it absent")),
-            },
+            Check::Absent(p) => {
+                let p = &pointer(p)?;
+                match at(p) {
+                    None => Ok(format!("{p} absent")),
+                    Some(v) => Err(format!("{p} is {v}, expected it absent")),
+                }
+            }
             Check::Len(p, n) => {
+                let p = &pointer(p)?;
                 let len = match at(p) {
                     None => Some(0),
                     Some(v) => v.as_array().map(Vec::len),
@@ -246,15 +266,22 @@ impl Check {
                     Err(format!("{p} is {}, expected {n} item(s)", show(p)))
                 }
             }
-            Check::NonEmpty(p) => match at(p).and_then(Value::as_str) {
-                Some(s) if !s.is_empty() => Ok(format!("{p} is set")),
-                _ => Err(format!("{p} is {}, expected a non-empty string", show(p))),
-            },
-            Check::Integer(p) => match at(p) {
-                Some(v) if v.is_u64() || v.is_i64() => Ok(format!("{p} = {v} (an integer)")),
-                _ => Err(format!("{p} is {}, expected a JSON integer", show(p))),
-            },
+            Check::NonEmpty(p) => {
+                let p = &pointer(p)?;
+                match at(p).and_then(Value::as_str) {
+                    Some(s) if !s.is_empty() => Ok(format!("{p} is set")),
+                    _ => Err(format!("{p} is {}, expected a non-empty string", show(p))),
+                }
+            }
+            Check::Integer(p) => {
+                let p = &pointer(p)?;
+                match at(p) {
+                    Some(v) if v.is_u64() || v.is_i64() => Ok(format!("{p} = {v} (an integer)")),
+                    _ => Err(format!("{p} is {}, expected a JSON integer", show(p))),
+                }
+            }
             Check::HasValue(p, id) => {
+                let p = &pointer(p)?;
                 let id = text(id)?;
                 if values(p).contains(&id) {
                     Ok(format!("{p} has {id}"))
@@ -263,6 +290,7 @@ impl Check {
                 }
             }
             Check::LacksValue(p, id) => {
+                let p = &pointer(p)?;
                 let id = text(id)?;
                 if values(p).contains(&id) {
                     Err(format!("{p} still has {id}"))
@@ -271,6 +299,7 @@ impl Check {
                 }
             }
             Check::Contains(p, v) => {
+                let p = &pointer(p)?;
                 let want = filled(v)?;
                 match at(p).and_then(Value::as_array) {
                     Some(a) if a.contains(&want) => Ok(format!("{p} contains {want}")),
@@ -293,6 +322,62 @@ impl Check {
     }
 }
 
+/// Picks items of an array in a response body: those that pass every one of `matching`
+/// (judged against the item, not the whole body), and saves `take` of the first of them, or
+/// of all of them as a list; or requires that there be none. Discovery uses it: "the
+/// extensions `/ResourceTypes/User` lists that are optional and not the Enterprise User",
+/// "a string attribute of this schema", "no required attribute".
+#[derive(Debug, Clone)]
+pub struct Find {
+    /// The variable to save; for [`Seek::Nothing`], words for what must not be there.
+    pub var: String,
+    /// Pointer to the array in the body; templated.
+    pub list: String,
+    pub matching: Vec<Check>,
+    /// Pointer into the item: what to save (`""` saves the item).
+    pub take: String,
+    pub seek: Seek,
+}
+
+/// What a [`Find`] wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seek {
+    /// The first match.
+    First,
+    /// Every match, as a list (at least one).
+    Every,
+    /// No match at all: the step finds what it needs only if nothing matches.
+    Nothing,
+}
+
+impl Find {
+    /// What matched: the first match's `take` (for `First` and `Nothing`), or every one's as
+    /// a list (`Every`); `None` when no item matches.
+    pub fn eval(&self, vars: &Vars, body: &Value) -> Result<Option<Value>, MissingVar> {
+        let list = vars.fill_pointer(&self.list)?;
+        let take = vars.fill_pointer(&self.take)?;
+        let no_headers = |_: &str| None;
+        let mut found = body
+            .pointer(&list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|item| {
+                self.matching
+                    .iter()
+                    .all(|c| c.eval(vars, item, &no_headers).is_ok())
+            })
+            .filter_map(|item| item.pointer(&take).filter(|v| !v.is_null()).cloned());
+        Ok(match self.seek {
+            Seek::Every => {
+                let all: Vec<Value> = found.collect();
+                (!all.is_empty()).then_some(Value::Array(all))
+            }
+            Seek::First | Seek::Nothing => found.next(),
+        })
+    }
+}
+
 /// One request and its expectations.
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -308,6 +393,15 @@ pub struct Step {
     pub checks: Vec<Check>,
     /// `(variable, pointer)`: what to remember from the response body; `""` saves the body.
     pub saves: Vec<(String, String)>,
+    /// What to look for in the response body; applied after the checks, before the saves.
+    pub finds: Vec<Find>,
+    /// `(variable, list variable)`: send the step once per item of the list, the item in the
+    /// variable, until an answer passes and its finds all find something.
+    pub each: Option<(String, String)>,
+    /// When the finds find nothing (for every item of `each`), the flow does not apply to
+    /// this target: it stops here, reported as skipped with this (templated) reason. Without
+    /// it, finding nothing is a failure.
+    pub skip_reason: Option<String>,
 }
 
 impl Step {
@@ -321,6 +415,9 @@ impl Step {
             expect: vec![200],
             checks: Vec::new(),
             saves: Vec::new(),
+            finds: Vec::new(),
+            each: None,
+            skip_reason: None,
         }
     }
 
@@ -358,6 +455,54 @@ impl Step {
 
     pub fn save(mut self, var: &str, pointer: &str) -> Step {
         self.saves.push((var.to_string(), pointer.to_string()));
+        self
+    }
+
+    /// Saves as `var` the `take` of the first item of the array at `list` that passes every
+    /// check in `matching`.
+    pub fn find(self, var: &str, list: &str, matching: Vec<Check>, take: &str) -> Step {
+        self.finding(var, list, matching, take, Seek::First)
+    }
+
+    /// Saves as `var` the list of the `take` of every item that passes `matching`.
+    pub fn find_all(self, var: &str, list: &str, matching: Vec<Check>, take: &str) -> Step {
+        self.finding(var, list, matching, take, Seek::Every)
+    }
+
+    /// Finds what it needs only if no item of `list` passes `matching`; `what` names such an
+    /// item (it is not saved).
+    pub fn find_none(self, what: &str, list: &str, matching: Vec<Check>, take: &str) -> Step {
+        self.finding(what, list, matching, take, Seek::Nothing)
+    }
+
+    fn finding(
+        mut self,
+        var: &str,
+        list: &str,
+        matching: Vec<Check>,
+        take: &str,
+        seek: Seek,
+    ) -> Step {
+        self.finds.push(Find {
+            var: var.to_string(),
+            list: list.to_string(),
+            matching,
+            take: take.to_string(),
+            seek,
+        });
+        self
+    }
+
+    /// Sends the step once per item of the saved list `list`, the item as `var`, until one
+    /// answer passes with every find finding something.
+    pub fn for_each(mut self, var: &str, list: &str) -> Step {
+        self.each = Some((var.to_string(), list.to_string()));
+        self
+    }
+
+    /// Finding nothing means the flow does not apply here: skip it, saying `reason`.
+    pub fn or_skip(mut self, reason: &str) -> Step {
+        self.skip_reason = Some(reason.to_string());
         self
     }
 }
@@ -400,6 +545,85 @@ mod tests {
         assert!(v.fill_json(&json!(["${nope}"])).is_err());
         // A lone "${" is text, not a template.
         assert_eq!(v.fill_text("a${b").unwrap(), "a${b");
+    }
+
+    #[test]
+    fn urns_fill_keys_paths_and_pointers() {
+        let mut v = vars();
+        v.set("urn", json!("urn:ex:a/b~c:User"));
+        v.set("attr", json!("costCenter"));
+        // Keys are templates too: the value goes under the URN key.
+        let body = v
+            .fill_json(&json!({"${urn}": {"${attr}": "${run}"}, "${urn}:${attr}": 1}))
+            .unwrap();
+        assert_eq!(body["urn:ex:a/b~c:User"]["costCenter"], "ab12");
+        assert_eq!(body["urn:ex:a/b~c:User:costCenter"], 1);
+        assert!(v.fill_json(&json!({"${nope}": 1})).is_err());
+        // `:` stays in a path (a plain pchar); `/` and `~` cannot be taken as structure.
+        assert_eq!(
+            v.fill_path("/Schemas/${urn}").unwrap(),
+            "/Schemas/urn:ex:a%2Fb~c:User"
+        );
+        assert_eq!(
+            v.fill_pointer("/${urn}/${attr}").unwrap(),
+            "/urn:ex:a~1b~0c:User/costCenter"
+        );
+        let none = |_: &str| None;
+        let check = Check::Eq("/${urn}/${attr}".into(), json!("ab12"));
+        assert_eq!(
+            check.eval(&v, &body, &none),
+            Ok("/urn:ex:a~1b~0c:User/costCenter = \"ab12\"".into())
+        );
+        let body = json!({"urn:ex:a/b~c:User": {"costCenter": "x"}});
+        assert!(check.eval(&v, &body, &none).is_err());
+    }
+
+    #[test]
+    fn finds_pick_the_first_or_every_matching_item() {
+        let v = vars();
+        let body = json!({"schemaExtensions": [
+            {"schema": "urn:ent", "required": false},
+            {"schema": "urn:req", "required": true},
+            {"schema": "urn:a", "required": false},
+            {"required": false},
+            {"schema": "urn:b", "required": false},
+        ]});
+        let optional = || {
+            vec![
+                Check::Ne("/schema".into(), json!("urn:ent")),
+                Check::Eq("/required".into(), json!(false)),
+            ]
+        };
+        let find = |all: bool, matching: Vec<Check>| Find {
+            var: "x".into(),
+            list: "/schemaExtensions".into(),
+            matching,
+            take: "/schema".into(),
+            seek: if all { Seek::Every } else { Seek::First },
+        };
+        assert_eq!(
+            find(false, optional()).eval(&v, &body).unwrap(),
+            Some(json!("urn:a"))
+        );
+        // An item without the value to take is passed over.
+        assert_eq!(
+            find(true, optional()).eval(&v, &body).unwrap(),
+            Some(json!(["urn:a", "urn:b"]))
+        );
+        let never = vec![Check::Eq("/required".into(), json!("maybe"))];
+        assert_eq!(find(false, never.clone()).eval(&v, &body).unwrap(), None);
+        // Nothing found is not an empty list: the step can skip or fail on it.
+        assert_eq!(find(true, never).eval(&v, &body).unwrap(), None);
+        assert_eq!(find(true, optional()).eval(&v, &json!({})).unwrap(), None);
+        assert_eq!(
+            find(false, vec![])
+                .eval(&v, &json!({"schemaExtensions": "urn:a"}))
+                .unwrap(),
+            None
+        );
+        let mut templated = find(false, vec![]);
+        templated.list = "/${nope}".into();
+        assert_eq!(templated.eval(&v, &body), Err(MissingVar("nope".into())));
     }
 
     #[test]

@@ -721,3 +721,90 @@ fn gitignore_covers_what_a_first_run_writes() {
         assert!(ignored.contains(&pattern), "{pattern} not in .gitignore");
     }
 }
+
+/// The "Custom attributes" step of each IdP guide: its `[[extension]]` declaration loads as
+/// written and serves the URN-keyed value, and the 400 it quotes for an undeclared URN is
+/// the one the server sends.
+#[test]
+fn the_guides_custom_attribute_steps_declare_what_loads_and_quote_the_real_400() {
+    use crate::common::TestServer;
+    use serde_json::json;
+    let blocks = |doc: &str, lang: &str| -> Vec<String> {
+        let start = doc
+            .find("\n## 4. Custom attributes\n")
+            .expect("the section");
+        let section = &doc[start
+            ..doc[start + 1..]
+                .find("\n## ")
+                .map_or(doc.len(), |e| e + 1 + start)];
+        let fence = format!("```{lang}\n");
+        let mut out = Vec::new();
+        let mut rest = section;
+        while let Some(i) = rest.find(&fence) {
+            let body = &rest[i + fence.len()..];
+            let end = body.find("```").expect("a closed block");
+            // Blocks inside a list item are indented.
+            let text: Vec<&str> = body[..end].lines().map(str::trim_start).collect();
+            out.push(text.join("\n"));
+            rest = &body[end + 3..];
+        }
+        out
+    };
+    for (doc, declared_user, undeclared) in [
+        (
+            include_str!("../../docs/entra.md"),
+            "urn:ietf:params:scim:schemas:extension:Contoso:2.0:User",
+            "urn:ietf:params:scim:schemas:extension:Fabrikam:2.0:User",
+        ),
+        (
+            include_str!("../../docs/okta.md"),
+            "urn:ietf:params:scim:schemas:extension:acme:2.0:User",
+            "urn:ietf:params:scim:schemas:extension:acme:2.0:User",
+        ),
+    ] {
+        let toml = blocks(doc, "toml");
+        assert_eq!(toml.len(), 1, "{toml:?}");
+        let quoted = blocks(doc, "text");
+        assert_eq!(quoted.len(), 1, "{quoted:?}");
+        let detail = quoted[0].trim();
+        let attr = detail
+            .split_once("(attribute \"")
+            .and_then(|(_, r)| r.split_once('"'))
+            .map(|(a, _)| a)
+            .expect("the quoted detail names an attribute");
+
+        // Declared as the guide says: the value is served under the URN key, a boolean
+        // sent as a string comes back a boolean.
+        let s = TestServer::with_config(&toml[0]);
+        let created = s.post(
+            "/Users",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "guide",
+                declared_user: {"badgeNumber": "701984", "isContractor": "True"}}),
+        );
+        assert_eq!(created.status, 201, "{}", created.text);
+        let user = created.json();
+        assert_eq!(user[declared_user]["badgeNumber"], "701984", "{user}");
+        assert_eq!(user[declared_user]["isContractor"], true, "{user}");
+
+        // Undeclared: the server's detail is the guide's quote. Okta's example is the same
+        // URN on a server where it is not declared yet.
+        let bare = TestServer::start();
+        let server = if undeclared == declared_user {
+            &bare
+        } else {
+            &s
+        };
+        let refused = server.post(
+            "/Users",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "undeclared", undeclared: {attr: "x"}}),
+        );
+        assert_eq!(refused.status, 400, "{}", refused.text);
+        assert_eq!(refused.json()["detail"], detail);
+        assert_eq!(
+            server.total("Users"),
+            if undeclared == declared_user { 0 } else { 1 }
+        );
+    }
+}

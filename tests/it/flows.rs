@@ -181,6 +181,230 @@ fn a_wrong_token_fails_every_flow_at_its_first_step() {
     );
 }
 
+/// Two optional User extensions, the first with a string attribute Entra could map but also
+/// a required one (the flow sends only one attribute, so it must pass it over), the second
+/// with one beside a read-only and a multi-valued string (which the flow must not pick), and
+/// a Group extension.
+const DECLARED: &str = r#"
+[[extension]]
+urn = "urn:ietf:params:scim:schemas:extension:flags:2.0:User"
+resource = "User"
+
+[[extension.attribute]]
+name = "note"
+type = "string"
+
+[[extension.attribute]]
+name = "isContractor"
+type = "boolean"
+required = true
+
+[[extension]]
+urn = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User"
+resource = "User"
+description = "Attributes added under Edit attribute list for customappsso"
+
+[[extension.attribute]]
+name = "badgeNumber"
+type = "string"
+mutability = "readOnly"
+
+[[extension.attribute]]
+name = "tags"
+type = "string"
+multi_valued = true
+
+[[extension.attribute]]
+name = "CustomAttribute"
+type = "string"
+
+[[extension]]
+urn = "urn:ietf:params:scim:schemas:extension:acme:2.0:Group"
+resource = "Group"
+
+[[extension.attribute]]
+name = "costCenter"
+type = "string"
+"#;
+
+const CUSTOM_URN: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+
+/// The lines of one flow in the binary's output.
+fn lines_of<'a>(stdout: &'a str, flow: &str) -> Vec<&'a str> {
+    let tag = format!(" {flow}: ");
+    stdout.lines().filter(|l| l.contains(&tag)).collect()
+}
+
+#[test]
+fn the_custom_attribute_flow_runs_where_an_extension_is_declared_and_the_others_still_pass() {
+    let s = TestServer::with_config(DECLARED);
+    let out = selftest_cmd(&s.base, &["--idp", "all"])
+        .env("SCIMLITE_TOKEN", &s.token)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("FAIL") && !stdout.contains("skip "),
+        "{stdout}"
+    );
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(
+        summary.ends_with("passed, 0 failed, 0 steps skipped"),
+        "{summary}"
+    );
+    let custom = lines_of(&stdout, "entra-custom-attribute");
+    let has = |needle: &str| custom.iter().any(|l| l.contains(needle));
+    // Discovery passed over the flags extension for its required attribute, then picked the
+    // one writable single string of the other.
+    assert!(has(&format!("found ext_urns = [\"urn:ietf:params:scim:schemas:extension:flags:2.0:User\",\"{CUSTOM_URN}\"]")), "{custom:#?}");
+    assert!(
+        has("GET /Schemas/urn:ietf:params:scim:schemas:extension:flags:2.0:User → 200"),
+        "{custom:#?}"
+    );
+    assert!(
+        has(&format!("GET /Schemas/{CUSTOM_URN} → 200")),
+        "{custom:#?}"
+    );
+    assert!(has("found ext_attr = \"note\""), "{custom:#?}");
+    assert!(has("found ext_attr = \"CustomAttribute\""), "{custom:#?}");
+    assert!(has("/attributes has no required attribute"), "{custom:#?}");
+    assert!(
+        has(&format!("/{CUSTOM_URN}/CustomAttribute = \"first-")),
+        "{custom:#?}"
+    );
+    for step in [
+        "create the user; the custom URN keys its value but is not in schemas: POST /Users → 201",
+        "update, default dialect: Replace with path URN:attr: PATCH /Users/",
+        "update, flagged dialect: path-less with a URN:attr key: PATCH /Users/",
+        &format!("filter on the qualified name finds the user: GET /Users?filter={CUSTOM_URN}:CustomAttribute%20eq%20%22third-"),
+        &format!("/{CUSTOM_URN}/CustomAttribute = \"third-"),
+        "the deleted user is 404: GET /Users/",
+    ] {
+        assert!(has(step), "{step}: {custom:#?}");
+    }
+    assert!(custom.iter().all(|l| l.starts_with("ok   ")), "{custom:#?}");
+    // Clean-up deleted the flow's user: no user holds a custom value any more.
+    let left = s.get(&format!("/Users?filter={CUSTOM_URN}:CustomAttribute%20pr"));
+    assert_eq!(left.status, 200, "{}", left.text);
+    assert_eq!(left.json()["totalResults"], 0, "{}", left.text);
+    let left = s.get("/Users?filter=userName%20sw%20%22Custom_User_%22");
+    assert_eq!(left.json()["totalResults"], 0, "{}", left.text);
+}
+
+#[test]
+fn the_custom_attribute_flow_is_skipped_with_its_reason_where_nothing_is_declared() {
+    let s = TestServer::start();
+    let out = selftest_cmd(&s.base, &["--idp", "entra"])
+        .env("SCIMLITE_TOKEN", &s.token)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let custom = lines_of(&stdout, "entra-custom-attribute");
+    assert_eq!(custom.len(), 2, "{custom:#?}");
+    assert!(
+        custom[0].starts_with("ok   entra-custom-attribute: discover: the optional extensions /ResourceTypes/User lists: GET /ResourceTypes/User → 200"),
+        "{custom:#?}"
+    );
+    assert_eq!(
+        custom[1],
+        "skip entra-custom-attribute: discover: the optional extensions /ResourceTypes/User lists: \
+         the target advertises no optional schema extension on Users besides the Enterprise User \
+         (declare one with [[extension]] in scim.toml to test custom attributes)"
+    );
+    assert!(
+        stdout.lines().last().unwrap_or_default().ends_with(
+            " 0 failed, 0 steps skipped; not applicable to this target: entra-custom-attribute"
+        ),
+        "{stdout}"
+    );
+    // Nothing was created: the flow stopped before its first request that writes.
+    assert_eq!(s.total("Users"), 0);
+}
+
+#[test]
+fn the_custom_attribute_flow_is_skipped_when_no_extension_has_a_writable_string() {
+    // Declared, but nothing Entra could map as a single string: a boolean, a read-only string,
+    // a multi-valued string, one returned only on request, one with canonical values.
+    let s = TestServer::with_config(
+        r#"
+[[extension]]
+urn = "urn:example:no:strings:User"
+resource = "User"
+
+[[extension.attribute]]
+name = "isContractor"
+type = "boolean"
+
+[[extension.attribute]]
+name = "badgeNumber"
+type = "string"
+mutability = "readOnly"
+
+[[extension.attribute]]
+name = "tags"
+type = "string"
+multi_valued = true
+
+[[extension.attribute]]
+name = "secretCode"
+type = "string"
+returned = "request"
+
+[[extension.attribute]]
+name = "tier"
+type = "string"
+canonical_values = ["gold", "silver"]
+"#,
+    );
+    let flow = flows::named("entra-custom-attribute").unwrap();
+    let client = Client::new(&s.base, &s.token, None).unwrap();
+    let mut lines = Vec::new();
+    let report = selftest::run(&client, &[flow], &selftest::new_run_id(), &mut |o| {
+        lines.push(o.to_string())
+    });
+    assert!(report.ok(), "{lines:#?}");
+    assert_eq!(report.skipped, 0);
+    assert_eq!(
+        report.skipped_flows(),
+        vec![
+            "skip entra-custom-attribute: discover: a single-valued, writable string attribute: \
+              no optional extension on Users ([\"urn:example:no:strings:User\"]) has a \
+              single-valued string attribute with mutability readWrite that is returned by default, \
+              and no required attribute"
+                .to_string()
+        ],
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"ok   entra-custom-attribute: discover: a single-valued, writable string attribute: GET /Schemas/urn:example:no:strings:User → 200".to_string()),
+        "{lines:#?}"
+    );
+    assert_eq!(s.total("Users"), 0);
+}
+
+#[test]
+fn finding_nothing_fails_a_step_that_does_not_say_to_skip() {
+    // The same discovery without its skip reason: an absent extension is then a finding.
+    let s = TestServer::start();
+    let mut flow = flows::named("entra-custom-attribute").unwrap();
+    flow.steps[0].skip_reason = None;
+    let total = flow.steps.len();
+    let client = Client::new(&s.base, &s.token, None).unwrap();
+    let report = selftest::run(&client, &[flow], &selftest::new_run_id(), &mut |_| {});
+    assert_eq!(report.failed(), 1, "{}", report.summary());
+    assert!(report.skipped_flows().is_empty());
+    assert_eq!(report.skipped, total - 1);
+    assert_eq!(
+        report.failures(),
+        vec!["FAIL entra-custom-attribute: discover: the optional extensions /ResourceTypes/User lists: \
+              nothing in /schemaExtensions matches what ext_urns must be"
+            .to_string()]
+    );
+}
+
 fn selftest_cmd(base: &str, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.arg("selftest")
@@ -217,8 +441,11 @@ fn the_binary_runs_every_flow_and_never_prints_the_token() {
     }
     assert!(!stdout.contains("FAIL"), "{stdout}");
     let summary = stdout.lines().last().unwrap_or_default();
+    // This server declares no extension: the custom-attribute flow does not apply.
     assert!(
-        summary.ends_with("passed, 0 failed, 0 steps skipped"),
+        summary.ends_with(
+            "passed, 0 failed, 0 steps skipped; not applicable to this target: entra-custom-attribute"
+        ),
         "{summary}"
     );
     assert!(!stdout.contains(&s.token) && !stderr.contains(&s.token));
