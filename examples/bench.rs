@@ -39,7 +39,7 @@ fn registry() -> &'static Registry {
 }
 
 fn actor() -> Actor {
-    Actor::token("0123456789abcdef", "bench", Via::Api)
+    Actor::token("0123456789abcdef", "bench", Via::Api, "bench")
 }
 
 fn main() {

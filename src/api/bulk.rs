@@ -187,6 +187,7 @@ fn execute(
         principal: ctx.principal.clone(),
         base: ctx.base.clone(),
         via: Via::Bulk,
+        txn: ctx.txn.clone(),
     };
     let response = app
         .route(&inner, &segs)

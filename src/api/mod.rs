@@ -160,6 +160,9 @@ pub struct Ctx<'a> {
     pub base: String,
     /// A request of its own, or an operation inside a Bulk request (for the audit log).
     pub via: Via,
+    /// The request's transaction id: every change it makes (each operation of a Bulk
+    /// request too) reports it as its events' `txn`.
+    pub txn: String,
 }
 
 impl Ctx<'_> {
@@ -169,6 +172,7 @@ impl Ctx<'_> {
             &self.principal.token_id,
             &self.principal.token_name,
             self.via,
+            &self.txn,
         )
     }
 
@@ -257,6 +261,7 @@ impl App {
             base: self.base_url(req, url_tenant),
             principal,
             via: Via::Api,
+            txn: crate::store::new_txn(),
         };
         let segments: Vec<String> = rest
             .split('/')

@@ -1,6 +1,7 @@
 //! Storage, split by concern into small traits the API layer talks to: resources and their
 //! memberships ([`ResourceStore`]), tenants and tokens ([`TenantStore`]), the audit log
-//! ([`AuditStore`]) and health ([`HealthStore`]). [`Store`] is all four, what a backend
+//! ([`AuditStore`]), provisioning events ([`EventStore`]) and health ([`HealthStore`]).
+//! [`Store`] is all of them, what a backend
 //! implements; SQLite is the backend (`sqlite/`). Every resource call is scoped to one
 //! tenant; nothing reads or writes across tenants.
 //!
@@ -95,14 +96,24 @@ pub struct Actor {
     /// The token's name, or "cli", "import", "server".
     pub name: String,
     pub via: Via,
+    /// The transaction the change belongs to: one request (a Bulk request and all its
+    /// operations), one import, one command. Every provisioning event of it carries it as
+    /// the SET's `txn` (RFC 9967).
+    pub txn: String,
+}
+
+/// A new transaction id (`txn`).
+pub fn new_txn() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 impl Actor {
-    pub fn token(token_id: &str, name: &str, via: Via) -> Actor {
+    pub fn token(token_id: &str, name: &str, via: Via, txn: &str) -> Actor {
         Actor {
             token_id: Some(token_id.to_string()),
             name: name.to_string(),
             via,
+            txn: txn.to_string(),
         }
     }
     pub fn cli() -> Actor {
@@ -110,6 +121,7 @@ impl Actor {
             token_id: None,
             name: "cli".into(),
             via: Via::Cli,
+            txn: new_txn(),
         }
     }
     pub fn import() -> Actor {
@@ -117,6 +129,7 @@ impl Actor {
             token_id: None,
             name: "import".into(),
             via: Via::Import,
+            txn: new_txn(),
         }
     }
     pub fn server() -> Actor {
@@ -124,6 +137,7 @@ impl Actor {
             token_id: None,
             name: "server".into(),
             via: Via::Startup,
+            txn: new_txn(),
         }
     }
 }
@@ -235,11 +249,14 @@ pub struct TokenRecord {
 /// What a token may do within its tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TokenScope {
-    /// Everything (the only scope before schema version 3).
+    /// Everything (the only scope before schema version 3), provisioning events included.
     #[default]
     ReadWrite,
     /// GET and `POST …/.search` only; any write is 403.
     ReadOnly,
+    /// Only the provisioning event feed (`POST …/Events`), for an application that reacts
+    /// to changes.
+    Events,
 }
 
 impl TokenScope {
@@ -248,6 +265,7 @@ impl TokenScope {
         match self {
             TokenScope::ReadWrite => "read-write",
             TokenScope::ReadOnly => "read-only",
+            TokenScope::Events => "events",
         }
     }
 
@@ -255,6 +273,7 @@ impl TokenScope {
         match s {
             "read-write" => Some(TokenScope::ReadWrite),
             "read-only" => Some(TokenScope::ReadOnly),
+            "events" => Some(TokenScope::Events),
             _ => None,
         }
     }
@@ -435,6 +454,92 @@ pub trait AuditStore: Send + Sync {
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
+/// One provisioning event as the outbox keeps it: appended in the transaction of the change
+/// it reports (`scim::events::Change`), per tenant in commit order (`seq`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub tenant: String,
+    pub jti: String,
+    pub txn: String,
+    /// When the change was committed, RFC 3339 UTC (the SET's `iat`).
+    pub at: String,
+    pub kind: ResourceKind,
+    pub resource_id: String,
+    pub change: crate::scim::events::Change,
+}
+
+/// A key that signs SETs (ES256): its id, its PKCS#8 private key and its public key (the
+/// uncompressed P-256 point), and whether it is the current one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub created: String,
+    pub pkcs8: Vec<u8>,
+    pub public_key: Vec<u8>,
+    /// When a newer key took over; retired keys stay in the JWKS so receivers can still
+    /// verify what they signed.
+    pub retired: Option<String>,
+}
+
+/// How far one consumer of a tenant's events is behind (metrics, `events tail`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerLag {
+    pub consumer: String,
+    pub tenant: String,
+    /// Events not yet acknowledged (poll) or accepted (push).
+    pub backlog: u64,
+    /// Commit time of the oldest of them.
+    pub oldest: Option<String>,
+    /// Failed push attempts in a row, and the last error.
+    pub failures: u64,
+    pub last_error: Option<String>,
+}
+
+/// The provisioning event outbox: written by the resource writes themselves (same
+/// transaction), read by the poll endpoint, the push senders and `events tail`.
+pub trait EventStore: Send + Sync {
+    /// Events after `after` (exclusive), oldest first, at most `limit`; of one tenant or all.
+    fn events_after(
+        &self,
+        tenant: Option<&str>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The newest event's `seq` (0 when there is none): a cheap "anything new?".
+    fn last_event_seq(&self) -> Result<i64, StoreError>;
+    /// For one consumer (a polling token, a push receiver) of `tenant`: records `done` (the
+    /// `jti`s acknowledged or reported as errors) and returns the oldest `max` events not yet
+    /// done, and whether more are waiting. A consumer starts at the oldest retained event.
+    fn poll_events(
+        &self,
+        consumer: &str,
+        tenant: &str,
+        done: &[String],
+        max: usize,
+    ) -> Result<(Vec<StoredEvent>, bool), StoreError>;
+    /// Takes or renews the right to push to `consumer` until `until` (RFC 3339) for `owner`
+    /// (one process); `false` while another owner holds an unexpired lease.
+    fn lease_consumer(
+        &self,
+        consumer: &str,
+        tenant: &str,
+        owner: &str,
+        now: &str,
+        until: &str,
+    ) -> Result<bool, StoreError>;
+    /// Records a failed push attempt (counted until the next success).
+    fn consumer_failed(&self, consumer: &str, error: &str) -> Result<(), StoreError>;
+    /// Every consumer's backlog.
+    fn consumer_lag(&self) -> Result<Vec<ConsumerLag>, StoreError>;
+    /// Deletes events committed before `before` (RFC 3339); returns how many.
+    fn prune_events(&self, before: &str) -> Result<u64, StoreError>;
+    /// The signing keys, newest first.
+    fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Adds `key` as the current signing key, retiring the others, in one transaction.
+    fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+}
+
 /// What `/healthz` and `/metrics` ask the storage.
 pub trait HealthStore: Send + Sync {
     /// Proves the database takes a write now (a write of its own, bounded in time).
@@ -446,9 +551,9 @@ pub trait HealthStore: Send + Sync {
 }
 
 /// Everything the API needs from a backend.
-pub trait Store: ResourceStore + TenantStore + AuditStore + HealthStore {}
+pub trait Store: ResourceStore + TenantStore + AuditStore + EventStore + HealthStore {}
 
-impl<T: ResourceStore + TenantStore + AuditStore + HealthStore> Store for T {}
+impl<T: ResourceStore + TenantStore + AuditStore + EventStore + HealthStore> Store for T {}
 
 /// A UTC time as RFC 3339 with exactly three fraction digits, so that such strings sort as
 /// the times they name (the audit log's `at`).

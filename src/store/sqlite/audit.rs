@@ -323,7 +323,7 @@ mod tests {
     fn audit_names_actor_and_members_and_old_entries_are_pruned() {
         use crate::store::{AuditQuery, ResourceUpdate, Via};
         let (_d, s) = store();
-        let okta = Actor::token("t1", "okta", Via::Api);
+        let okta = Actor::token("t1", "okta", Via::Api, "txn-1");
         let alice = s
             .create(
                 T,

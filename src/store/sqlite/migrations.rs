@@ -210,6 +210,63 @@ pub(super) const MIGRATIONS: &[&[Step]] = &[
         LEFT JOIN json_each(CASE a.type WHEN 'array' THEN a.value END) AS e
         WHERE r.kind = 'Group' AND (a.type <> 'array' OR e.key IS NOT NULL);",
     )],
+    // 7: provisioning events (RFC 9967; `events.rs`). `events` is the outbox: one row per
+    // change, appended in the change's transaction, ordered per tenant by `seq`. A consumer
+    // (a polling token, a push receiver) has done every event up to `acked_upto` plus those
+    // in `event_acks`; a push receiver's lease says which process sends to it. `event_keys`
+    // holds the ES256 keys that sign SETs. Tokens gain the `events` scope (and `admin`, for
+    // the console): SQLite cannot change a CHECK, so the table is rebuilt, ids unchanged.
+    &[Step::Sql(
+        "CREATE TABLE events (
+            seq           INTEGER PRIMARY KEY,
+            tenant        TEXT NOT NULL,
+            jti           TEXT NOT NULL UNIQUE,
+            txn           TEXT NOT NULL,
+            at            TEXT NOT NULL,
+            resource_type TEXT NOT NULL,
+            resource_id   TEXT NOT NULL,
+            change        TEXT NOT NULL
+        );
+        CREATE INDEX events_tenant ON events (tenant, seq);
+        CREATE TABLE event_consumers (
+            consumer    TEXT PRIMARY KEY,
+            tenant      TEXT NOT NULL,
+            acked_upto  INTEGER NOT NULL,
+            lease_owner TEXT,
+            lease_until TEXT,
+            failures    INTEGER NOT NULL DEFAULT 0,
+            last_error  TEXT
+        );
+        CREATE TABLE event_acks (
+            consumer TEXT NOT NULL,
+            seq      INTEGER NOT NULL,
+            PRIMARY KEY (consumer, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE event_keys (
+            kid        TEXT PRIMARY KEY,
+            created    TEXT NOT NULL,
+            pkcs8      BLOB NOT NULL,
+            public_key BLOB NOT NULL,
+            retired    TEXT
+        );
+        CREATE TABLE tokens_v7 (
+            id        TEXT PRIMARY KEY,
+            tenant    TEXT NOT NULL REFERENCES tenants(name),
+            name      TEXT NOT NULL,
+            hash      TEXT NOT NULL,
+            created   TEXT NOT NULL,
+            last_used TEXT,
+            revoked   TEXT,
+            scope     TEXT NOT NULL DEFAULT 'read-write'
+                CHECK (scope IN ('read-write', 'read-only', 'events', 'admin')),
+            expires   TEXT
+        );
+        INSERT INTO tokens_v7 (id, tenant, name, hash, created, last_used, revoked, scope, expires)
+            SELECT id, tenant, name, hash, created, last_used, revoked, scope, expires FROM tokens;
+        DROP TABLE tokens;
+        ALTER TABLE tokens_v7 RENAME TO tokens;
+        CREATE INDEX tokens_tenant ON tokens (tenant, revoked);",
+    )],
 ];
 
 /// Creates a database at an older schema version — the first `version` migrations, exactly as

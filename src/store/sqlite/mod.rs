@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 mod audit;
 mod backup;
 mod connections;
+mod events;
 mod file;
 mod members;
 mod migrations;

@@ -1,6 +1,7 @@
 //! Users and Groups: create, read, update, delete, list, references, export and import.
 
 use super::*;
+use crate::scim::events::Change;
 
 pub(super) const RESOURCE_COLUMNS: &str = "id, kind, doc, created, last_modified, version";
 
@@ -210,7 +211,18 @@ impl ResourceStore for SqliteStore {
                     changes,
                     subjects,
                 },
-            )
+            )?;
+            let meta = Meta {
+                created: now.clone(),
+                last_modified: now.clone(),
+                version: 1,
+            };
+            let refs = match kind {
+                ResourceKind::Group => Some(references_of(tx, kind, pk)?),
+                ResourceKind::User => None,
+            };
+            let change = Change::created(&res.doc, &meta, refs.as_deref());
+            events::append(tx, actor, tenant, kind, &id, &change)
         })?;
         Ok(StoredResource {
             id,
@@ -344,6 +356,24 @@ impl ResourceStore for SqliteStore {
                 last_modified: now,
                 version: current.meta.version + 1,
             };
+            let change = match op {
+                UpdateOp::Replace => {
+                    let refs = match kind {
+                        ResourceKind::Group => Some(references_of(tx, kind, pk)?),
+                        ResourceKind::User => None,
+                    };
+                    Change::replaced(&current.doc, &update.doc, &meta, refs.as_deref())
+                }
+                UpdateOp::Patch => Change::patched(
+                    self.registry.resource(kind),
+                    &current.doc,
+                    &update.doc,
+                    &meta,
+                    &delta.added,
+                    &delta.removed,
+                ),
+            };
+            events::append(tx, actor, tenant, kind, id, &change)?;
             Ok((
                 StoredResource {
                     id: id.to_string(),
@@ -365,10 +395,10 @@ impl ResourceStore for SqliteStore {
         check: &mut CheckFn<'_>,
     ) -> Result<(), StoreError> {
         self.write(|tx| {
-            let (pk, name, meta) = tx
+            let (pk, name, meta, external_id) = tx
                 .prepare_cached(&by_id_sql(
                     "pk, CASE kind WHEN 'User' THEN user_name ELSE display_name END,
-                     created, last_modified, version",
+                     created, last_modified, version, external_id",
                     kind,
                 ))?
                 .query_row(params![tenant, id], |r| {
@@ -380,6 +410,7 @@ impl ResourceStore for SqliteStore {
                             last_modified: r.get(3)?,
                             version: r.get(4)?,
                         },
+                        r.get::<_, Option<String>>(5)?,
                     ))
                 })
                 .optional()?
@@ -422,6 +453,7 @@ impl ResourceStore for SqliteStore {
                     subjects,
                 },
             )?;
+            events::append(tx, actor, tenant, kind, id, &Change::deleted(external_id))?;
             // Membership rows go with it (ON DELETE CASCADE), so no group keeps a dangling member.
             // By pk: the row was found above in this transaction.
             tx.prepare_cached("DELETE FROM resources WHERE pk = ?1")?

@@ -160,6 +160,7 @@ impl TenantStore for SqliteStore {
             // Memberships go with their resources (ON DELETE CASCADE).
             tx.execute("DELETE FROM resources WHERE tenant = ?1", [name])?;
             let tokens = tx.execute("DELETE FROM tokens WHERE tenant = ?1", [name])? as u64;
+            super::events::forget_tenant(tx, name)?;
             tx.execute("DELETE FROM tenants WHERE name = ?1", [name])?;
             // One entry for the whole purge: the counts, not an entry per resource. The
             // tenant's earlier entries stay until audit_retention_days prunes them.

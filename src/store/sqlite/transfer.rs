@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::audit::{self, MemberDelta};
 use super::{conflict, into_resource, kind_str, references_of, search_columns, set_members};
 use super::{ExportFn, ImportOutcome, ImportResource, StoreError};
+use crate::scim::events::Change;
 use crate::scim::resource::Meta;
 use crate::scim::schema::Registry;
 use crate::scim::ResourceKind;
@@ -145,6 +146,16 @@ pub(super) fn import(
                 subjects,
             },
         )?;
+        // An imported resource is created or replaced, as its event says.
+        let refs = match item.kind {
+            ResourceKind::Group => Some(references_of(tx, item.kind, pks[i])?),
+            ResourceKind::User => None,
+        };
+        let change = match &old_docs[i] {
+            None => Change::created(&item.doc, &item.meta, refs.as_deref()),
+            Some(_) => Change::replaced(&old, &item.doc, &item.meta, refs.as_deref()),
+        };
+        super::events::append(tx, actor, &item.tenant, item.kind, &item.id, &change)?;
     }
     *failed_at = None;
     Ok(outcomes)
