@@ -8,9 +8,12 @@ use serde::Deserialize;
 
 use crate::store::sqlite::Synchronous;
 
+mod events;
 mod extensions;
 pub mod listen;
 mod toml_words;
+
+pub use events::EventsConfig;
 
 pub const DEFAULT_CONFIG_FILE: &str = "scim.toml";
 
@@ -69,6 +72,8 @@ struct RawConfig {
     tls: Option<RawTls>,
     auth: Option<RawAuth>,
     metrics: Option<RawMetrics>,
+    /// `[events]`: provisioning events (retention, issuer, push receivers).
+    events: Option<events::RawEvents>,
     /// `[[extension]]`: schema extensions with the admin's custom attributes.
     extension: Option<Vec<toml::Spanned<extensions::RawExtension>>>,
 }
@@ -141,6 +146,8 @@ pub struct Config {
     /// Days audit entries are kept; `None` keeps them forever (`audit_retention_days = 0`).
     pub audit_retention_days: Option<u32>,
     pub metrics: MetricsConfig,
+    /// `[events]`: provisioning events.
+    pub events: EventsConfig,
     pub behind_tls_proxy: bool,
     /// Peers whose `X-Forwarded-For` / `Forwarded` give the client address (empty: none).
     pub trusted_proxies: Vec<crate::http::forwarded::IpRange>,
@@ -553,6 +560,7 @@ impl Config {
                 ),
             ));
         }
+        let events = events::validate(raw.events, &origin, text)?;
         Ok(Config {
             origin,
             path: None,
@@ -568,6 +576,7 @@ impl Config {
             log_format,
             audit_retention_days,
             metrics,
+            events,
             behind_tls_proxy,
             trusted_proxies: raw.trusted_proxies.unwrap_or_default(),
             synchronous,
@@ -749,6 +758,12 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
         assert_eq!(c.auth_limits, crate::auth::Limits::default());
         assert!(c.tls.is_some());
+        assert_eq!(
+            c.events.retention_days,
+            crate::events::DEFAULT_RETENTION_DAYS
+        );
+        assert_eq!(c.events.push_timing, crate::events::push::Timing::default());
+        assert_eq!(c.events.push.len(), 1);
     }
 
     #[test]

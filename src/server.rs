@@ -37,6 +37,9 @@ pub struct ServerHandle {
     quirks: Arc<QuirkCounter>,
     /// What [`ServerHandle::reload`] needs (boxed: the handle is kept inline by callers).
     reload: Box<Reloadable>,
+    /// Stops the event push senders and pruning, which [`ServerHandle::shutdown`] joins.
+    events_stop: Arc<AtomicBool>,
+    event_threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 struct Reloadable {
@@ -73,6 +76,10 @@ impl ServerHandle {
             m.shutdown();
         }
         self.http.shutdown();
+        self.events_stop.store(true, Ordering::SeqCst);
+        for t in self.event_threads {
+            let _ = t.join();
+        }
     }
 
     /// The certificate chain new TLS connections get (DER, leaf first); `None` without TLS.
@@ -175,7 +182,36 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         None
     };
     let quirks = Arc::new(QuirkCounter::default());
+    let https = config.tls.is_some() || config.behind_tls_proxy;
+    let issuer = config.events.issuer.clone().unwrap_or_else(|| {
+        format!(
+            "{}://{}{}",
+            if https { "https" } else { "http" },
+            config.listen,
+            crate::api::BASE_PATH
+        )
+    });
+    let events = Arc::new(crate::events::Events::new(
+        store.clone(),
+        config.registry.clone(),
+        issuer,
+        config.events.retention_days,
+    ));
+    let events_stop = Arc::new(AtomicBool::new(false));
+    let mut event_threads = crate::events::push::start(
+        events.clone(),
+        config.events.push.clone(),
+        config.events.push_timing,
+        events_stop.clone(),
+    );
+    event_threads.push(crate::events::spawn_pruning(
+        events.clone(),
+        events_stop.clone(),
+    ));
+    let issuer_after_bind = config.events.issuer.is_none().then(|| events.clone());
     let app = Arc::new(App {
+        events,
+        long_poll: std::time::Duration::from_secs(25),
         registry: config.registry.clone(),
         quirks: quirks.clone(),
         auth: Authenticator::with_limits(store.clone(), config.auth_limits),
@@ -186,7 +222,7 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         group_patch_returns_resource: config.group_patch_returns_resource,
         bulk_max_operations: config.bulk_max_operations,
         bulk_max_payload_bytes: config.bulk_max_payload_bytes,
-        https: config.tls.is_some() || config.behind_tls_proxy,
+        https,
         default_host: config.listen.to_string(),
         requests: Arc::new(crate::metrics::RequestMetrics::default()),
         metrics_access: crate::api::metrics::MetricsAccess::new(
@@ -253,6 +289,15 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     if let Some(addr) = metrics_http.as_deref().map(HttpServer::local_addr) {
         log::info!("serving metrics on {addr} (/metrics, /healthz)");
     }
+    if let Some(events) = issuer_after_bind {
+        // The default issuer names the address actually bound (the config may say port 0).
+        events.set_issuer(format!(
+            "{}://{}{}",
+            if https { "https" } else { "http" },
+            http.local_addr(),
+            crate::api::BASE_PATH
+        ));
+    }
     Ok(ServerHandle {
         http,
         metrics_http,
@@ -262,6 +307,8 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
             certs,
             config_path: config.path.clone(),
         }),
+        events_stop,
+        event_threads,
     })
 }
 
@@ -410,6 +457,53 @@ mod tests {
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         answer.lines().next().unwrap_or_default().to_string()
+    }
+
+    fn status_of(addr: SocketAddr, path: &str) -> String {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer.lines().next().unwrap_or_default().to_string()
+    }
+
+    /// A handler waiting outside the worker limit (a long poll) leaves its permit to others:
+    /// with one worker, a second request runs while the first waits.
+    #[test]
+    fn a_wait_outside_the_worker_limit_lets_other_requests_run() {
+        let (signal, waiting) = std::sync::mpsc::channel::<()>();
+        let waiting = Arc::new(std::sync::Mutex::new(waiting));
+        let handler: Arc<crate::http::adapter::Handler> = Arc::new(move |req: &Request| {
+            if req.path == "/wait" {
+                let got = crate::http::adapter::outside_worker_limit(|| {
+                    let rx = waiting.lock().unwrap_or_else(|p| p.into_inner());
+                    rx.recv_timeout(std::time::Duration::from_secs(10))
+                });
+                return Response::new(if got.is_ok() { 204 } else { 500 });
+            }
+            Response::new(204)
+        });
+        let server = start_http(
+            &addrs(&["127.0.0.1:0"]),
+            HttpOptions {
+                workers: 1,
+                ..options()
+            },
+            handler,
+        )
+        .unwrap();
+        let addr = server.local_addrs()[0];
+        let waiter = std::thread::spawn(move || status_of(addr, "/wait"));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Answered while /wait waits: with the permit held it would wait 10 s and /wait fail.
+        assert_eq!(status_of(addr, "/fast"), "HTTP/1.1 204 No Content");
+        signal.send(()).unwrap();
+        assert_eq!(waiter.join().unwrap(), "HTTP/1.1 204 No Content");
+        server.shutdown();
     }
 
     fn addrs(list: &[&str]) -> Vec<SocketAddr> {

@@ -9,7 +9,7 @@ pub const MAX_NAME_LEN: usize = 63;
 
 /// Names a path segment right after `/scim/v2` can have as a SCIM endpoint (RFC 7644 §3.2),
 /// compared case-insensitively; none of them can be a tenant.
-pub const RESERVED: [&str; 8] = [
+pub const RESERVED: [&str; 9] = [
     "users",
     "groups",
     "bulk",
@@ -18,6 +18,8 @@ pub const RESERVED: [&str; 8] = [
     "serviceproviderconfig",
     "me",
     ".search",
+    // The provisioning event feed (RFC 8936 poll), `/scim/v2/Events`.
+    "events",
 ];
 
 /// Why a tenant name is refused.

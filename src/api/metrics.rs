@@ -60,6 +60,7 @@ pub fn endpoint_template(path: &str) -> &'static str {
     match path {
         "/healthz" => return "/healthz",
         "/metrics" => return "/metrics",
+        super::events::JWKS_PATH => return super::events::JWKS_PATH,
         _ => {}
     }
     let Some(rest) = path
@@ -81,6 +82,7 @@ pub fn endpoint_template(path: &str) -> &'static str {
         ["Groups", _] => "/scim/v2/Groups/{id}",
         [".search"] => "/scim/v2/.search",
         ["Bulk"] => "/scim/v2/Bulk",
+        ["Events"] => "/scim/v2/Events",
         ["ServiceProviderConfig"] => "/scim/v2/ServiceProviderConfig",
         ["Schemas"] => "/scim/v2/Schemas",
         ["Schemas", _] => "/scim/v2/Schemas/{id}",
@@ -212,6 +214,52 @@ fn render(app: &App) -> Result<String, StoreError> {
     );
     if let Some(h) = app.store.write_batch_sizes() {
         out.histogram("scimlite_write_batch_size", &[], &h);
+    }
+
+    // Provisioning events: how far each consumer (a polling token, a push receiver) is behind.
+    let lag = app.store.consumer_lag()?;
+    let now = time::OffsetDateTime::now_utc();
+    for (name, kind, help) in [
+        (
+            "scimlite_events_backlog",
+            "gauge",
+            "Provisioning events a consumer has not acknowledged (poll) or had accepted (push).",
+        ),
+        (
+            "scimlite_events_oldest_pending_seconds",
+            "gauge",
+            "Age of the oldest such event; 0 when none is pending.",
+        ),
+        (
+            "scimlite_events_push_failures",
+            "gauge",
+            "Failed pushes to a receiver since its last success.",
+        ),
+    ] {
+        out.family(name, kind, help);
+        for l in &lag {
+            let value = match name {
+                "scimlite_events_backlog" => l.backlog as f64,
+                "scimlite_events_push_failures" => l.failures as f64,
+                _ => l
+                    .oldest
+                    .as_deref()
+                    .and_then(|t| {
+                        time::OffsetDateTime::parse(
+                            t,
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .ok()
+                    })
+                    .map(|t| (now - t).as_seconds_f64().max(0.0))
+                    .unwrap_or(0.0),
+            };
+            out.sample(
+                name,
+                &[("consumer", &l.consumer), ("tenant", &l.tenant)],
+                value,
+            );
+        }
     }
     Ok(out.finish())
 }

@@ -3,6 +3,7 @@
 
 mod bulk;
 mod discovery;
+pub mod events;
 pub mod metrics;
 mod patch;
 pub mod quirks;
@@ -19,7 +20,7 @@ use crate::http::query;
 use crate::http::{Request, Response};
 use crate::scim::resource::Meta;
 use crate::scim::{ResourceKind, ScimError};
-use crate::store::{Actor, Store, StoreError, Via};
+use crate::store::{Actor, Store, StoreError, TokenScope, Via};
 
 /// Everything the handlers need; shared by all workers.
 pub struct App {
@@ -44,6 +45,10 @@ pub struct App {
     pub requests: Arc<crate::metrics::RequestMetrics>,
     /// Who may read `/metrics`.
     pub metrics_access: metrics::MetricsAccess,
+    /// Provisioning events: signing, the poll feed.
+    pub events: Arc<crate::events::Events>,
+    /// Longest wait of a long poll for events (below the request deadline).
+    pub long_poll: std::time::Duration,
 }
 
 pub const BASE_PATH: &str = "/scim/v2";
@@ -232,6 +237,9 @@ impl App {
             let trust = self.metrics_access.loopback_trusted_on_main;
             return (metrics::serve(self, req, trust), None);
         }
+        if path == events::JWKS_PATH && matches!(req.method.as_str(), "GET" | "HEAD") {
+            return (events::jwks(self), None);
+        }
         let Some(rest) = path
             .strip_prefix(BASE_PATH)
             .filter(|r| r.is_empty() || r.starts_with('/'))
@@ -269,17 +277,27 @@ impl App {
             .map(query::decode_path)
             .collect();
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let routed = if ctx.principal.read_only() && !is_read(&req.method, &segs) {
-            Err(ScimError::new(
+        let is_events = segs.len() == 1 && segs[0] == "Events";
+        let routed = match ctx.principal.scope {
+            TokenScope::ReadOnly if is_events || !is_read(&req.method, &segs) => {
+                Err(ScimError::new(
+                    403,
+                    None,
+                    format!(
+                        "this token is read-only: it may GET and POST …/.search, not {} {}",
+                        req.method, req.path
+                    ),
+                ))
+            }
+            TokenScope::Events if !is_events => Err(ScimError::new(
                 403,
                 None,
                 format!(
-                    "this token is read-only: it may GET and POST …/.search, not {} {}",
+                    "this token may only read provisioning events (POST …/Events), not {} {}",
                     req.method, req.path
                 ),
-            ))
-        } else {
-            self.route(&ctx, &segs)
+            )),
+            _ => self.route(&ctx, &segs),
         };
         let mut response = routed.unwrap_or_else(|e| error_response(&e));
         response.principal = Some(name);
@@ -385,6 +403,9 @@ impl App {
             }
             ["Bulk"] if method == "POST" => bulk::bulk(self, ctx),
             ["Bulk"] => not_allowed("POST"),
+            // RFC 8936 poll delivery of provisioning events.
+            ["Events"] if method == "POST" => events::poll(self, ctx),
+            ["Events"] => not_allowed("POST"),
             ["ServiceProviderConfig"]
             | ["Schemas"]
             | ["Schemas", _]

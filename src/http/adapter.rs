@@ -148,12 +148,21 @@ struct Permits {
 
 impl Permits {
     fn acquire(&self) -> PermitGuard<'_> {
+        self.take();
+        PermitGuard(self)
+    }
+
+    fn take(&self) {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         while *free == 0 {
             free = self.returned.wait(free).unwrap_or_else(|p| p.into_inner());
         }
         *free -= 1;
-        PermitGuard(self)
+    }
+
+    fn give_back(&self) {
+        *self.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.returned.notify_one();
     }
 }
 
@@ -161,9 +170,32 @@ struct PermitGuard<'a>(&'a Permits);
 
 impl Drop for PermitGuard<'_> {
     fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.0.returned.notify_one();
+        self.0.give_back();
     }
+}
+
+thread_local! {
+    /// The permits of the handler running on this thread, for [`outside_worker_limit`].
+    static RUNNING: std::cell::RefCell<Option<Arc<Permits>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `wait` — a handler's wait for something to happen, such as a long poll for
+/// provisioning events — without holding one of the `workers` permits, so waiting clients
+/// never keep others' requests from running; the permit is taken back before returning.
+/// Outside a handler it just runs `wait`.
+pub fn outside_worker_limit<T>(wait: impl FnOnce() -> T) -> T {
+    let Some(permits) = RUNNING.with(|r| r.borrow().clone()) else {
+        return wait();
+    };
+    struct Retake(Arc<Permits>);
+    impl Drop for Retake {
+        fn drop(&mut self) {
+            self.0.take();
+        }
+    }
+    permits.give_back();
+    let _retake = Retake(permits);
+    wait()
 }
 
 struct Shared {
@@ -171,7 +203,7 @@ struct Shared {
     registry: Mutex<Registry>,
     /// Signalled when a connection ends.
     ended: Condvar,
-    permits: Permits,
+    permits: Arc<Permits>,
     handler: Arc<Handler>,
     limits: HttpLimits,
     max_body: u64,
@@ -271,10 +303,10 @@ impl HttpServer {
             stop: AtomicBool::new(false),
             registry: Mutex::new(Registry::default()),
             ended: Condvar::new(),
-            permits: Permits {
+            permits: Arc::new(Permits {
                 free: Mutex::new(opts.workers.max(1)),
                 returned: Condvar::new(),
-            },
+            }),
             handler,
             limits: opts.limits,
             max_body: opts.max_body_bytes,
@@ -706,7 +738,10 @@ fn serve_connection(shared: &Shared, slot: &Slot, tcp: TcpStream, peer: SocketAd
         };
         let response = {
             let _permit = shared.permits.acquire();
-            match catch_unwind(AssertUnwindSafe(|| (shared.handler)(&request))) {
+            RUNNING.with(|r| *r.borrow_mut() = Some(shared.permits.clone()));
+            let outcome = catch_unwind(AssertUnwindSafe(|| (shared.handler)(&request)));
+            RUNNING.with(|r| *r.borrow_mut() = None);
+            match outcome {
                 Ok(r) => r,
                 Err(_) => {
                     log::error!("handler panicked on {} {}", request.method, request.path);

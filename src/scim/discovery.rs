@@ -21,6 +21,9 @@ pub fn service_provider_config(
         "changePassword": {"supported": false},
         "sort": {"supported": true},
         "etag": {"supported": true},
+        // RFC 9967 §2.4 (RFC 7643 extended): provisioning events, delivered by poll
+        // (POST /Events) and push; no asynchronous requests.
+        "securityEvents": super::events::service_provider_config(),
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "Bearer token",

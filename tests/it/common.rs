@@ -3,6 +3,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use scimlite::auth::{create_scoped_token, TokenOptions};
+use scimlite::store::sqlite::Synchronous;
+use scimlite::store::{Actor, SqliteStore, StoreError, TenantStore, TokenScope};
+
 /// A server started in-process on 127.0.0.1:0 with its own temp dir and first-run token.
 pub struct TestServer {
     /// Kept so the temp dir lives as long as the server.
@@ -49,7 +53,15 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("scim.toml");
     std::fs::write(
         &path,
-        format!("listen = \"127.0.0.1:0\"\ndatabase = \"test.db\"\npbkdf2_rounds = 1000\nworkers = 4\n{extra}"),
+        format!(
+            "{}database = \"test.db\"\npbkdf2_rounds = 1000\nworkers = 4\n{extra}",
+            // A test may choose the address (`listen = …` in `extra`).
+            if extra.lines().any(|l| l.starts_with("listen")) {
+                ""
+            } else {
+                "listen = \"127.0.0.1:0\"\n"
+            }
+        ),
     )
     .unwrap();
     path
@@ -92,6 +104,11 @@ impl TestServer {
         self.base = format!("http://{}/scim/v2", handle.local_addr());
         self.handle = Some(handle);
         self
+    }
+
+    /// The server's scim.toml, for running the CLI on its database.
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("scim.toml")
     }
 
     /// The server's SQLite file, for tests that inspect or tamper with it directly.
@@ -212,4 +229,142 @@ pub fn enc(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A second connection to the server's database, as the CLI has from another process.
+pub fn admin(s: &TestServer) -> SqliteStore {
+    SqliteStore::open(&s.db_path(), Synchronous::Normal).unwrap()
+}
+
+/// Creates `tenant` if needed and a token for it.
+pub fn token_for(
+    s: &TestServer,
+    tenant: &str,
+    scope: TokenScope,
+    expires: Option<String>,
+) -> String {
+    let store = admin(s);
+    match store.create_tenant(tenant, &Actor::cli()) {
+        Ok(()) | Err(StoreError::Conflict(_)) => {}
+        Err(e) => panic!("{e}"),
+    }
+    create_scoped_token(
+        &store,
+        tenant,
+        "test",
+        &TokenOptions { scope, expires },
+        1000,
+        &Actor::cli(),
+    )
+    .unwrap()
+    .token
+}
+
+/// An RFC 8935 push receiver on 127.0.0.1:0: records every SET POSTed to it, answering 202,
+/// or 503 while [`PushReceiver::set_down`] says it is down.
+pub struct PushReceiver {
+    pub url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl PushReceiver {
+    pub fn start() -> PushReceiver {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/events", listener.local_addr().unwrap());
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (r, d, f) = (received.clone(), down.clone(), refused.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (r, d, f) = (r.clone(), d.clone(), f.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut length = 0;
+                        let mut content_type = String::new();
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let h = h.trim_end();
+                            if h.is_empty() {
+                                break;
+                            }
+                            if let Some((k, v)) = h.split_once(':') {
+                                if k.eq_ignore_ascii_case("content-length") {
+                                    length = v.trim().parse().unwrap_or(0);
+                                }
+                                if k.eq_ignore_ascii_case("content-type") {
+                                    content_type = v.trim().to_string();
+                                }
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+                            return;
+                        }
+                        let mut out = stream.try_clone().unwrap();
+                        let reply = if d.load(Ordering::SeqCst)
+                            || content_type != "application/secevent+jwt"
+                        {
+                            f.fetch_add(1, Ordering::SeqCst);
+                            let err = r#"{"err":"invalid_request","description":"we are down"}"#;
+                            format!(
+                                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{err}",
+                                err.len()
+                            )
+                        } else {
+                            r.lock().unwrap().push(String::from_utf8(body).unwrap());
+                            "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string()
+                        };
+                        if out.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        PushReceiver {
+            url,
+            received,
+            down,
+            refused,
+        }
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The SETs accepted so far, in the order they arrived.
+    pub fn received(&self) -> Vec<String> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn refused(&self) -> usize {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits up to `within` until `n` SETs were accepted; returns them.
+    pub fn wait_for(&self, n: usize, within: std::time::Duration) -> Vec<String> {
+        let until = std::time::Instant::now() + within;
+        loop {
+            let got = self.received();
+            if got.len() >= n || std::time::Instant::now() > until {
+                return got;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }

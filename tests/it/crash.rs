@@ -205,3 +205,150 @@ fn sigkill_never_loses_an_acknowledged_write() {
         "the load never got going"
     );
 }
+
+/// Every acknowledged write has its event after SIGKILL, every event belongs to a committed
+/// write, and a push receiver gets every event after the restart (at least once: a SET may
+/// come twice, the same `jti`).
+#[test]
+fn sigkill_keeps_every_event_with_its_write_and_the_push_receiver_gets_them_all() {
+    use crate::common::PushReceiver;
+    let receiver = PushReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[events]\npush_max_backoff_secs = 1\n[[events.push]]\nurl = \"{}\"\n",
+            receiver.url
+        ),
+    );
+    let mut server = Some(Running::start(dir.path(), &config));
+    let token = std::fs::read_to_string(dir.path().join("test.db.first-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let acknowledged = Mutex::new(BTreeSet::<String>::new());
+    for cycle in 0..3 {
+        let running = server.take().unwrap();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for t in 0..3 {
+                let (c, acknowledged, stop) = (client(running.port, &token), &acknowledged, &stop);
+                scope.spawn(move || {
+                    let mut n = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        n += 1;
+                        let name = format!("e{cycle}-t{t}-{n}");
+                        if let Some((201, text)) = c.call("POST", "/Users", Some(&user_body(&name)))
+                        {
+                            let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()
+                                ["id"]
+                                .as_str()
+                                .unwrap()
+                                .to_string();
+                            acknowledged.lock().unwrap().insert(id);
+                        }
+                    }
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200 + 150 * cycle as u64));
+            let mut child = running.child;
+            child.kill().unwrap();
+            child.wait().unwrap();
+            stop.store(true, Ordering::SeqCst);
+        });
+        server = Some(Running::start(dir.path(), &config));
+    }
+    let running = server.take().unwrap();
+    let c = client(running.port, &token);
+    // The poll feed: one create event per stored user, none for a write that did not commit.
+    let mut events = BTreeSet::<String>::new();
+    let mut jtis = BTreeSet::<String>::new();
+    let mut ack: Vec<String> = Vec::new();
+    loop {
+        let body = json!({"ack": ack, "maxEvents": 200, "returnImmediately": true});
+        let (status, text) = c.call("POST", "/Events", Some(&body)).unwrap();
+        assert_eq!(status, 200, "{text}");
+        let sets = serde_json::from_str::<serde_json::Value>(&text).unwrap()["sets"].clone();
+        let sets = sets.as_object().unwrap();
+        if sets.is_empty() {
+            break;
+        }
+        ack = sets.keys().cloned().collect();
+        for (jti, jws) in sets {
+            let payload = jws.as_str().unwrap().split('.').nth(1).unwrap();
+            let claims: serde_json::Value = serde_json::from_slice(
+                &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                    .unwrap(),
+            )
+            .unwrap();
+            assert!(events.insert(claims["sub_id"]["id"].as_str().unwrap().to_string()));
+            jtis.insert(jti.clone());
+        }
+    }
+    // Paged, as the list is capped at max_page_size.
+    let mut stored = BTreeSet::<String>::new();
+    loop {
+        let path = format!(
+            "/Users?attributes=id&count=500&startIndex={}",
+            stored.len() + 1
+        );
+        let (status, text) = c.call("GET", &path, None).unwrap();
+        assert_eq!(status, 200);
+        let page = serde_json::from_str::<serde_json::Value>(&text).unwrap();
+        let resources = page["Resources"].as_array().cloned().unwrap_or_default();
+        if resources.is_empty() {
+            break;
+        }
+        for r in resources {
+            stored.insert(r["id"].as_str().unwrap().to_string());
+        }
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(!acknowledged.is_empty(), "the load never got going");
+    assert!(
+        acknowledged.is_subset(&stored),
+        "an acknowledged write was lost"
+    );
+    assert!(
+        events == stored,
+        "each stored user has its event, and only they do: {} events, {} stored, {} in common",
+        events.len(),
+        stored.len(),
+        events.intersection(&stored).count()
+    );
+    // The receiver gets every event (some perhaps twice) after the restarts, once the killed
+    // process's push lease (10 s) has run out.
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    let pushed = loop {
+        let got: BTreeSet<String> = receiver
+            .received()
+            .iter()
+            .map(|jws| {
+                let payload = jws.split('.').nth(1).unwrap();
+                let claims: serde_json::Value = serde_json::from_slice(
+                    &base64::Engine::decode(
+                        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                        payload,
+                    )
+                    .unwrap(),
+                )
+                .unwrap();
+                claims["jti"].as_str().unwrap().to_string()
+            })
+            .collect();
+        if got.len() >= jtis.len() || std::time::Instant::now() > until {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        pushed == jtis,
+        "{} events pushed of {}; {} pushed that are not in the feed",
+        pushed.intersection(&jtis).count(),
+        jtis.len(),
+        pushed.difference(&jtis).count()
+    );
+    let mut child = running.child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -5,6 +5,7 @@ mod bulk;
 mod cli;
 mod common;
 mod crash;
+mod events;
 mod extensions;
 mod filters;
 mod flows;

@@ -9,39 +9,14 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::api::assert_scim_error;
-use crate::common::{enc, user_body, Reply, TestServer};
+use crate::common::{admin, enc, token_for, user_body, Reply, TestServer};
 use scimlite::auth::{create_scoped_token, TokenOptions};
-use scimlite::store::sqlite::Synchronous;
-use scimlite::store::{Actor, SqliteStore, StoreError, TenantStore, TokenScope};
+use scimlite::store::{Actor, TenantStore, TokenScope};
 
 const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const SEARCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 const BULK_URN: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
-
-/// A second connection to the server's database, as the CLI has from another process.
-fn admin(s: &TestServer) -> SqliteStore {
-    SqliteStore::open(&s.db_path(), Synchronous::Normal).unwrap()
-}
-
-/// Creates `tenant` if needed and a token for it.
-fn token_for(s: &TestServer, tenant: &str, scope: TokenScope, expires: Option<String>) -> String {
-    let store = admin(s);
-    match store.create_tenant(tenant, &Actor::cli()) {
-        Ok(()) | Err(StoreError::Conflict(_)) => {}
-        Err(e) => panic!("{e}"),
-    }
-    create_scoped_token(
-        &store,
-        tenant,
-        "test",
-        &TokenOptions { scope, expires },
-        1000,
-        &Actor::cli(),
-    )
-    .unwrap()
-    .token
-}
 
 /// A client: a token and the base URL it uses (`…/scim/v2` or `…/scim/v2/{tenant}`).
 struct Client<'a> {

@@ -28,7 +28,8 @@ pub(super) fn append(
         tenant,
         uuid::Uuid::now_v7().to_string(),
         actor.txn,
-        now_rfc3339(),
+        // Three fraction digits, so text order is time order (pruning compares text).
+        crate::store::format_utc_millis(time::OffsetDateTime::now_utc()),
         kind_str(kind),
         id,
         text
@@ -237,7 +238,7 @@ impl EventStore for SqliteStore {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT kid, created, pkcs8, public_key, retired FROM event_keys
-                 ORDER BY created DESC, kid DESC",
+                 ORDER BY retired IS NULL DESC, created DESC, kid DESC",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(SigningKeyRecord {

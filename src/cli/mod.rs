@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod events;
+
 use crate::config::Config;
 use crate::store::{
     Actor, AuditEntry, AuditQuery, AuditStore, StoreError, TenantStore, TokenScope, DEFAULT_TENANT,
@@ -92,6 +94,11 @@ pub enum Command {
         #[arg(short = 'i', long = "input", value_name = "FILE")]
         input: Option<PathBuf>,
     },
+    /// Provisioning events: watch them as they happen, rotate their signing key
+    Events {
+        #[command(subcommand)]
+        action: EventsAction,
+    },
     /// Show the audit log: who changed what, and when (oldest first)
     Audit {
         /// Only entries about this resource: its id or name (userName, group displayName,
@@ -157,6 +164,28 @@ pub fn parse_since(text: &str) -> Result<String, String> {
     ))
 }
 
+#[derive(Subcommand, Debug)]
+pub enum EventsAction {
+    /// Print the events of the last hour, oldest first, one line each; --follow keeps
+    /// printing new ones as they are committed
+    Tail {
+        /// Only this tenant [default: all tenants]
+        #[arg(long, value_name = "NAME")]
+        tenant: Option<String>,
+        /// Keep printing events as they happen, until interrupted
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Start at TIME instead of an hour ago: RFC 3339, a date or an age (90m, 24h, 7d)
+        #[arg(long, value_name = "TIME", value_parser = parse_since)]
+        since: Option<String>,
+        /// Print each event's SET claims (unsigned) as one JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a new key to sign events with; the old ones stay in the JWKS
+    RotateKey,
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdpChoice {
     Okta,
@@ -208,6 +237,8 @@ pub struct TokenArgs {
 pub enum ScopeChoice {
     ReadWrite,
     ReadOnly,
+    /// Only the provisioning event feed (POST …/Events)
+    Events,
 }
 
 #[derive(Subcommand, Debug)]
@@ -256,6 +287,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Backup { file, force } => backup(&config, &file, force),
         Command::Export { tenant, output } => export(&config, tenant.as_deref(), output.as_deref()),
         Command::Import { input } => import(&config, input.as_deref()),
+        Command::Events { action } => events::run(&config, action),
         Command::Audit {
             resource,
             since,
@@ -676,6 +708,7 @@ fn token_options(
     let scope = match args.scope {
         ScopeChoice::ReadWrite => TokenScope::ReadWrite,
         ScopeChoice::ReadOnly => TokenScope::ReadOnly,
+        ScopeChoice::Events => TokenScope::Events,
     };
     Ok((
         args.tenant.clone(),
