@@ -175,6 +175,7 @@ fn execute(
             // RFC 7644 §3.7: `version` is the ETag a PUT/PATCH/DELETE expects.
             if_match: op.version.clone().filter(|_| method != Method::Post),
             if_none_match: None,
+            ..Headers::default()
         },
         body,
         remote: ctx.req.remote,
