@@ -256,6 +256,21 @@ impl App {
         };
         let name = principal.token_name.clone();
         let tenant = principal.tenant.clone();
+        // A console token is no SCIM credential, on any URL (a SCIM token never opens the
+        // console either).
+        if principal.scope == TokenScope::Admin {
+            let e = ScimError::new(
+                403,
+                None,
+                format!(
+                    "this token is for the admin console (/admin/) only, not {} {}; the SCIM API needs a token of scope read-write, read-only or events",
+                    req.method, req.path
+                ),
+            );
+            let mut response = error_response(&e);
+            response.principal = Some(name);
+            return (response, Some(tenant));
+        }
         // Another tenant's URL, existing or not, is a place this token does not have: 404 like
         // any other, and not a failed credential (the token was valid).
         if url_tenant.is_some_and(|t| t != principal.tenant) {

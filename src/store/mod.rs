@@ -257,6 +257,9 @@ pub enum TokenScope {
     /// Only the provisioning event feed (`POST …/Events`), for an application that reacts
     /// to changes.
     Events,
+    /// Only the admin console (`/admin/`, read-only pages); never the SCIM API. A token of the
+    /// default tenant sees every tenant there, a token of another tenant only its own.
+    Admin,
 }
 
 impl TokenScope {
@@ -266,6 +269,7 @@ impl TokenScope {
             TokenScope::ReadWrite => "read-write",
             TokenScope::ReadOnly => "read-only",
             TokenScope::Events => "events",
+            TokenScope::Admin => "admin",
         }
     }
 
@@ -274,6 +278,7 @@ impl TokenScope {
             "read-write" => Some(TokenScope::ReadWrite),
             "read-only" => Some(TokenScope::ReadOnly),
             "events" => Some(TokenScope::Events),
+            "admin" => Some(TokenScope::Admin),
             _ => None,
         }
     }
