@@ -588,6 +588,15 @@ fn the_inspector_over_http() {
         .to_string();
     assert_eq!(entra_patch(&s, &id).status, 200);
     s.get("/Users/nope");
+    // A Bulk request's operations report their dialect steps too.
+    let bulk = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [{"method": "PATCH", "path": format!("/Users/{id}"), "data": {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Add", "path": "nickName", "value": "p"},
+                           {"op": "replace", "path": "password", "value": "Bulk-S3cret"}]}}]
+    });
+    assert_eq!(s.post("/Bulk", &bulk).status, 200);
     let token = admin_token(&s);
     let auth = format!("Bearer {token}");
     let h = [("Authorization", auth.as_str())];
@@ -602,6 +611,9 @@ fn the_inspector_over_http() {
         list.text
     );
     assert!(list.text.contains("Entra ID"));
+    let bulk_row = list.text.split("POST /scim/v2/Bulk").nth(1).unwrap();
+    let bulk_row = bulk_row.split("</tr>").next().unwrap();
+    assert!(bulk_row.contains("<code>op-name-case</code>"), "{bulk_row}");
     let errors = get(&s, "/admin/requests?errors=1", &h);
     assert!(errors.text.contains("/scim/v2/Users/nope") && !errors.text.contains("PATCH"));
     let one = get(
@@ -714,13 +726,17 @@ fn browser_shows_idp_data_as_text_and_searches() {
         .to_string();
     s.post("/Users", &user_body("zed"));
     let group = json!({"displayName": "<b>admins</b>", "members": [{"value": id}]});
-    assert_eq!(s.post("/Groups", &group).status, 201);
+    let group = s.post("/Groups", &group).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     logged_in(&mut b, &s);
     let base = origin(&s);
     let pages = [
         format!("{base}/admin/users"),
         format!("{base}/admin/users/{id}?tenant=default"),
         format!("{base}/admin/groups"),
+        format!("{base}/admin/groups/{group}?tenant=default"),
         format!("{base}/admin/requests?refresh=off"),
         format!("{base}/admin/events"),
     ];
@@ -741,6 +757,12 @@ fn browser_shows_idp_data_as_text_and_searches() {
         "{text}"
     );
     assert!(text.contains("<b>admins</b>"), "its groups");
+    b.navigate(&pages[3]);
+    let members = b.text("main");
+    assert!(
+        members.contains("Members (1)") && members.contains(evil),
+        "{members}"
+    );
     b.navigate(&pages[0]);
     b.type_into("input[name=filter]", "displayName sw \"<img\"");
     b.click("form.search button");

@@ -135,11 +135,14 @@ fn route(app: &App, req: &Request) -> Response {
         "groups" => Some(crate::scim::ResourceKind::Group),
         _ => None,
     };
-    match (segs.as_slice(), segs.first().and_then(|s| kind(s))) {
+    let mut response = match (segs.as_slice(), segs.first().and_then(|s| kind(s))) {
         ([_], Some(k)) => directory::list(app, req, &admin, &params, k),
         ([_, id], Some(k)) => directory::resource(app, req, &admin, &params, k, id),
         _ => routed(app, req, &admin, &params, &segs),
-    }
+    };
+    // The access log names who looked (never the token).
+    response.principal = Some(admin.token_name);
+    response
 }
 
 fn routed(
