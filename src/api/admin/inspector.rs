@@ -56,27 +56,47 @@ impl Idp {
 /// A body as the inspector keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Body {
-    /// Redacted; pretty-printed when it was JSON.
+    /// Redacted; as sent, or compact JSON when redaction had to rewrite it.
     pub text: String,
-    /// Whether it was JSON (only then can "copy as curl" replay it as it was, bar secrets).
-    pub json: bool,
     /// Its length as kept before the cut, when it was cut at [`BODY_LIMIT`].
     pub cut_from: Option<usize>,
 }
 
+/// Whether a body holds anything `redact` would change: a `password` member or path, a
+/// bearer token, an `Authorization` member (ASCII case-insensitively). One pass over the
+/// bytes, so the bodies of ordinary requests are kept as they are without parsing them.
+fn may_hold_secrets(bytes: &[u8]) -> bool {
+    const MARKERS: [&[u8]; 4] = [b"password", b"bearer", b"scim_", b"authorization"];
+    bytes.iter().enumerate().any(|(i, b)| {
+        matches!(b | 0x20, b'p' | b'b' | b's' | b'a')
+            && MARKERS.iter().any(|m| {
+                bytes
+                    .get(i..i + m.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(m))
+            })
+    })
+}
+
 impl Body {
     fn of(bytes: &[u8]) -> Body {
-        let (text, json) = match serde_json::from_slice::<Value>(bytes) {
+        if !may_hold_secrets(bytes) {
+            // Nothing to redact: only what is kept is copied, nothing is parsed.
+            let kept = &bytes[..bytes.len().min(BODY_LIMIT)];
+            return Body {
+                text: String::from_utf8_lossy(kept).into_owned(),
+                cut_from: (bytes.len() > kept.len()).then_some(bytes.len()),
+            };
+        }
+        let text = match serde_json::from_slice::<Value>(bytes) {
             Ok(mut v) => {
                 redact::json(&mut v);
-                (serde_json::to_string_pretty(&v).unwrap_or_default(), true)
+                serde_json::to_string(&v).unwrap_or_default()
             }
-            Err(_) => (redact::text(&String::from_utf8_lossy(bytes)), false),
+            Err(_) => redact::text(&String::from_utf8_lossy(bytes)),
         };
         if text.len() <= BODY_LIMIT {
             return Body {
                 text,
-                json,
                 cut_from: None,
             };
         }
@@ -87,12 +107,26 @@ impl Body {
         Body {
             cut_from: Some(text.len()),
             text: text[..end].to_string(),
-            json,
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.text.is_empty()
+    }
+
+    /// Whether the body is JSON as kept (not cut, and it parses).
+    pub fn is_json(&self) -> bool {
+        self.cut_from.is_none() && serde_json::from_str::<serde::de::IgnoredAny>(&self.text).is_ok()
+    }
+
+    /// The body for reading: JSON pretty-printed, anything else as kept.
+    pub fn display(&self) -> String {
+        if self.cut_from.is_none() {
+            if let Ok(v) = serde_json::from_str::<Value>(&self.text) {
+                return serde_json::to_string_pretty(&v).unwrap_or_else(|_| self.text.clone());
+            }
+        }
+        self.text.clone()
     }
 }
 
@@ -150,15 +184,13 @@ impl Captured {
             }
         }
         if !self.request_body.is_empty() {
+            let body = self.request_body.display();
             // A quoted here-document: the shell expands nothing inside it.
             let mut end = String::from("SCIMLITE_BODY");
-            while self.request_body.text.lines().any(|l| l == end) {
+            while body.lines().any(|l| l == end) {
                 end.push('_');
             }
-            out.push_str(&format!(
-                " \\\n  --data-binary @- <<'{end}'\n{}\n{end}",
-                self.request_body.text
-            ));
+            out.push_str(&format!(" \\\n  --data-binary @- <<'{end}'\n{body}\n{end}"));
         }
         out.push('\n');
         out
@@ -323,7 +355,7 @@ impl Inspector {
             latency: seen.elapsed,
             token_name: seen.response.principal.clone(),
             quirks: seen.quirks.to_vec(),
-            resource_ids: resource_ids(&req.path, &seen.response.body),
+            resource_ids: resource_ids(&req.method, &req.path, &seen.response.body),
             request_headers,
             request_body: Body::of(&req.body),
             response_headers,
@@ -389,21 +421,30 @@ impl Inspector {
     }
 }
 
-/// The ids a request names or creates: the URL's `/Users/{id}` or `/Groups/{id}`, the
-/// response's `id`, and the `location`s of a Bulk response's operations.
-fn resource_ids(path: &str, response_body: &[u8]) -> Vec<String> {
+/// The ids a request names or creates: the URL's `/Users/{id}` or `/Groups/{id}`, and for
+/// a create or a Bulk request (only those: the response is parsed for them) the response's
+/// `id` or its operations' `location`s.
+fn resource_ids(method: &str, path: &str, response_body: &[u8]) -> Vec<String> {
     let mut ids = Vec::new();
     let rest = path
         .strip_prefix(super::super::BASE_PATH)
         .unwrap_or_default();
     let (_, rest) = super::super::split_tenant(rest);
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    if let ["Users" | "Groups", id] = segs.as_slice() {
-        if *id != ".search" {
-            ids.push(crate::http::query::decode_path(id));
+    let creates = match segs.as_slice() {
+        ["Users" | "Groups", id] => {
+            if *id != ".search" {
+                ids.push(crate::http::query::decode_path(id));
+            }
+            false
         }
-    }
-    if let Ok(v) = serde_json::from_slice::<Value>(response_body) {
+        ["Users" | "Groups"] | ["Bulk"] => method == "POST",
+        _ => false,
+    };
+    let created = creates
+        .then(|| serde_json::from_slice::<Value>(response_body).ok())
+        .flatten();
+    if let Some(v) = created {
         if let Some(id) = v.get("id").and_then(Value::as_str) {
             ids.push(id.to_string());
         }
@@ -540,18 +581,56 @@ mod tests {
             r#"{"userName":"a","password":"pw1"}"#,
         );
         let big = format!(r#"{{"id":"u9","x":"{}"}}"#, "é".repeat(BODY_LIMIT));
+        // A create: the new id comes from the response.
         capture(&i, Some("default"), &post, &answer(201, &big));
         let c = &i.list(&Filter::default(), 1)[0];
         assert!(c.request_body.text.contains(redact::REDACTED));
         assert!(!c.request_body.text.contains("pw1"));
+        assert!(c.request_body.is_json());
+        assert!(c
+            .request_body
+            .display()
+            .contains("\n  \"password\": \"[redacted]\""));
         assert!(c.response_body.text.len() <= BODY_LIMIT);
-        assert!(c.response_body.cut_from.unwrap() > BODY_LIMIT);
+        assert_eq!(c.response_body.cut_from, Some(big.len()));
+        assert!(!c.response_body.is_json());
         assert_eq!(c.resource_ids, vec!["u9"]);
+        // A big body with a secret: redacted first, then cut.
+        let secret = format!(r#"{{"password":"pw2","x":"{}"}}"#, "a".repeat(BODY_LIMIT));
+        let post = request("POST", "/scim/v2/Users", &secret);
+        capture(&i, Some("default"), &post, &answer(400, ""));
+        let c = &i.list(&Filter::default(), 1)[0];
+        assert!(c.request_body.cut_from.is_some() && !c.request_body.text.contains("pw2"));
+        assert!(c.response_body.is_empty());
         // Off: nothing kept, still counted.
         let off = Inspector::new(0);
         capture(&off, None, &post, &answer(401, "{}"));
         assert!(off.list(&Filter::default(), 10).is_empty());
         assert_eq!(off.last_hour(), vec![(String::new(), 1, 1)]);
+    }
+
+    #[test]
+    fn only_bodies_that_may_hold_secrets_are_parsed() {
+        for yes in [
+            &b"{\"PassWord\":1}"[..],
+            b"Bearer x",
+            b"scim_",
+            b"x-AUTHORIZATION",
+        ] {
+            assert!(may_hold_secrets(yes), "{}", String::from_utf8_lossy(yes));
+        }
+        for no in [
+            &b"{\"userName\":\"pass word\"}"[..],
+            b"",
+            b"passwor",
+            b"scim",
+        ] {
+            assert!(!may_hold_secrets(no), "{}", String::from_utf8_lossy(no));
+        }
+        // Kept as sent, shown pretty.
+        let b = Body::of(br#"{"userName":"a"}"#);
+        assert_eq!(b.text, r#"{"userName":"a"}"#);
+        assert_eq!(b.display(), "{\n  \"userName\": \"a\"\n}");
     }
 
     #[test]

@@ -418,7 +418,7 @@ pub(super) fn request(app: &App, req: &Request, admin: &Admin, seq: &str) -> Res
     };
     let curl_note = if c.request_body.cut_from.is_some() {
         "The body was cut: this command sends only its beginning."
-    } else if !c.request_body.is_empty() && !c.request_body.json {
+    } else if !c.request_body.is_empty() && !c.request_body.is_json() {
         "The body was not JSON; it is shown as kept, secrets hidden."
     } else {
         "Set TOKEN to a token of this tenant first. Secrets shown as [redacted] were never kept: put real values back before replaying."
@@ -441,10 +441,10 @@ pub(super) fn request(app: &App, req: &Request, admin: &Admin, seq: &str) -> Res
             })
             .collect(),
         request_headers: c.request_headers.clone(),
-        request_body: c.request_body.text.clone(),
+        request_body: c.request_body.display(),
         request_cut: cut_note(&c.request_body),
         response_headers: c.response_headers.clone(),
-        response_body: c.response_body.text.clone(),
+        response_body: c.response_body.display(),
         response_cut: cut_note(&c.response_body),
         curl: c.curl(&app.origin(req)),
         curl_note: curl_note.into(),
