@@ -339,6 +339,9 @@ impl Inspector {
             .collect();
         let target = if req.query.is_empty() {
             req.path.clone()
+        } else if may_hold_secrets(crate::http::query::decode(&req.query).as_bytes()) {
+            // A filter on the password, a token in a parameter: the whole query goes.
+            format!("{}?{}", req.path, redact::REDACTED)
         } else {
             format!("{}?{}", req.path, req.query)
         };
@@ -655,6 +658,13 @@ mod tests {
             r#"{"Operations":[{"op":"replace","path":"password","value":"x"}]}"#,
         );
         req.query = "a=$(rm -rf ~)".into();
+        let mut filtered = request("GET", "/scim/v2/Users", "");
+        filtered.query = "filter=PASS%57ORD+eq+%22hunter2%22".into();
+        capture(&i, Some("default"), &filtered, &answer(400, ""));
+        assert_eq!(
+            i.list(&Filter::default(), 1)[0].target,
+            "/scim/v2/Users?[redacted]"
+        );
         capture(&i, Some("default"), &req, &answer(204, ""));
         let c = &i.list(&Filter::default(), 1)[0];
         let curl = c.curl("http://127.0.0.1:8080");
