@@ -591,6 +591,15 @@ impl Config {
     }
 }
 
+/// A configuration from `text`, as `scim.toml` in a temp dir, for the sections' tests.
+#[cfg(test)]
+pub(crate) fn load_text(text: &str) -> Result<Config, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("scim.toml");
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    Config::from_file(&path).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
