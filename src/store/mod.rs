@@ -9,6 +9,7 @@
 //! SCIM in one place. The only SCIM a backend needs is the schema registry and the filter
 //! AST it compiles to SQL.
 
+pub(crate) mod shared;
 pub mod sqlite;
 
 use serde_json::{Map, Value};
