@@ -513,7 +513,10 @@ fn the_packaged_config_is_the_example_with_the_database_in_var_lib() {
     assert_ne!(expected, example, "the example's database lines moved");
     assert_eq!(packaged, expected);
     let config = scimlite::config::Config::from_file(&root.join("contrib/scim.toml.deb")).unwrap();
-    assert_eq!(config.database, Path::new("/var/lib/scimlite/scimlite.db"));
+    assert_eq!(
+        config.database.sqlite_path(),
+        Some(Path::new("/var/lib/scimlite/scimlite.db"))
+    );
     assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
     // The unit reads exactly that file.
     let unit = std::fs::read_to_string(root.join("contrib/scimlite.service")).unwrap();

@@ -838,7 +838,11 @@ fn a_database_from_before_scoped_tokens_opens_and_keeps_working() {
         scimlite::config::Config::from_file(&crate::common::write_config(dir.path(), "")).unwrap();
     let token = format!("scim_0123456789abcdef_{}", "o".repeat(43));
     {
-        let c = scimlite::store::sqlite::create_at_schema_version(&config.database, 2).unwrap();
+        let c = scimlite::store::sqlite::create_at_schema_version(
+            config.database.sqlite_path().unwrap(),
+            2,
+        )
+        .unwrap();
         c.execute(
             "INSERT INTO tokens (id, tenant, name, hash, created)
              VALUES ('0123456789abcdef', 'default', 'okta', ?1, '2025-01-01T00:00:00.000Z')",
@@ -882,7 +886,7 @@ fn a_database_from_before_scoped_tokens_opens_and_keeps_working() {
         201
     );
     handle.shutdown();
-    let c = rusqlite::Connection::open(&config.database).unwrap();
+    let c = rusqlite::Connection::open(config.database.sqlite_path().unwrap()).unwrap();
     let version: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
