@@ -15,8 +15,11 @@ pub(super) fn member_pk(
             "a group cannot be a member of itself".into(),
         ));
     }
+    // KEY SHARE: a concurrent delete of the member (FOR UPDATE) waits until this group's
+    // change commits and then takes the new membership with it; a delete that came first
+    // leaves no row here, and the member is refused as unknown, as on SQLite.
     let found = db.query_opt(
-        "SELECT pk, kind FROM resources WHERE tenant = $1 AND id = $2",
+        "SELECT pk, kind FROM resources WHERE tenant = $1 AND id = $2 FOR KEY SHARE",
         &[&tenant, &m.value],
     )?;
     let Some(row) = found else {
