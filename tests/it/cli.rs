@@ -114,7 +114,7 @@ fn first_run_token_tokens_and_sigterm() {
     let server = Running::start(dir.path(), &config);
     // Not a terminal: the first token goes to a 0600 file beside the database, never to stdout
     // or the log.
-    let token_file = dir.path().join("test.db.first-token");
+    let token_file = crate::common::first_token_file(dir.path());
     let first = std::fs::read_to_string(&token_file)
         .unwrap()
         .trim()
@@ -179,6 +179,9 @@ fn first_run_token_tokens_and_sigterm() {
 #[cfg(unix)]
 #[test]
 fn a_new_database_and_its_wal_and_shm_are_owner_only() {
+    if crate::common::sqlite_only("the modes of the database file and its WAL") {
+        return;
+    }
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
@@ -189,7 +192,7 @@ fn a_new_database_and_its_wal_and_shm_are_owner_only() {
         .arg(BIN)
         .arg(&config);
     let server = Running::spawn(dir.path(), command);
-    let token = std::fs::read_to_string(dir.path().join("test.db.first-token")).unwrap();
+    let token = std::fs::read_to_string(crate::common::first_token_file(dir.path())).unwrap();
     assert_eq!(server.status(token.trim()), 200);
     for name in [
         "test.db",
@@ -293,7 +296,10 @@ fn listen_takes_a_host_name() {
     let config = dir.path().join("scim.toml");
     std::fs::write(
         &config,
-        "listen = \"localhost:8080\"\ndatabase = \"test.db\"\npbkdf2_rounds = 1000\n",
+        format!(
+            "listen = \"localhost:8080\"\ndatabase = \"{}\"\npbkdf2_rounds = 1000\n",
+            crate::common::database_setting(dir.path())
+        ),
     )
     .unwrap();
     let out = scimlite(&config, &["check-config"]);
@@ -306,11 +312,14 @@ fn listen_takes_a_host_name() {
 
     std::fs::write(
         &config,
-        "listen = \"localhost:0\"\ndatabase = \"test.db\"\npbkdf2_rounds = 1000\n",
+        format!(
+            "listen = \"localhost:0\"\ndatabase = \"{}\"\npbkdf2_rounds = 1000\n",
+            crate::common::database_setting(dir.path())
+        ),
     )
     .unwrap();
     let server = Running::start(dir.path(), &config);
-    let token = std::fs::read_to_string(dir.path().join("test.db.first-token")).unwrap();
+    let token = std::fs::read_to_string(crate::common::first_token_file(dir.path())).unwrap();
     assert_eq!(server.status(token.trim()), 200);
     assert!(server.terminate().success());
 }
@@ -397,7 +406,7 @@ fn token_list_shows_times_at_one_precision_and_how_last_used_moves() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
     let server = Running::start(dir.path(), &config);
-    let first = std::fs::read_to_string(dir.path().join("test.db.first-token")).unwrap();
+    let first = std::fs::read_to_string(crate::common::first_token_file(dir.path())).unwrap();
     assert_eq!(server.status(first.trim()), 200);
     for expires in ["90d", "2030-01-31T00:00:00.250+01:00"] {
         let out = scimlite(&config, &["token", "create", "--expires", expires]);
