@@ -65,7 +65,8 @@ pub enum Command {
         #[arg(long, value_name = "PEM")]
         ca_cert: Option<PathBuf>,
     },
-    /// Copy the database to FILE, consistently, while the server keeps serving
+    /// Copy the SQLite database to FILE, consistently, while the server keeps serving
+    /// (a PostgreSQL database is backed up with pg_dump)
     Backup {
         /// Where to write the copy
         file: PathBuf,

@@ -566,9 +566,9 @@ fn the_packaged_config_is_the_example_with_the_database_in_var_lib() {
     let example = std::fs::read_to_string(root.join("scim.toml.example")).unwrap();
     let packaged = std::fs::read_to_string(root.join("contrib/scim.toml.deb")).unwrap();
     let expected = example.replace(
-        "## The SQLite database file; created on first run.\n# database = \"scimlite.db\"\n",
-        "## The SQLite database file; created on first run. The Debian package keeps it in the\n\
-         ## unit's StateDirectory (scimlite.service); the first token appears beside it.\n\
+        "# database = \"scimlite.db\"\n",
+        "## The Debian package keeps a SQLite database in the unit's StateDirectory\n\
+         ## (scimlite.service); the first token appears beside it.\n\
          database = \"/var/lib/scimlite/scimlite.db\"\n",
     );
     assert_ne!(expected, example, "the example's database lines moved");
