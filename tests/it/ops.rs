@@ -558,6 +558,151 @@ fn sql_views_show_what_the_api_shows() {
     assert!(rw.execute("DELETE FROM scim_users", []).is_err());
 }
 
+/// The same views on PostgreSQL, read through a connection of the application's own: the
+/// same names and columns (camel-case ones quoted), PostgreSQL's types (`active` boolean,
+/// `doc` jsonb), the same values as the API.
+#[test]
+fn postgres_views_show_what_the_api_shows() {
+    if crate::common::postgres().is_none() {
+        eprintln!("note: needs a PostgreSQL server (SCIMLITE_TEST_POSTGRES); skipped");
+        return;
+    }
+    let s = TestServer::start();
+    let (users, groups) = populate(&s);
+    let mut db = postgres::Client::connect(&s.database(), postgres::NoTls).unwrap();
+    let strip = |mut v: Value, refs: &str| {
+        let obj = v.as_object_mut().unwrap();
+        obj.remove(refs);
+        obj["meta"].as_object_mut().unwrap().remove("location");
+        v
+    };
+    let or_null = |v: &Value| if v.is_null() { Value::Null } else { v.clone() };
+    for id in &users {
+        let api = s.get(&format!("/Users/{id}")).json();
+        let r = db
+            .query_one(
+                r#"SELECT tenant, "userName", "displayName", "externalId", active, "givenName",
+                          "familyName", "primaryEmail", created, "lastModified", version, doc
+                   FROM scim_users WHERE id = $1"#,
+                &[id],
+            )
+            .unwrap();
+        let primary = api["emails"]
+            .as_array()
+            .and_then(|e| {
+                e.iter()
+                    .find(|m| m["primary"] == true)
+                    .or_else(|| e.first())
+            })
+            .map(|m| m["value"].clone())
+            .unwrap_or(Value::Null);
+        let text = |i: usize| json!(r.get::<_, Option<String>>(i));
+        let got = vec![
+            text(0),
+            text(1),
+            text(2),
+            text(3),
+            json!(r.get::<_, Option<bool>>(4)),
+            text(5),
+            text(6),
+            text(7),
+            text(8),
+            text(9),
+            json!(r.get::<_, i64>(10)),
+        ];
+        let expected = vec![
+            json!("default"),
+            api["userName"].clone(),
+            or_null(&api["displayName"]),
+            or_null(&api["externalId"]),
+            or_null(&api["active"]),
+            or_null(&api["name"]["givenName"]),
+            or_null(&api["name"]["familyName"]),
+            primary,
+            api["meta"]["created"].clone(),
+            api["meta"]["lastModified"].clone(),
+            json!(api["meta"]["version"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("W/\"")
+                .trim_end_matches('"')
+                .parse::<i64>()
+                .unwrap()),
+        ];
+        assert_eq!(got, expected, "{api}");
+        let postgres::types::Json(doc): postgres::types::Json<Value> = r.get(11);
+        assert_eq!(doc, strip(api, "groups"));
+    }
+    let mut api_members = BTreeSet::new();
+    for id in &groups {
+        let api = s.get(&format!("/Groups/{id}")).json();
+        let members = api["members"].as_array().cloned().unwrap_or_default();
+        for m in &members {
+            api_members.insert((
+                id.clone(),
+                m["value"].as_str().unwrap().to_string(),
+                m["type"].as_str().unwrap().to_string(),
+                m["display"].as_str().map(str::to_string),
+            ));
+        }
+        let r = db
+            .query_one(
+                r#"SELECT "displayName", "externalId", "memberCount", created, "lastModified", doc
+                   FROM scim_groups WHERE tenant = 'default' AND id = $1"#,
+                &[id],
+            )
+            .unwrap();
+        assert_eq!(json!(r.get::<_, String>(0)), api["displayName"]);
+        assert_eq!(json!(r.get::<_, Option<String>>(1)), api["externalId"]);
+        assert_eq!(r.get::<_, i64>(2) as usize, members.len());
+        assert_eq!(
+            (json!(r.get::<_, String>(3)), json!(r.get::<_, String>(4))),
+            (
+                api["meta"]["created"].clone(),
+                api["meta"]["lastModified"].clone()
+            )
+        );
+        let postgres::types::Json(doc): postgres::types::Json<Value> = r.get(5);
+        assert_eq!(doc, strip(api, "members"));
+    }
+    let view_members: BTreeSet<(String, String, String, Option<String>)> = db
+        .query(
+            "SELECT group_id, member_id, member_type, member_display FROM scim_group_members WHERE tenant = 'default'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(view_members, api_members);
+    assert_eq!(view_members.len(), 4);
+    // The Enterprise extension's values, one row per value, with SQLite's type names.
+    let rows: Vec<(String, String, Option<String>, Option<String>)> = db
+        .query(
+            "SELECT user_id, name, value, type FROM scim_user_attributes ORDER BY 1, 2",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert!(!rows.is_empty(), "populate() gives users Enterprise values");
+    for (user_id, name, value, ty) in &rows {
+        let api = s.get(&format!("/Users/{user_id}")).json();
+        let stored = &api[ENTERPRISE][name];
+        match stored {
+            Value::String(text) => {
+                assert_eq!(
+                    (value.as_deref(), ty.as_deref()),
+                    (Some(text.as_str()), Some("text"))
+                )
+            }
+            Value::Object(_) => assert_eq!(ty.as_deref(), Some("object")),
+            other => panic!("{name}: {other}"),
+        }
+    }
+}
+
 /// The Debian package's /etc/scimlite/scim.toml is scim.toml.example with the database in the
 /// unit's StateDirectory, and nothing else changed: the two cannot drift apart.
 #[test]
