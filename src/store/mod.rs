@@ -1,15 +1,21 @@
 //! Storage, split by concern into small traits the API layer talks to: resources and their
 //! memberships ([`ResourceStore`]), tenants and tokens ([`TenantStore`]), the audit log
 //! ([`AuditStore`]), provisioning events ([`EventStore`]) and health ([`HealthStore`]).
-//! [`Store`] is all of them, what a backend
-//! implements; SQLite is the backend (`sqlite/`). Every resource call is scoped to one
-//! tenant; nothing reads or writes across tenants.
+//! [`Store`] is all of them, what a backend implements, with [`SchemaStore`] for what the
+//! server records of its config at start. SQLite (`sqlite/`, one file) and PostgreSQL
+//! (`postgres/`, any number of instances on one database) are the backends; `shared` holds
+//! what both compute the same way outside SQL. Every resource call is scoped to one tenant;
+//! nothing reads or writes across tenants.
 //!
 //! The store knows no SCIM errors: a refusal from the caller's code inside a transaction
 //! comes back as [`StoreError::Rejected`], unchanged, and the API maps every store error to
 //! SCIM in one place. The only SCIM a backend needs is the schema registry and the filter
 //! AST it compiles to SQL.
 
+#[cfg(test)]
+mod filter_tests;
+pub mod postgres;
+pub(crate) mod shared;
 pub mod sqlite;
 
 use serde_json::{Map, Value};
@@ -20,6 +26,7 @@ use crate::scim::list::{Page, Sort};
 use crate::scim::resource::{MemberInput, Meta, Reference, ValidResource};
 use crate::scim::ResourceKind;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 pub const DEFAULT_TENANT: &str = "default";
@@ -550,10 +557,36 @@ pub trait HealthStore: Send + Sync {
     }
 }
 
-/// Everything the API needs from a backend.
-pub trait Store: ResourceStore + TenantStore + AuditStore + EventStore + HealthStore {}
+/// What the server records of its configuration at start, and `check-config` reads back.
+pub trait SchemaStore: Send + Sync {
+    /// Records the registry's extensions in the database (for the SQL views) and makes its
+    /// unique extension attributes unique.
+    fn sync_schema(&self) -> Result<(), StoreError>;
+    /// The extension URNs stored documents hold values under, per resource type, with how
+    /// many resources hold each.
+    fn stored_extensions(&self) -> Result<Vec<(ResourceKind, String, u64)>, StoreError>;
+}
 
-impl<T: ResourceStore + TenantStore + AuditStore + EventStore + HealthStore> Store for T {}
+impl SchemaStore for SqliteStore {
+    fn sync_schema(&self) -> Result<(), StoreError> {
+        SqliteStore::sync_schema(self)
+    }
+
+    fn stored_extensions(&self) -> Result<Vec<(ResourceKind, String, u64)>, StoreError> {
+        SqliteStore::stored_extensions(self)
+    }
+}
+
+/// Everything the API needs from a backend.
+pub trait Store:
+    ResourceStore + TenantStore + AuditStore + EventStore + HealthStore + SchemaStore
+{
+}
+
+impl<T: ResourceStore + TenantStore + AuditStore + EventStore + HealthStore + SchemaStore> Store
+    for T
+{
+}
 
 /// A UTC time as RFC 3339 with exactly three fraction digits, so that such strings sort as
 /// the times they name (the audit log's `at`).
