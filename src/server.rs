@@ -13,7 +13,7 @@ use crate::auth::{self, Authenticator};
 use crate::config::Config;
 use crate::config::Database;
 use crate::http::adapter::{HttpOptions, HttpServer};
-use crate::store::{Actor, PostgresStore, SqliteStore, Store, StoreError, DEFAULT_TENANT};
+use crate::store::{Actor, PostgresStore, SqliteStore, Store, StoreError};
 use crate::tls::CertSwitch;
 
 #[derive(Debug, thiserror::Error)]
@@ -183,13 +183,7 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     // The declared extensions, for the SQL views and the unique extension attributes.
     store.sync_schema().map_err(store_err)?;
     let first_token = if store.tokens().map_err(store_err)?.is_empty() {
-        Some(auth::create_token(
-            store.as_ref(),
-            DEFAULT_TENANT,
-            "first-run",
-            config.pbkdf2_rounds,
-            &Actor::server(),
-        )?)
+        auth::create_first_token(store.as_ref(), config.pbkdf2_rounds, &Actor::server())?
     } else {
         None
     };

@@ -53,6 +53,10 @@ pub enum StoreError {
     /// The backend failed (the driver's error).
     #[error("database error: {0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),
+    /// The database cannot be reached or is restarting (PostgreSQL), or every connection
+    /// stayed busy: nothing was done, or a commit's outcome is unknown; try again later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// A commit happened but could not be made durable (the WAL fsync failed).
@@ -444,6 +448,9 @@ pub trait TenantStore: Send + Sync {
 
     /// Stores a token; `InvalidReference` when its tenant does not exist. Audited.
     fn create_token(&self, token: &TokenRecord, actor: &Actor) -> Result<(), StoreError>;
+    /// Stores `token` only if the database holds no token at all (a first run); `false`
+    /// when it holds one, e.g. because another instance starting at the same time made it.
+    fn create_first_token(&self, token: &TokenRecord, actor: &Actor) -> Result<bool, StoreError>;
     /// Stores `token` and revokes every other active token of its tenant, in one transaction;
     /// returns the revoked ids. Audited.
     fn rotate_token(&self, token: &TokenRecord, actor: &Actor) -> Result<Vec<String>, StoreError>;

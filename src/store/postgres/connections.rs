@@ -24,6 +24,8 @@ use super::StoreError;
 const ACQUIRE_WAIT: Duration = Duration::from_secs(10);
 /// How long one attempt to connect may take, unless the URL sets `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long sent data may stay unacknowledged before the connection counts as lost.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Prepared statements kept per connection; past that the cache starts over (filters of
 /// many shapes must not grow it, or the server's memory, without bound).
 const MAX_STATEMENTS: usize = 256;
@@ -192,6 +194,12 @@ impl ConnectOptions {
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        // A server that vanishes without closing the connection (a host down, a partition)
+        // is given up on within the request deadline rather than the kernel's minutes:
+        // unacknowledged data for at most this long. The URL may set its own.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
         }
         if config.get_application_name().is_none() {
             config.application_name("scimlite");
@@ -462,7 +470,7 @@ impl Pool {
             .options
             .connect_config()?
             .connect(self.tls.clone())
-            .map_err(|e| StoreError::Backend(format!("{}: {e}", self.options).into()))?;
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.options)))?;
         Ok(Conn {
             client,
             statements: HashMap::new(),
@@ -497,13 +505,10 @@ impl Pool {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(StoreError::Backend(
-                    format!(
-                        "all {} database connections stayed busy for {:?}",
-                        self.max, wait
-                    )
-                    .into(),
-                ));
+                return Err(StoreError::Unavailable(format!(
+                    "all {} database connections stayed busy for {:?}",
+                    self.max, wait
+                )));
             }
             st = self
                 .returned
@@ -539,16 +544,19 @@ impl Pool {
         mut f: impl FnMut(&mut Db) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut attempt = 0;
+        let mut stale = 0;
         loop {
             attempt += 1;
             let mut lent = self.lend(wait)?;
             let conn = lent.conn.as_mut().ok_or_else(no_connection)?;
+            let mut began = false;
             let result = (|| {
                 let tx = conn
                     .client
                     .build_transaction()
                     .isolation_level(IsolationLevel::ReadCommitted)
                     .start()?;
+                began = true;
                 let mut db = Db {
                     conn: Inner::Tx(tx),
                     statements: &mut conn.statements,
@@ -562,6 +570,13 @@ impl Pool {
                     log::info!("database: transaction retried ({e})");
                     continue;
                 }
+                // A pooled connection the server dropped (a restart) fails at BEGIN, before
+                // anything was done: another connection, or a new one, may work.
+                Err(StoreError::Unavailable(_)) if !began && stale < self.max => {
+                    stale += 1;
+                    attempt -= 1;
+                    continue;
+                }
                 other => return other,
             }
         }
@@ -572,21 +587,35 @@ impl Pool {
         &self,
         f: impl FnOnce(&mut Db) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut lent = self.lend(ACQUIRE_WAIT)?;
-        let conn = lent.conn.as_mut().ok_or_else(no_connection)?;
-        let tx = conn
-            .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        let mut db = Db {
-            conn: Inner::Tx(tx),
-            statements: &mut conn.statements,
-        };
-        let out = f(&mut db)?;
-        db.commit()?;
-        Ok(out)
+        let mut stale = 0;
+        loop {
+            let mut lent = self.lend(ACQUIRE_WAIT)?;
+            let conn = lent.conn.as_mut().ok_or_else(no_connection)?;
+            let begun = conn
+                .client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start();
+            let tx = match begun {
+                Ok(tx) => tx,
+                Err(e) => match StoreError::from(e) {
+                    // A connection the server dropped: try another (see `write_within`).
+                    StoreError::Unavailable(_) if stale < self.max => {
+                        stale += 1;
+                        continue;
+                    }
+                    e => return Err(e),
+                },
+            };
+            let mut db = Db {
+                conn: Inner::Tx(tx),
+                statements: &mut conn.statements,
+            };
+            let out = f(&mut db)?;
+            db.commit()?;
+            return Ok(out);
+        }
     }
 
     /// One statement, its own snapshot already: no BEGIN/COMMIT round trips around it (the

@@ -75,6 +75,15 @@ pub(super) fn add_members(
     for m in members {
         let (pk, is_group) = member_pk(db, tenant, group_id, m)?;
         // Groups may contain groups, but not in a cycle: "members of members" must end.
+        // Two transactions nesting groups at once (G1 into G2 here, G2 into G1 there) would
+        // each pass the check before the other commits: one nesting change per tenant at a
+        // time, the lock held to commit, so the later one sees the earlier one's row.
+        if is_group {
+            db.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('scimlite group nesting ' || $1, 0))",
+                &[&tenant],
+            )?;
+        }
         if is_group && contains_transitively(db, pk, group_pk)? {
             return Err(StoreError::InvalidReference(format!(
                 "group \"{}\" already contains this group; adding it would make a cycle",
@@ -196,6 +205,72 @@ pub(super) fn member_ids(db: &mut Db, group_pk: i64) -> Result<Vec<String>, Stor
 mod tests {
     use super::*;
     use crate::store::postgres::test_support::*;
+
+    /// G1 into G2 and G2 into G1 at the same moment, in two transactions that both get past
+    /// their own group's row lock: exactly one lands, the other is refused as a cycle.
+    #[test]
+    fn groups_nested_into_each_other_at_once_never_make_a_cycle() {
+        use crate::store::{PasswordUpdate, ResourceUpdate, StoredResource, UpdateOp};
+        let Some((_d, s)) = store() else {
+            return;
+        };
+        let group = |name: &str| {
+            let g = validate(
+                REG.resource(ResourceKind::Group),
+                &json!({ "displayName": name }),
+            )
+            .unwrap();
+            s.create(T, ResourceKind::Group, &g, None, &A).unwrap()
+        };
+        // The window is narrow: many rounds, so a missing lock shows.
+        for round in 0..25 {
+            let (g1, g2) = (group(&format!("a{round}")), group(&format!("b{round}")));
+            let both_inside = std::sync::Barrier::new(2);
+            let results: Vec<Result<_, StoreError>> = std::thread::scope(|scope| {
+                let runs: Vec<_> = [(&g1, &g2), (&g2, &g1)]
+                    .into_iter()
+                    .map(|(outer, inner)| {
+                        let (s, both_inside) = (&s, &both_inside);
+                        scope.spawn(move || {
+                            let mut f = |cur: &StoredResource| {
+                                // Both transactions hold their group's row before either adds.
+                                both_inside.wait();
+                                Ok(ResourceUpdate {
+                                    doc: cur.doc.clone(),
+                                    password: PasswordUpdate::Keep,
+                                    members: vec![MemberChange::Add(vec![MemberInput {
+                                        value: inner.id.clone(),
+                                        kind: Some(ResourceKind::Group),
+                                    }])],
+                                })
+                            };
+                            s.update(
+                                T,
+                                ResourceKind::Group,
+                                &outer.id,
+                                &A,
+                                UpdateOp::Patch,
+                                &mut f,
+                            )
+                        })
+                    })
+                    .collect();
+                runs.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            let refused = results
+                .iter()
+                .filter(
+                    |r| matches!(r, Err(StoreError::InvalidReference(m)) if m.contains("cycle")),
+                )
+                .count();
+            assert_eq!(refused, 1, "{results:?}");
+            assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+            let nested = s.references(T, ResourceKind::Group, &g1.id).unwrap().len()
+                + s.references(T, ResourceKind::Group, &g2.id).unwrap().len();
+            // One group holds the other, and no more.
+            assert_eq!(nested, 1);
+        }
+    }
 
     #[test]
     fn deleting_a_user_removes_it_from_groups_and_members_must_exist() {

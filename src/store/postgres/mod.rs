@@ -88,8 +88,26 @@ impl From<postgres::Error> for StoreError {
             | Some(&SqlState::CHARACTER_NOT_IN_REPERTOIRE) => StoreError::InvalidReference(
                 "PostgreSQL cannot store the character U+0000 (NUL) in text".into(),
             ),
+            _ if connection_lost(&e) => StoreError::Unavailable(e.to_string()),
             _ => StoreError::Backend(Box::new(e)),
         }
+    }
+}
+
+/// Whether `e` says the database went away rather than refused a statement: the connection
+/// closed or failed (a restart, a failover, the network), or the server is shutting down,
+/// starting up or out of connections (SQLSTATE classes 08 and 57P0x, and 53300).
+fn connection_lost(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+        }
+        // No SQLSTATE: the driver's own failure, an I/O error on the socket among them.
+        None => std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
     }
 }
 

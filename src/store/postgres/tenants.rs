@@ -218,6 +218,29 @@ impl TenantStore for PostgresStore {
         })
     }
 
+    fn create_first_token(&self, t: &TokenRecord, actor: &Actor) -> Result<bool, StoreError> {
+        self.write(|db| {
+            // Instances starting at once on an empty database: the lock conflicts with itself,
+            // so one checks and inserts at a time and the others find its token.
+            db.execute("LOCK TABLE tokens IN SHARE ROW EXCLUSIVE MODE", &[])?;
+            let any: bool = db
+                .query_one("SELECT EXISTS (SELECT 1 FROM tokens)", &[])?
+                .get(0);
+            if any {
+                return Ok(false);
+            }
+            insert_token(db, t)?;
+            audit_token(
+                db,
+                actor,
+                (&t.tenant, &t.id, &t.name),
+                "token-create",
+                Map::new(),
+            )?;
+            Ok(true)
+        })
+    }
+
     fn rotate_token(&self, t: &TokenRecord, actor: &Actor) -> Result<Vec<String>, StoreError> {
         self.write(|db| {
             // Locked, so two rotations of one tenant run one after the other and the second
@@ -304,6 +327,37 @@ mod tests {
     use super::*;
     use crate::store::postgres::test_support::*;
     use crate::store::AuditQuery;
+
+    /// Instances starting at once on an empty database: one first-run token, not one each.
+    #[test]
+    fn only_one_first_run_token_however_many_start_at_once() {
+        let Some((_d, s)) = store() else {
+            return;
+        };
+        let made: Vec<bool> = std::thread::scope(|scope| {
+            let runs: Vec<_> = (0..4)
+                .map(|i| {
+                    let s = &s;
+                    scope.spawn(move || {
+                        let t = TokenRecord {
+                            id: format!("first{i}"),
+                            tenant: T.into(),
+                            name: "first-run".into(),
+                            hash: "h".into(),
+                            created: now_rfc3339(),
+                            last_used: None,
+                            scope: TokenScope::ReadWrite,
+                            expires: None,
+                        };
+                        s.create_first_token(&t, &A).unwrap()
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(made.iter().filter(|m| **m).count(), 1, "{made:?}");
+        assert_eq!(s.tokens().unwrap().len(), 1);
+    }
 
     #[test]
     fn tenants_rotation_and_deletion() {
