@@ -10,6 +10,7 @@ mod extensions;
 mod filters;
 mod flows;
 mod fuzz_corpus;
+mod instances;
 mod integrity;
 mod limits;
 mod negative;
