@@ -122,6 +122,22 @@ pub fn create_token(
     create_scoped_token(store, tenant, name, &TokenOptions::default(), rounds, actor)
 }
 
+/// The first run's token for the default tenant, unless the database already holds a token
+/// (another instance may have made it a moment ago): `None` then.
+pub fn create_first_token(
+    store: &dyn Store,
+    rounds: u32,
+    actor: &Actor,
+) -> Result<Option<NewToken>, AuthError> {
+    let t = new_token(
+        crate::store::DEFAULT_TENANT,
+        "first-run",
+        &TokenOptions::default(),
+        rounds,
+    )?;
+    Ok(store.create_first_token(&t.record, actor)?.then_some(t))
+}
+
 /// Creates and stores a token for `tenant` (which must exist), audited as made by `actor`.
 pub fn create_scoped_token(
     store: &dyn Store,

@@ -48,6 +48,7 @@ pub enum ConfigError {
 struct RawConfig {
     listen: Option<String>,
     database: Option<String>,
+    database_password_file: Option<String>,
     workers: Option<usize>,
     http_threads: Option<usize>,
     max_connections: Option<usize>,
@@ -136,7 +137,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Every address `listen` names: one for IP:PORT, all a host name resolves to.
     pub listen_addrs: Vec<SocketAddr>,
-    pub database: PathBuf,
+    /// Where users, groups and tokens live: a SQLite file or a PostgreSQL database.
+    pub database: Database,
     /// Threads that handle requests.
     pub workers: usize,
     /// The old name of `max_connections` (one thread serves one connection); always equal.
@@ -170,6 +172,35 @@ pub struct Config {
     pub auth_limits: crate::auth::Limits,
     /// Every schema: the built-in ones and the `[[extension]]`s declared here.
     pub registry: std::sync::Arc<crate::scim::schema::Registry>,
+}
+
+/// The `database` setting: a file path keeps SQLite, a `postgres://` or `postgresql://` URL
+/// selects PostgreSQL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    /// Boxed: the driver's settings are large, and a `Config` is cloned around.
+    Postgres(Box<crate::store::postgres::ConnectOptions>),
+}
+
+impl Database {
+    /// The SQLite file, if that is the backend.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Database::Sqlite(p) => Some(p),
+            Database::Postgres(_) => None,
+        }
+    }
+}
+
+/// The path, or the URL with its password masked.
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(p) => write!(f, "{}", p.display()),
+            Database::Postgres(o) => write!(f, "{o}"),
+        }
+    }
 }
 
 /// Limits the HTTP layer enforces on every connection, before any request reaches a handler.
@@ -298,10 +329,31 @@ impl Config {
                 base.join(p)
             }
         };
-        let database = raw.database.as_deref().unwrap_or(DEFAULT_DATABASE);
-        if database.trim().is_empty() {
-            return Err(invalid("database", "must be a file path".into()));
+        let database_text = raw.database.as_deref().unwrap_or(DEFAULT_DATABASE);
+        if database_text.trim().is_empty() {
+            return Err(invalid(
+                "database",
+                "must be a file path or a postgres:// URL".into(),
+            ));
         }
+        let password_file = raw.database_password_file.as_deref().map(resolve);
+        let database = if crate::store::postgres::is_postgres_url(database_text) {
+            Database::Postgres(Box::new(
+                crate::store::postgres::ConnectOptions::parse(
+                    database_text,
+                    password_file.as_deref(),
+                )
+                .map_err(|m| invalid("database", m))?,
+            ))
+        } else {
+            if password_file.is_some() {
+                return Err(invalid(
+                    "database_password_file",
+                    "is for a PostgreSQL database (database = \"postgres://…\"); a SQLite file has no password".into(),
+                ));
+            }
+            Database::Sqlite(resolve(database_text))
+        };
         let workers = raw.workers.unwrap_or_else(default_workers);
         if !(1..=1024).contains(&workers) {
             return Err(invalid("workers", format!("{workers} is outside 1..=1024")));
@@ -574,7 +626,7 @@ impl Config {
             path: None,
             listen,
             listen_addrs,
-            database: resolve(database),
+            database,
             workers,
             http_threads: max_connections,
             http_limits,
@@ -600,6 +652,15 @@ impl Config {
     }
 }
 
+/// A configuration from `text`, as `scim.toml` in a temp dir, for the sections' tests.
+#[cfg(test)]
+pub(crate) fn load_text(text: &str) -> Result<Config, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("scim.toml");
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    Config::from_file(&path).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -616,7 +677,7 @@ mod tests {
         let c = Config::from_file(&write(dir.path(), "")).unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(
-            c.database,
+            c.database.sqlite_path().unwrap(),
             std::fs::canonicalize(dir.path())
                 .unwrap()
                 .join("scimlite.db")

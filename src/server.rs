@@ -11,8 +11,9 @@ use crate::api::quirks::{QuirkCount, QuirkCounter};
 use crate::api::App;
 use crate::auth::{self, Authenticator};
 use crate::config::Config;
+use crate::config::Database;
 use crate::http::adapter::{HttpOptions, HttpServer};
-use crate::store::{Actor, SqliteStore, Store, StoreError, DEFAULT_TENANT};
+use crate::store::{Actor, PostgresStore, SqliteStore, Store, StoreError};
 use crate::tls::CertSwitch;
 
 #[derive(Debug, thiserror::Error)]
@@ -142,16 +143,28 @@ impl ServerHandle {
     }
 }
 
-pub fn open_store(config: &Config) -> Result<SqliteStore, StartError> {
-    SqliteStore::open(&config.database, config.synchronous)
-        .map(|s| {
-            s.with_audit_retention(config.audit_retention_days)
-                .with_registry(config.registry.clone())
-        })
-        .map_err(|source| StartError::Store {
-            path: config.database.display().to_string(),
-            source,
-        })
+/// Opens the database the config names (SQLite or PostgreSQL) and brings its schema up to
+/// date. A PostgreSQL pool holds at most one connection per worker thread and two more (the
+/// metrics listener, the start).
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    let opened: Result<Arc<dyn Store>, StoreError> = match &config.database {
+        Database::Sqlite(path) => SqliteStore::open(path, config.synchronous).map(|s| {
+            Arc::new(
+                s.with_audit_retention(config.audit_retention_days)
+                    .with_registry(config.registry.clone()),
+            ) as Arc<dyn Store>
+        }),
+        Database::Postgres(options) => PostgresStore::open(options, config.workers + 2).map(|s| {
+            Arc::new(
+                s.with_audit_retention(config.audit_retention_days)
+                    .with_registry(config.registry.clone()),
+            ) as Arc<dyn Store>
+        }),
+    };
+    opened.map_err(|source| StartError::Store {
+        path: config.database.to_string(),
+        source,
+    })
 }
 
 /// Starts serving; returns once the listener is bound and the workers run.
@@ -162,22 +175,15 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         None => None,
     };
     let tls = certs.clone().map(crate::tls::server_config).transpose()?;
-    let sqlite = Arc::new(open_store(config)?);
-    let store: Arc<dyn Store> = sqlite.clone();
+    let store = open_store(config)?;
     let store_err = |source| StartError::Store {
-        path: config.database.display().to_string(),
+        path: config.database.to_string(),
         source,
     };
     // The declared extensions, for the SQL views and the unique extension attributes.
-    sqlite.sync_schema().map_err(store_err)?;
+    store.sync_schema().map_err(store_err)?;
     let first_token = if store.tokens().map_err(store_err)?.is_empty() {
-        Some(auth::create_token(
-            store.as_ref(),
-            DEFAULT_TENANT,
-            "first-run",
-            config.pbkdf2_rounds,
-            &Actor::server(),
-        )?)
+        auth::create_first_token(store.as_ref(), config.pbkdf2_rounds, &Actor::server())?
     } else {
         None
     };

@@ -163,7 +163,7 @@ impl Target {
                 let config_path = write_config(dir.path(), &format!("127.0.0.1:{port}"), s)?;
                 let config =
                     scimlite::config::Config::from_file(&config_path).map_err(|e| e.to_string())?;
-                let token_file = scimlite::cli::first_token_path(&config.database);
+                let token_file = scimlite::cli::first_token_file(&config);
                 let base = format!("http://127.0.0.1:{port}/scim/v2");
                 let started = Instant::now();
                 let child = spawn_binary(&program, &config_path, dir.path())?;

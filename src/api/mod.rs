@@ -72,6 +72,15 @@ impl From<StoreError> for ScimError {
                     ScimError::internal()
                 }
             },
+            // A client may retry (RFC 7644 §3.12 lists 503 with `Retry-After`).
+            StoreError::Unavailable(m) => {
+                log::warn!("store unavailable: {m}");
+                ScimError::new(
+                    503,
+                    None,
+                    "the database is unavailable; nothing was changed unless a retry finds it done — try again shortly",
+                )
+            }
             other => {
                 log::error!("store failure: {other}");
                 ScimError::internal()
@@ -79,6 +88,9 @@ impl From<StoreError> for ScimError {
         }
     }
 }
+
+/// Seconds a client is asked to wait after a 503.
+const RETRY_AFTER_SECS: u32 = 5;
 
 /// Whether an `If-Match` / `If-None-Match` header names the current ETag (RFC 7232 §3.1–3.2,
 /// weak comparison, as RFC 7644 §3.14 uses weak ETags): `*` or a list containing it.
@@ -153,10 +165,10 @@ fn is_read(method: &str, segs: &[&str]) -> bool {
 
 pub fn error_response(e: &ScimError) -> Response {
     let r = Response::json(e.status, &e.to_json());
-    if e.status == 401 {
-        r.with_header("WWW-Authenticate", "Bearer realm=\"scimlite\"")
-    } else {
-        r
+    match e.status {
+        401 => r.with_header("WWW-Authenticate", "Bearer realm=\"scimlite\""),
+        503 => r.with_header("Retry-After", RETRY_AFTER_SECS.to_string()),
+        _ => r,
     }
 }
 

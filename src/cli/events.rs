@@ -19,8 +19,8 @@ pub fn run(config: &Config, action: EventsAction) -> ExitCode {
             follow,
             since,
             json,
-        } => tail(config, &store, tenant.as_deref(), follow, since, json),
-        EventsAction::RotateKey => match crate::events::Signer::default().rotate(&store) {
+        } => tail(config, &*store, tenant.as_deref(), follow, since, json),
+        EventsAction::RotateKey => match crate::events::Signer::default().rotate(&*store) {
             Ok(kid) => {
                 eprintln!(
                     "new event signing key {kid}; it signs from the running server's next minute on, and the old keys stay in {} so receivers verify what they signed",

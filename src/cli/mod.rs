@@ -10,9 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod events;
 
 use crate::config::Config;
-use crate::store::{
-    Actor, AuditEntry, AuditQuery, AuditStore, StoreError, TenantStore, TokenScope, DEFAULT_TENANT,
-};
+use crate::store::{Actor, AuditEntry, AuditQuery, StoreError, TokenScope, DEFAULT_TENANT};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -71,7 +69,8 @@ pub enum Command {
         #[arg(long, value_name = "PEM")]
         ca_cert: Option<PathBuf>,
     },
-    /// Copy the database to FILE, consistently, while the server keeps serving
+    /// Copy the SQLite database to FILE, consistently, while the server keeps serving
+    /// (a PostgreSQL database is backed up with pg_dump)
     Backup {
         /// Where to write the copy
         file: PathBuf,
@@ -310,11 +309,20 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn backup(config: &Config, file: &Path, force: bool) -> ExitCode {
-    match crate::store::sqlite::backup(&config.database, file, force) {
+    let Some(database) = config.database.sqlite_path() else {
+        return fail(format!(
+            "backup copies a SQLite file; {} is a PostgreSQL database: back it up with pg_dump \
+             (e.g. `pg_dump --format=custom --file={} \"$DATABASE_URL\"`, restored with pg_restore; \
+             README, \"Backups\"), or keep a portable copy with `scimlite export`",
+            config.database,
+            file.display()
+        ));
+    };
+    match crate::store::sqlite::backup(database, file, force) {
         Ok(report) => {
             eprintln!(
                 "backed up {} to {} ({} bytes, schema version {}, integrity check ok)",
-                config.database.display(),
+                database.display(),
                 file.display(),
                 report.bytes,
                 report.schema_version
@@ -347,7 +355,7 @@ fn export(config: &Config, tenant: Option<&str>, output: Option<&Path>) -> ExitC
                 Err(e) => return fail(format!("{}: {e}", path.display())),
             };
             let mut out = std::io::BufWriter::new(file);
-            crate::transfer::export(&store, &config.registry, tenant, &mut out).and_then(
+            crate::transfer::export(store.as_ref(), &config.registry, tenant, &mut out).and_then(
                 |summary| {
                     let file = out
                         .into_inner()
@@ -360,7 +368,7 @@ fn export(config: &Config, tenant: Option<&str>, output: Option<&Path>) -> ExitC
         }
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            crate::transfer::export(&store, &config.registry, tenant, &mut out)
+            crate::transfer::export(store.as_ref(), &config.registry, tenant, &mut out)
         }
     };
     match result {
@@ -386,12 +394,18 @@ fn import(config: &Config, input: Option<&Path>) -> ExitCode {
     };
     let result = match named_file(input) {
         Some(path) => match std::fs::File::open(path) {
-            Ok(f) => {
-                crate::transfer::import(&store, &config.registry, &mut std::io::BufReader::new(f))
-            }
+            Ok(f) => crate::transfer::import(
+                store.as_ref(),
+                &config.registry,
+                &mut std::io::BufReader::new(f),
+            ),
             Err(e) => return fail(format!("{}: {e}", path.display())),
         },
-        None => crate::transfer::import(&store, &config.registry, &mut std::io::stdin().lock()),
+        None => crate::transfer::import(
+            store.as_ref(),
+            &config.registry,
+            &mut std::io::stdin().lock(),
+        ),
     };
     let source = input
         .map(|p| p.display().to_string())
@@ -446,7 +460,7 @@ fn serve(config: &Config) -> ExitCode {
             _ => String::new(),
         },
         config.workers,
-        config.database.display()
+        config.database
     );
     // Type=notify units start dependents only now: the listener is bound and migrations ran.
     crate::server::tell_systemd(&[
@@ -459,7 +473,17 @@ fn serve(config: &Config) -> ExitCode {
     }
 }
 
-/// Where the first token is written when stdout is not a terminal.
+/// Where the first token is written when stdout is not a terminal: beside a SQLite file
+/// ([`first_token_path`]); for PostgreSQL, `scimlite.first-token` in the working directory
+/// (the systemd unit's is its state directory, /var/lib/scimlite).
+pub fn first_token_file(config: &Config) -> PathBuf {
+    match config.database.sqlite_path() {
+        Some(path) => first_token_path(path),
+        None => PathBuf::from("scimlite.first-token"),
+    }
+}
+
+/// Where the first token is written beside a SQLite database file.
 pub fn first_token_path(database: &Path) -> PathBuf {
     let mut name = database
         .file_name()
@@ -484,7 +508,7 @@ fn hand_over_first_token(config: &Config, token: &str) -> std::io::Result<()> {
         eprintln!();
         return Ok(());
     }
-    let path = first_token_path(&config.database);
+    let path = first_token_file(config);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -505,7 +529,7 @@ fn check_config(config: &Config) -> ExitCode {
             return fail(e);
         }
     }
-    if let Some(dir) = config.database.parent() {
+    if let Some(dir) = config.database.sqlite_path().and_then(Path::parent) {
         if !dir.as_os_str().is_empty() && !dir.is_dir() {
             return fail(format!(
                 "{}: key `database`: folder {} does not exist",
@@ -514,7 +538,8 @@ fn check_config(config: &Config) -> ExitCode {
             ));
         }
     }
-    if config.database.exists() {
+    // A SQLite file is checked once it exists; a PostgreSQL database is always connected to.
+    if config.database.sqlite_path().is_none_or(Path::exists) {
         let store = match crate::server::open_store(config) {
             Ok(s) => s,
             Err(e) => return fail(e),
@@ -547,7 +572,7 @@ fn check_config(config: &Config) -> ExitCode {
         } else {
             "plain HTTP on loopback"
         },
-        config.database.display()
+        config.database
     );
     ExitCode::SUCCESS
 }
@@ -559,12 +584,12 @@ fn token(config: &Config, action: TokenAction) -> ExitCode {
     };
     match action {
         TokenAction::Create { name, options } => {
-            let options = match token_options(&store, &options) {
+            let options = match token_options(store.as_ref(), &options) {
                 Ok(o) => o,
                 Err(code) => return code,
             };
             match crate::auth::create_scoped_token(
-                &store,
+                store.as_ref(),
                 &options.0,
                 &name,
                 &options.1,
@@ -586,12 +611,12 @@ fn token(config: &Config, action: TokenAction) -> ExitCode {
             }
         }
         TokenAction::Rotate { name, options } => {
-            let options = match token_options(&store, &options) {
+            let options = match token_options(store.as_ref(), &options) {
                 Ok(o) => o,
                 Err(code) => return code,
             };
             match crate::auth::rotate_token(
-                &store,
+                store.as_ref(),
                 &options.0,
                 &name,
                 &options.1,
@@ -690,7 +715,7 @@ fn expiry_note(t: &crate::store::TokenRecord) -> String {
 
 /// The tenant (which must exist) and options of `token create` / `token rotate`.
 fn token_options(
-    store: &crate::store::SqliteStore,
+    store: &dyn crate::store::Store,
     args: &TokenArgs,
 ) -> Result<(String, crate::auth::TokenOptions), ExitCode> {
     let expires = match &args.expires {

@@ -177,14 +177,8 @@ pub(super) fn validate(
 
 #[cfg(test)]
 mod tests {
-    use super::super::Config;
 
-    fn load(text: &str) -> Result<Config, String> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("scim.toml");
-        std::fs::write(&path, text).unwrap();
-        Config::from_file(&path).map_err(|e| e.to_string())
-    }
+    use super::super::load_text as load;
 
     #[test]
     fn receivers_need_https_unless_on_this_machine() {

@@ -233,15 +233,9 @@ fn offset_of(
 
 #[cfg(test)]
 mod tests {
-    use super::super::Config;
     use crate::scim::ResourceKind;
 
-    fn load(text: &str) -> Result<Config, String> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("scim.toml");
-        std::fs::write(&path, text).unwrap();
-        Config::from_file(&path).map_err(|e| e.to_string())
-    }
+    use super::super::load_text as load;
 
     const ACME: &str = r#"
 [[extension]]

@@ -2,15 +2,21 @@
 //! memberships ([`ResourceStore`]), tenants and tokens ([`TenantStore`]), the audit log
 //! ([`AuditStore`]), provisioning events ([`EventStore`]), health ([`HealthStore`]) and the
 //! admin console's sessions ([`SessionStore`]).
-//! [`Store`] is all of them, what a backend
-//! implements; SQLite is the backend (`sqlite/`). Every resource call is scoped to one
-//! tenant; nothing reads or writes across tenants.
+//! [`Store`] is all of them, what a backend implements, with [`SchemaStore`] for what the
+//! server records of its config at start. SQLite (`sqlite/`, one file) and PostgreSQL
+//! (`postgres/`, any number of instances on one database) are the backends; `shared` holds
+//! what both compute the same way outside SQL. Every resource call is scoped to one tenant;
+//! nothing reads or writes across tenants.
 //!
 //! The store knows no SCIM errors: a refusal from the caller's code inside a transaction
 //! comes back as [`StoreError::Rejected`], unchanged, and the API maps every store error to
 //! SCIM in one place. The only SCIM a backend needs is the schema registry and the filter
 //! AST it compiles to SQL.
 
+#[cfg(test)]
+mod filter_tests;
+pub mod postgres;
+pub(crate) mod shared;
 pub mod sqlite;
 
 use serde_json::{Map, Value};
@@ -21,6 +27,7 @@ use crate::scim::list::{Page, Sort};
 use crate::scim::resource::{MemberInput, Meta, Reference, ValidResource};
 use crate::scim::ResourceKind;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 pub const DEFAULT_TENANT: &str = "default";
@@ -47,6 +54,10 @@ pub enum StoreError {
     /// The backend failed (the driver's error).
     #[error("database error: {0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),
+    /// The database cannot be reached or is restarting (PostgreSQL), or every connection
+    /// stayed busy: nothing was done, or a commit's outcome is unknown; try again later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// A commit happened but could not be made durable (the WAL fsync failed).
@@ -443,6 +454,9 @@ pub trait TenantStore: Send + Sync {
 
     /// Stores a token; `InvalidReference` when its tenant does not exist. Audited.
     fn create_token(&self, token: &TokenRecord, actor: &Actor) -> Result<(), StoreError>;
+    /// Stores `token` only if the database holds no token at all (a first run); `false`
+    /// when it holds one, e.g. because another instance starting at the same time made it.
+    fn create_first_token(&self, token: &TokenRecord, actor: &Actor) -> Result<bool, StoreError>;
     /// Stores `token` and revokes every other active token of its tenant, in one transaction;
     /// returns the revoked ids. Audited.
     fn rotate_token(&self, token: &TokenRecord, actor: &Actor) -> Result<Vec<String>, StoreError>;
@@ -626,14 +640,41 @@ pub trait SessionStore: Send + Sync {
     fn delete_session(&self, digest: &str) -> Result<bool, StoreError>;
 }
 
+/// What the server records of its configuration at start, and `check-config` reads back.
+pub trait SchemaStore: Send + Sync {
+    /// Records the registry's extensions in the database (for the SQL views) and makes its
+    /// unique extension attributes unique.
+    fn sync_schema(&self) -> Result<(), StoreError>;
+    /// The extension URNs stored documents hold values under, per resource type, with how
+    /// many resources hold each.
+    fn stored_extensions(&self) -> Result<Vec<(ResourceKind, String, u64)>, StoreError>;
+}
+
+impl SchemaStore for SqliteStore {
+    fn sync_schema(&self) -> Result<(), StoreError> {
+        SqliteStore::sync_schema(self)
+    }
+
+    fn stored_extensions(&self) -> Result<Vec<(ResourceKind, String, u64)>, StoreError> {
+        SqliteStore::stored_extensions(self)
+    }
+}
+
 /// Everything the API needs from a backend.
 pub trait Store:
-    ResourceStore + TenantStore + AuditStore + EventStore + HealthStore + SessionStore
+    ResourceStore + TenantStore + AuditStore + EventStore + HealthStore + SchemaStore + SessionStore
 {
 }
 
-impl<T: ResourceStore + TenantStore + AuditStore + EventStore + HealthStore + SessionStore> Store
-    for T
+impl<
+        T: ResourceStore
+            + TenantStore
+            + AuditStore
+            + EventStore
+            + HealthStore
+            + SchemaStore
+            + SessionStore,
+    > Store for T
 {
 }
 

@@ -114,7 +114,7 @@ fn first_run_token_tokens_and_sigterm() {
     let server = Running::start(dir.path(), &config);
     // Not a terminal: the first token goes to a 0600 file beside the database, never to stdout
     // or the log.
-    let token_file = dir.path().join("test.db.first-token");
+    let token_file = crate::common::first_token_file(dir.path());
     let first = std::fs::read_to_string(&token_file)
         .unwrap()
         .trim()
@@ -179,6 +179,9 @@ fn first_run_token_tokens_and_sigterm() {
 #[cfg(unix)]
 #[test]
 fn a_new_database_and_its_wal_and_shm_are_owner_only() {
+    if crate::common::sqlite_only("the modes of the database file and its WAL") {
+        return;
+    }
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
@@ -189,7 +192,7 @@ fn a_new_database_and_its_wal_and_shm_are_owner_only() {
         .arg(BIN)
         .arg(&config);
     let server = Running::spawn(dir.path(), command);
-    let token = std::fs::read_to_string(dir.path().join("test.db.first-token")).unwrap();
+    let token = std::fs::read_to_string(crate::common::first_token_file(dir.path())).unwrap();
     assert_eq!(server.status(token.trim()), 200);
     for name in [
         "test.db",
@@ -293,7 +296,10 @@ fn listen_takes_a_host_name() {
     let config = dir.path().join("scim.toml");
     std::fs::write(
         &config,
-        "listen = \"localhost:8080\"\ndatabase = \"test.db\"\npbkdf2_rounds = 1000\n",
+        format!(
+            "listen = \"localhost:8080\"\ndatabase = \"{}\"\npbkdf2_rounds = 1000\n",
+            crate::common::database_setting(dir.path())
+        ),
     )
     .unwrap();
     let out = scimlite(&config, &["check-config"]);
@@ -306,11 +312,14 @@ fn listen_takes_a_host_name() {
 
     std::fs::write(
         &config,
-        "listen = \"localhost:0\"\ndatabase = \"test.db\"\npbkdf2_rounds = 1000\n",
+        format!(
+            "listen = \"localhost:0\"\ndatabase = \"{}\"\npbkdf2_rounds = 1000\n",
+            crate::common::database_setting(dir.path())
+        ),
     )
     .unwrap();
     let server = Running::start(dir.path(), &config);
-    let token = std::fs::read_to_string(dir.path().join("test.db.first-token")).unwrap();
+    let token = std::fs::read_to_string(crate::common::first_token_file(dir.path())).unwrap();
     assert_eq!(server.status(token.trim()), 200);
     assert!(server.terminate().success());
 }
@@ -397,7 +406,7 @@ fn token_list_shows_times_at_one_precision_and_how_last_used_moves() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
     let server = Running::start(dir.path(), &config);
-    let first = std::fs::read_to_string(dir.path().join("test.db.first-token")).unwrap();
+    let first = std::fs::read_to_string(crate::common::first_token_file(dir.path())).unwrap();
     assert_eq!(server.status(first.trim()), 200);
     for expires in ["90d", "2030-01-31T00:00:00.250+01:00"] {
         let out = scimlite(&config, &["token", "create", "--expires", expires]);
@@ -807,4 +816,118 @@ fn the_guides_custom_attribute_steps_declare_what_loads_and_quote_the_real_400()
             if undeclared == declared_user { 0 } else { 1 }
         );
     }
+}
+
+/// `database = "postgres://…"`: the password from PGPASSWORD or `database_password_file`,
+/// TLS as `sslmode` asks (verify-full against the cluster's own CA, refused against another
+/// CA), `backup` pointing at pg_dump, and check-config naming a bad URL. Needs the suite's
+/// PostgreSQL (and, for TLS, the CA `.ci/postgres` made, in SCIMLITE_TEST_POSTGRES_CA).
+#[test]
+fn postgres_passwords_tls_backup_and_check_config() {
+    if crate::common::postgres().is_none() {
+        eprintln!("note: needs a PostgreSQL server (SCIMLITE_TEST_POSTGRES); skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::common::database_setting(dir.path());
+    // postgres://user:password@host… → postgres://user@host… and the password.
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (userinfo, host) = rest.split_once('@').unwrap();
+    let (user, password) = userinfo.split_once(':').unwrap();
+    let bare = format!("{scheme}://{user}@{host}");
+    let config = dir.path().join("pg.toml");
+    let write = |database: &str, extra: &str| {
+        std::fs::write(
+            &config,
+            format!("database = \"{database}\"\npbkdf2_rounds = 1000\n{extra}"),
+        )
+        .unwrap();
+    };
+    let check = |env: &[(&str, &str)]| {
+        let mut c = Command::new(BIN);
+        c.arg("--config")
+            .arg(&config)
+            .arg("check-config")
+            .env_remove("RUST_LOG")
+            .env_remove("PGPASSWORD");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+
+    // No password anywhere: the server refuses, and the message names the database.
+    write(&bare, "");
+    let out = check(&[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&bare), "{}", stderr(&out));
+    // PGPASSWORD.
+    let out = check(&[("PGPASSWORD", password)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("database {bare}")));
+    // database_password_file, its first line; it wins over PGPASSWORD.
+    let pw_file = dir.path().join("db-password");
+    std::fs::write(&pw_file, format!("{password}\n")).unwrap();
+    write(
+        &bare,
+        &format!("database_password_file = \"{}\"\n", pw_file.display()),
+    );
+    let out = check(&[("PGPASSWORD", "wrong")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A password in the URL is never printed.
+    write(&url, "");
+    let out = check(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(password), "{}", stderr(&out));
+    assert!(stderr(&out).contains(":***@"), "{}", stderr(&out));
+
+    // Backups of PostgreSQL are pg_dump's; nothing is written.
+    let copy = dir.path().join("copy.db");
+    let out = scimlite(&config, &["backup", copy.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("pg_dump"), "{}", stderr(&out));
+    assert!(!copy.exists());
+
+    // Mistakes in the URL, named by check-config with the key.
+    for (database, needle) in [
+        (format!("{bare}?sslmode=sometimes"), "sslmode"),
+        ("postgres://127.0.0.1/x".to_string(), "names no user"),
+        (format!("{bare}?sslcert=/c.pem"), "sslcert"),
+    ] {
+        write(&database, "");
+        let out = check(&[]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{database}");
+        assert!(
+            err.contains("key `database`") && err.contains(needle),
+            "{err}"
+        );
+    }
+
+    // TLS: verify-full against the cluster's CA connects; another CA is refused.
+    let Ok(ca) = std::env::var("SCIMLITE_TEST_POSTGRES_CA") else {
+        eprintln!("note: SCIMLITE_TEST_POSTGRES_CA is not set; TLS to PostgreSQL not checked");
+        return;
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    for mode in ["require", "verify-ca", "verify-full"] {
+        write(&format!("{url}{sep}sslmode={mode}&sslrootcert={ca}"), "");
+        let out = check(&[]);
+        assert!(out.status.success(), "{mode}: {}", stderr(&out));
+    }
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, other.cert.pem()).unwrap();
+    write(
+        &format!(
+            "{url}{sep}sslmode=verify-full&sslrootcert={}",
+            other_ca.display()
+        ),
+        "",
+    );
+    let out = check(&[]);
+    assert!(
+        !out.status.success(),
+        "a certificate from another CA was taken"
+    );
 }

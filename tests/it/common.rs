@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use scimlite::auth::{create_scoped_token, TokenOptions};
-use scimlite::store::sqlite::Synchronous;
-use scimlite::store::{Actor, SqliteStore, StoreError, TenantStore, TokenScope};
+use scimlite::store::{Actor, StoreError, TokenScope};
 
 /// A server started in-process on 127.0.0.1:0 with its own temp dir and first-run token.
 pub struct TestServer {
@@ -49,18 +48,95 @@ pub fn agent(root_cert: Option<&[u8]>) -> ureq::Agent {
     cfg.build().into()
 }
 
+/// The PostgreSQL server the suite runs against (`SCIMLITE_TEST_POSTGRES`, a URL whose user
+/// may create databases), or `None`: SQLite.
+pub fn postgres() -> Option<String> {
+    std::env::var("SCIMLITE_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// For a test that only means something on SQLite (it opens the file, copies it, checks its
+/// mode): true, with a note, when the suite runs on PostgreSQL.
+pub fn sqlite_only(why: &str) -> bool {
+    if postgres().is_some() {
+        eprintln!("note: SQLite only ({why}); skipped on PostgreSQL");
+        return true;
+    }
+    false
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let start = base.find("://").map_or(0, |i| i + 3);
+    let end = base[start..].find('/').map_or(base.len(), |j| start + j);
+    format!("{}/{name}{query}", &base[..end])
+}
+
+/// The `database` setting for a server in `dir`: `test.db` there, or on PostgreSQL a fresh
+/// database of its own, the same one for every config written in `dir` (a restart finds its
+/// data).
+pub fn database_setting(dir: &Path) -> String {
+    let Some(url) = postgres() else {
+        return "test.db".into();
+    };
+    let marker = dir.join(".postgres-database");
+    let name = match std::fs::read_to_string(&marker) {
+        Ok(name) => name,
+        Err(_) => {
+            let name = format!("scimlite_it_{}", uuid::Uuid::now_v7().simple());
+            let mut admin = postgres::Client::connect(&url, postgres::NoTls)
+                .unwrap_or_else(|e| panic!("SCIMLITE_TEST_POSTGRES: {e}"));
+            admin
+                .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                .unwrap();
+            std::fs::write(&marker, &name).unwrap();
+            name
+        }
+    };
+    with_database(&url, &name)
+}
+
+/// Drops the PostgreSQL database of `dir`, if it has one.
+pub fn drop_database(dir: &Path) {
+    let (Some(url), Ok(name)) = (
+        postgres(),
+        std::fs::read_to_string(dir.join(".postgres-database")),
+    ) else {
+        return;
+    };
+    if let Ok(mut admin) = postgres::Client::connect(&url, postgres::NoTls) {
+        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+    }
+}
+
+/// Where `serve` (started in `dir`) writes the first token when stdout is not a terminal:
+/// beside the SQLite file, or in the working directory on PostgreSQL.
+pub fn first_token_file(dir: &Path) -> PathBuf {
+    if postgres().is_some() {
+        dir.join("scimlite.first-token")
+    } else {
+        dir.join("test.db.first-token")
+    }
+}
+
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("scim.toml");
     std::fs::write(
         &path,
         format!(
-            "{}database = \"test.db\"\npbkdf2_rounds = 1000\nworkers = 4\n{extra}",
+            "{}database = \"{}\"\npbkdf2_rounds = 1000\nworkers = 4\n{extra}",
             // A test may choose the address (`listen = …` in `extra`).
             if extra.lines().any(|l| l.starts_with("listen")) {
                 ""
             } else {
                 "listen = \"127.0.0.1:0\"\n"
-            }
+            },
+            database_setting(dir)
         ),
     )
     .unwrap();
@@ -75,7 +151,29 @@ impl TestServer {
     pub fn with_config(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let config = scimlite::config::Config::from_file(&write_config(dir.path(), extra)).unwrap();
-        let handle = scimlite::start(&config).unwrap();
+        Self::started(dir, &config)
+    }
+
+    /// A server on SQLite (`test.db`), whichever backend the suite runs on.
+    pub fn on_sqlite() -> TestServer {
+        Self::with_database("test.db")
+    }
+
+    /// A server on the given `database` setting (a path or a URL).
+    pub fn with_database(database: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scim.toml");
+        std::fs::write(
+            &path,
+            format!("listen = \"127.0.0.1:0\"\ndatabase = \"{database}\"\npbkdf2_rounds = 1000\nworkers = 4\n"),
+        )
+        .unwrap();
+        let config = scimlite::config::Config::from_file(&path).unwrap();
+        Self::started(dir, &config)
+    }
+
+    fn started(dir: tempfile::TempDir, config: &scimlite::config::Config) -> TestServer {
+        let handle = scimlite::start(config).unwrap();
         let token = handle
             .first_token
             .as_ref()
@@ -114,6 +212,33 @@ impl TestServer {
     /// The server's SQLite file, for tests that inspect or tamper with it directly.
     pub fn db_path(&self) -> PathBuf {
         self._dir.path().join("test.db")
+    }
+
+    /// The server's `database` setting (its SQLite file or PostgreSQL URL), for commands run
+    /// against the same data.
+    pub fn database(&self) -> String {
+        let config =
+            std::fs::read_to_string(self._dir.path().join("scim.toml")).unwrap_or_default();
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix("database = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .map(|d| {
+                if d.starts_with("postgres") {
+                    d.to_string()
+                } else {
+                    self._dir.path().join(d).display().to_string()
+                }
+            })
+            .unwrap_or_else(|| database_setting(self._dir.path()))
+    }
+
+    /// A second connection to the server's database, as the CLI has from another process,
+    /// opened with the server's own config (so with its declared extensions).
+    pub fn admin_store(&self) -> std::sync::Arc<dyn scimlite::store::Store> {
+        let config =
+            scimlite::config::Config::from_file(&self._dir.path().join("scim.toml")).unwrap();
+        scimlite::server::open_store(&config).unwrap()
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {
@@ -204,6 +329,7 @@ impl Drop for TestServer {
         if let Some(h) = self.handle.take() {
             h.shutdown();
         }
+        drop_database(self._dir.path());
     }
 }
 
@@ -232,8 +358,9 @@ pub fn enc(s: &str) -> String {
 }
 
 /// A second connection to the server's database, as the CLI has from another process.
-pub fn admin(s: &TestServer) -> SqliteStore {
-    SqliteStore::open(&s.db_path(), Synchronous::Normal).unwrap()
+/// A second connection to the server's database, as the CLI has from another process.
+pub fn admin(s: &TestServer) -> std::sync::Arc<dyn scimlite::store::Store> {
+    s.admin_store()
 }
 
 /// Creates `tenant` if needed and a token for it.
@@ -249,7 +376,7 @@ pub fn token_for(
         Err(e) => panic!("{e}"),
     }
     create_scoped_token(
-        &store,
+        &*store,
         tenant,
         "test",
         &TokenOptions { scope, expires },

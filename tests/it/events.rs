@@ -421,6 +421,49 @@ fn a_receiver_that_was_down_gets_everything_in_order_when_it_returns() {
     assert_eq!(&uris[..5], &ids[..]);
 }
 
+/// A child process whose stdout lines arrive on a channel; killed when dropped, so a failed
+/// assertion leaves nothing running.
+struct LineChild {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl LineChild {
+    fn spawn(command: &mut std::process::Command) -> LineChild {
+        use std::io::BufRead;
+        let mut child = command
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        LineChild { child, lines }
+    }
+
+    fn next_line(&mut self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a line from the child process")
+    }
+}
+
+impl Drop for LineChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn cli(s: &TestServer, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimlite"))
         .arg("--config")
@@ -439,7 +482,6 @@ fn cli(s: &TestServer, args: &[&str]) -> String {
 
 #[test]
 fn events_tail_prints_each_change_and_follows_new_ones() {
-    use std::io::BufRead;
     let s = TestServer::start();
     let alice = ok(s.post("/Users", &crate::common::user_body("alice@example.com")));
     let id = alice["id"].as_str().unwrap();
@@ -476,37 +518,13 @@ fn events_tail_prints_each_change_and_follows_new_ones() {
     assert_eq!(cli(&s, &["events", "tail", "--tenant", "acme"]), "");
     assert_eq!(cli(&s, &["events", "tail", "--since", "2999-01-01"]), "");
     // --follow prints what happens next.
-    /// Kills `tail --follow` even when an assertion fails.
-    struct Follower(std::process::Child);
-    impl Drop for Follower {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = Follower(
+    let mut follower = LineChild::spawn(
         std::process::Command::new(env!("CARGO_BIN_EXE_scimlite"))
             .arg("--config")
             .arg(s.config_path())
-            .args(["events", "tail", "--follow"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
+            .args(["events", "tail", "--follow"]),
     );
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let next = || {
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("a line from --follow")
-    };
+    let mut next = || follower.next_line();
     assert!(next().contains("create:full"));
     assert!(next().contains("deactivate"));
     ok(s.post(
@@ -568,7 +586,6 @@ fn a_rotated_key_signs_after_a_restart_and_the_old_key_still_verifies() {
 /// says so and passes, unless `SCIMLITE_TEST_REQUIRE_PYTHON` is set (CI sets it).
 #[test]
 fn the_readme_receiver_verifies_sets_and_reports_a_deactivation() {
-    use std::io::BufRead;
     let has_python = std::process::Command::new("python3")
         .args(["-c", "import cryptography"])
         .output()
@@ -597,37 +614,13 @@ fn the_readme_receiver_verifies_sets_and_reports_a_deactivation() {
         .local_addr()
         .unwrap()
         .port();
-    struct Child(std::process::Child);
-    impl Drop for Child {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut receiver = Child(
+    let mut receiver = LineChild::spawn(
         std::process::Command::new("python3")
             .arg(&path)
             .arg(format!("http://127.0.0.1:{port}"))
-            .arg("0")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
+            .arg("0"),
     );
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = receiver.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let next = || {
-        rx.recv_timeout(Duration::from_secs(30))
-            .expect("a line from the receiver")
-    };
+    let mut next = || receiver.next_line();
     let first = next();
     let receiver_port = first
         .strip_prefix("receiving on port ")
@@ -668,7 +661,10 @@ fn the_readme_receiver_verifies_sets_and_reports_a_deactivation() {
     );
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.json()["err"], "invalid_key");
-    assert!(rx.try_recv().is_err(), "a forged deactivation was acted on");
+    assert!(
+        receiver.lines.try_recv().is_err(),
+        "a forged deactivation was acted on"
+    );
     // Both SETs verified and were accepted: the receiver's backlog drains to 0.
     let url = format!("http://{}/metrics", s.addr());
     let auth = format!("Bearer {}", s.token);

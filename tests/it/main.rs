@@ -12,6 +12,7 @@ mod extensions;
 mod filters;
 mod flows;
 mod fuzz_corpus;
+mod instances;
 mod integrity;
 mod limits;
 mod negative;

@@ -16,16 +16,17 @@ const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// A config file in `dir` naming `db` (absolute), for running the binary on a server's file.
-fn config_for(dir: &Path, db: &Path) -> PathBuf {
-    let path = dir.join(format!(
-        "{}.toml",
-        db.file_stem().unwrap().to_string_lossy()
-    ));
+/// A config file in `dir` for commands on the database `db` (a server's `database()`, a
+/// path or a URL).
+fn config_for(dir: &Path, db: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("commands-{n}.toml"));
     std::fs::write(
         &path,
         format!(
             "database = \"{}\"\npbkdf2_rounds = 1000\n",
-            db.display().to_string().replace('\\', "\\\\")
+            db.replace('\\', "\\\\")
         ),
     )
     .unwrap();
@@ -120,12 +121,17 @@ fn api_view(s: &TestServer) -> Vec<Value> {
 
 #[test]
 fn backup_while_writes_run_contains_every_acknowledged_write_and_passes_integrity_check() {
+    if crate::common::sqlite_only(
+        "`scimlite backup` copies the SQLite file; PostgreSQL is pg_dump's",
+    ) {
+        return;
+    }
     let s = TestServer::start();
     for i in 0..200 {
         create(&s, "Users", &user_body(&format!("seed{i}")));
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = config_for(dir.path(), &s.db_path());
+    let config = config_for(dir.path(), &s.database());
     let acknowledged = Mutex::new(Vec::<String>::new());
     let stop = AtomicBool::new(false);
     let copy = dir.path().join("copy.db");
@@ -209,7 +215,7 @@ fn export_then_import_into_a_fresh_database_serves_identical_resources_and_is_id
     populate(&a);
     let dir = tempfile::tempdir().unwrap();
     let export_file = dir.path().join("export.jsonl");
-    let a_config = config_for(dir.path(), &a.db_path());
+    let a_config = config_for(dir.path(), &a.database());
     let err = ok(&scimlite(
         &a_config,
         &["export", "-o", export_file.to_str().unwrap()],
@@ -232,7 +238,7 @@ fn export_then_import_into_a_fresh_database_serves_identical_resources_and_is_id
 
     // Into a fresh database, while a server runs on it.
     let b = TestServer::start();
-    let b_config = config_for(dir.path(), &b.db_path());
+    let b_config = config_for(dir.path(), &b.database());
     let err = ok(&scimlite(
         &b_config,
         &["import", "-i", export_file.to_str().unwrap()],
@@ -293,12 +299,62 @@ fn ok_stdout(out: Output) -> Vec<u8> {
     out.stdout
 }
 
+/// Moving from SQLite to PostgreSQL (README, "Moving to PostgreSQL"): `scimlite export` of
+/// the SQLite install piped into `scimlite import` against PostgreSQL; a server on the
+/// PostgreSQL database then serves the same resources with the same ids, versions, times and
+/// ETags. Tokens do not travel: the new database starts without one and makes a first-run
+/// token.
+#[test]
+fn export_from_sqlite_piped_into_import_on_postgres_serves_the_same_resources() {
+    if crate::common::postgres().is_none() {
+        eprintln!("note: needs a PostgreSQL server (SCIMLITE_TEST_POSTGRES); skipped");
+        return;
+    }
+    let a = TestServer::on_sqlite();
+    assert!(a.database().ends_with("test.db"));
+    populate(&a);
+    let dir = tempfile::tempdir().unwrap();
+    let a_config = config_for(dir.path(), &a.database());
+    let target = crate::common::database_setting(dir.path());
+    assert!(target.starts_with("postgres://"));
+    let b_config = config_for(dir.path(), &target);
+    let mut export = Command::new(BIN)
+        .arg("--config")
+        .arg(&a_config)
+        .arg("export")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let import = Command::new(BIN)
+        .arg("--config")
+        .arg(&b_config)
+        .arg("import")
+        .stdin(export.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(export.wait().unwrap().success());
+    let err = ok(&import);
+    assert!(err.contains("6 created, 0 updated, 0 unchanged"), "{err}");
+    // The same data through the API, and the same export (ids, versions, times). Tokens do
+    // not travel: the imported database has none, so the server makes a first-run token.
+    let b = TestServer::with_database(&target);
+    assert_eq!(api_view(&a), api_view(&b));
+    let from_a = ok_stdout(scimlite(&a_config, &["export"]));
+    let from_b = ok_stdout(scimlite(&b_config, &["export"]));
+    assert_eq!(
+        String::from_utf8(from_a).unwrap(),
+        String::from_utf8(from_b).unwrap()
+    );
+    drop(b);
+    crate::common::drop_database(dir.path());
+}
+
 #[test]
 fn a_broken_line_is_named_and_nothing_is_imported() {
     let a = TestServer::start();
     populate(&a);
     let dir = tempfile::tempdir().unwrap();
-    let out = scimlite(&config_for(dir.path(), &a.db_path()), &["export"]);
+    let out = scimlite(&config_for(dir.path(), &a.database()), &["export"]);
     let exported = String::from_utf8(ok_stdout(out)).unwrap();
     let good: Vec<&str> = exported.lines().collect();
     let mut missing_member: Value = serde_json::from_str(good[5]).unwrap();
@@ -333,7 +389,7 @@ fn a_broken_line_is_named_and_nothing_is_imported() {
         let input = dir.path().join(format!("bad{i}.jsonl"));
         std::fs::write(&input, text).unwrap();
         let out = scimlite(
-            &config_for(dir.path(), &fresh.db_path()),
+            &config_for(dir.path(), &fresh.database()),
             &["import", "-i", input.to_str().unwrap()],
         );
         let err = String::from_utf8_lossy(&out.stderr);
@@ -350,6 +406,11 @@ fn a_broken_line_is_named_and_nothing_is_imported() {
 
 #[test]
 fn sql_views_show_what_the_api_shows() {
+    if crate::common::sqlite_only(
+        "reads the views through SQLite; PostgreSQL's: postgres_views_show_what_the_api_shows",
+    ) {
+        return;
+    }
     let s = TestServer::start();
     let (users, groups) = populate(&s);
     // Read-only, as the application would, while the server runs.
@@ -497,6 +558,151 @@ fn sql_views_show_what_the_api_shows() {
     assert!(rw.execute("DELETE FROM scim_users", []).is_err());
 }
 
+/// The same views on PostgreSQL, read through a connection of the application's own: the
+/// same names and columns (camel-case ones quoted), PostgreSQL's types (`active` boolean,
+/// `doc` jsonb), the same values as the API.
+#[test]
+fn postgres_views_show_what_the_api_shows() {
+    if crate::common::postgres().is_none() {
+        eprintln!("note: needs a PostgreSQL server (SCIMLITE_TEST_POSTGRES); skipped");
+        return;
+    }
+    let s = TestServer::start();
+    let (users, groups) = populate(&s);
+    let mut db = postgres::Client::connect(&s.database(), postgres::NoTls).unwrap();
+    let strip = |mut v: Value, refs: &str| {
+        let obj = v.as_object_mut().unwrap();
+        obj.remove(refs);
+        obj["meta"].as_object_mut().unwrap().remove("location");
+        v
+    };
+    let or_null = |v: &Value| if v.is_null() { Value::Null } else { v.clone() };
+    for id in &users {
+        let api = s.get(&format!("/Users/{id}")).json();
+        let r = db
+            .query_one(
+                r#"SELECT tenant, "userName", "displayName", "externalId", active, "givenName",
+                          "familyName", "primaryEmail", created, "lastModified", version, doc
+                   FROM scim_users WHERE id = $1"#,
+                &[id],
+            )
+            .unwrap();
+        let primary = api["emails"]
+            .as_array()
+            .and_then(|e| {
+                e.iter()
+                    .find(|m| m["primary"] == true)
+                    .or_else(|| e.first())
+            })
+            .map(|m| m["value"].clone())
+            .unwrap_or(Value::Null);
+        let text = |i: usize| json!(r.get::<_, Option<String>>(i));
+        let got = vec![
+            text(0),
+            text(1),
+            text(2),
+            text(3),
+            json!(r.get::<_, Option<bool>>(4)),
+            text(5),
+            text(6),
+            text(7),
+            text(8),
+            text(9),
+            json!(r.get::<_, i64>(10)),
+        ];
+        let expected = vec![
+            json!("default"),
+            api["userName"].clone(),
+            or_null(&api["displayName"]),
+            or_null(&api["externalId"]),
+            or_null(&api["active"]),
+            or_null(&api["name"]["givenName"]),
+            or_null(&api["name"]["familyName"]),
+            primary,
+            api["meta"]["created"].clone(),
+            api["meta"]["lastModified"].clone(),
+            json!(api["meta"]["version"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("W/\"")
+                .trim_end_matches('"')
+                .parse::<i64>()
+                .unwrap()),
+        ];
+        assert_eq!(got, expected, "{api}");
+        let postgres::types::Json(doc): postgres::types::Json<Value> = r.get(11);
+        assert_eq!(doc, strip(api, "groups"));
+    }
+    let mut api_members = BTreeSet::new();
+    for id in &groups {
+        let api = s.get(&format!("/Groups/{id}")).json();
+        let members = api["members"].as_array().cloned().unwrap_or_default();
+        for m in &members {
+            api_members.insert((
+                id.clone(),
+                m["value"].as_str().unwrap().to_string(),
+                m["type"].as_str().unwrap().to_string(),
+                m["display"].as_str().map(str::to_string),
+            ));
+        }
+        let r = db
+            .query_one(
+                r#"SELECT "displayName", "externalId", "memberCount", created, "lastModified", doc
+                   FROM scim_groups WHERE tenant = 'default' AND id = $1"#,
+                &[id],
+            )
+            .unwrap();
+        assert_eq!(json!(r.get::<_, String>(0)), api["displayName"]);
+        assert_eq!(json!(r.get::<_, Option<String>>(1)), api["externalId"]);
+        assert_eq!(r.get::<_, i64>(2) as usize, members.len());
+        assert_eq!(
+            (json!(r.get::<_, String>(3)), json!(r.get::<_, String>(4))),
+            (
+                api["meta"]["created"].clone(),
+                api["meta"]["lastModified"].clone()
+            )
+        );
+        let postgres::types::Json(doc): postgres::types::Json<Value> = r.get(5);
+        assert_eq!(doc, strip(api, "members"));
+    }
+    let view_members: BTreeSet<(String, String, String, Option<String>)> = db
+        .query(
+            "SELECT group_id, member_id, member_type, member_display FROM scim_group_members WHERE tenant = 'default'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(view_members, api_members);
+    assert_eq!(view_members.len(), 4);
+    // The Enterprise extension's values, one row per value, with SQLite's type names.
+    let rows: Vec<(String, String, Option<String>, Option<String>)> = db
+        .query(
+            "SELECT user_id, name, value, type FROM scim_user_attributes ORDER BY 1, 2",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert!(!rows.is_empty(), "populate() gives users Enterprise values");
+    for (user_id, name, value, ty) in &rows {
+        let api = s.get(&format!("/Users/{user_id}")).json();
+        let stored = &api[ENTERPRISE][name];
+        match stored {
+            Value::String(text) => {
+                assert_eq!(
+                    (value.as_deref(), ty.as_deref()),
+                    (Some(text.as_str()), Some("text"))
+                )
+            }
+            Value::Object(_) => assert_eq!(ty.as_deref(), Some("object")),
+            other => panic!("{name}: {other}"),
+        }
+    }
+}
+
 /// The Debian package's /etc/scimlite/scim.toml is scim.toml.example with the database in the
 /// unit's StateDirectory, and nothing else changed: the two cannot drift apart.
 #[test]
@@ -505,15 +711,18 @@ fn the_packaged_config_is_the_example_with_the_database_in_var_lib() {
     let example = std::fs::read_to_string(root.join("scim.toml.example")).unwrap();
     let packaged = std::fs::read_to_string(root.join("contrib/scim.toml.deb")).unwrap();
     let expected = example.replace(
-        "## The SQLite database file; created on first run.\n# database = \"scimlite.db\"\n",
-        "## The SQLite database file; created on first run. The Debian package keeps it in the\n\
-         ## unit's StateDirectory (scimlite.service); the first token appears beside it.\n\
+        "# database = \"scimlite.db\"\n",
+        "## The Debian package keeps a SQLite database in the unit's StateDirectory\n\
+         ## (scimlite.service); the first token appears beside it.\n\
          database = \"/var/lib/scimlite/scimlite.db\"\n",
     );
     assert_ne!(expected, example, "the example's database lines moved");
     assert_eq!(packaged, expected);
     let config = scimlite::config::Config::from_file(&root.join("contrib/scim.toml.deb")).unwrap();
-    assert_eq!(config.database, Path::new("/var/lib/scimlite/scimlite.db"));
+    assert_eq!(
+        config.database.sqlite_path(),
+        Some(Path::new("/var/lib/scimlite/scimlite.db"))
+    );
     assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
     // The unit reads exactly that file.
     let unit = std::fs::read_to_string(root.join("contrib/scimlite.service")).unwrap();

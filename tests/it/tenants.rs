@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::api::assert_scim_error;
 use crate::common::{admin, enc, token_for, user_body, Reply, TestServer};
 use scimlite::auth::{create_scoped_token, TokenOptions};
-use scimlite::store::{Actor, TenantStore, TokenScope};
+use scimlite::store::{Actor, TokenScope};
 
 const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -459,7 +459,7 @@ fn each_401_says_what_is_wrong_with_the_token_and_never_blames_the_url() {
     let store = admin(&s);
     let valid = token_for(&s, "acme", TokenScope::ReadWrite, None);
     let revoked = create_scoped_token(
-        &store,
+        &*store,
         "acme",
         "old",
         &TokenOptions::default(),
@@ -640,7 +640,7 @@ fn revocation_and_rotation_from_another_process_apply_to_the_next_request() {
     // Cached on the server.
     assert_eq!((status(&a), status(&a), status(&a2)), (200, 200, 200));
     let (new, revoked) = scimlite::auth::rotate_token(
-        &store,
+        &*store,
         "acme",
         "rotated",
         &TokenOptions::default(),
@@ -808,12 +808,19 @@ fn two_idps_provision_two_tenants_side_by_side() {
 /// token and the data keep working, in both URL forms.
 #[test]
 fn a_database_from_before_scoped_tokens_opens_and_keeps_working() {
+    if crate::common::sqlite_only("a SQLite file at schema version 2") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let config =
         scimlite::config::Config::from_file(&crate::common::write_config(dir.path(), "")).unwrap();
     let token = format!("scim_0123456789abcdef_{}", "o".repeat(43));
     {
-        let c = scimlite::store::sqlite::create_at_schema_version(&config.database, 2).unwrap();
+        let c = scimlite::store::sqlite::create_at_schema_version(
+            config.database.sqlite_path().unwrap(),
+            2,
+        )
+        .unwrap();
         c.execute(
             "INSERT INTO tokens (id, tenant, name, hash, created)
              VALUES ('0123456789abcdef', 'default', 'okta', ?1, '2025-01-01T00:00:00.000Z')",
@@ -857,7 +864,7 @@ fn a_database_from_before_scoped_tokens_opens_and_keeps_working() {
         201
     );
     handle.shutdown();
-    let c = rusqlite::Connection::open(&config.database).unwrap();
+    let c = rusqlite::Connection::open(config.database.sqlite_path().unwrap()).unwrap();
     let version: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();

@@ -11,88 +11,14 @@
 //! Finance" is one indexed lookup for Alice's id; a name is turned into ids when reading.
 //! Only ids, never names, are indexed: each subject row is a B-tree insert on every write.
 
-use std::collections::HashSet;
-
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
 use super::{SqliteStore, StoreError};
-use crate::scim::ResourceKind;
 use crate::store::AuditStore;
 use crate::store::{Actor, AuditEntry, AuditQuery};
 
-/// Members a write added to or removed from a group, by id.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(super) struct MemberDelta {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-}
-
-impl MemberDelta {
-    /// The net change: an id both added and removed by one write ends where it started.
-    pub fn net(mut self) -> MemberDelta {
-        let added: HashSet<String> = self.added.iter().cloned().collect();
-        let removed: HashSet<String> = self.removed.iter().cloned().collect();
-        self.added.retain(|id| !removed.contains(id));
-        self.removed.retain(|id| !added.contains(id));
-        self
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.removed.is_empty()
-    }
-}
-
-/// One entry to append.
-pub(super) struct Entry<'a> {
-    pub tenant: &'a str,
-    pub operation: &'a str,
-    /// "User", "Group" or "Token".
-    pub resource_type: &'a str,
-    pub resource_id: &'a str,
-    pub resource_name: Option<&'a str>,
-    pub changes: Map<String, Value>,
-    /// Further ids the entry is found by (members, groups left).
-    pub subjects: Vec<String>,
-}
-
-/// The name an admin knows a resource by: a User's userName, a Group's displayName.
-pub(super) fn resource_name(kind: ResourceKind, doc: &Map<String, Value>) -> Option<&str> {
-    let attr = match kind {
-        ResourceKind::User => "userName",
-        ResourceKind::Group => "displayName",
-    };
-    doc.get(attr).and_then(Value::as_str)
-}
-
-/// Names of the attributes that differ between two documents: top-level names, one level
-/// deeper inside complex attributes (`name.givenName`) and the Enterprise extension
-/// (`urn:…:User:department`); multi-valued attributes by their name only. Sorted.
-pub(super) fn changed_attributes(
-    old: &Map<String, Value>,
-    new: &Map<String, Value>,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
-    for key in keys {
-        match (old.get(key), new.get(key)) {
-            (Some(a), Some(b)) if a == b => {}
-            (Some(Value::Object(a)), Some(Value::Object(b))) => {
-                let sep = if key.starts_with("urn:") { ':' } else { '.' };
-                for sub in changed_attributes(a, b) {
-                    // Only one level: deeper differences are named by their parent.
-                    let top = sub.split(['.', ':']).next().unwrap_or(&sub).to_string();
-                    let name = format!("{key}{sep}{top}");
-                    if !out.contains(&name) {
-                        out.push(name);
-                    }
-                }
-            }
-            _ => out.push(key.clone()),
-        }
-    }
-    out
-}
+pub(super) use crate::store::shared::{changed_attributes, resource_name, Entry, MemberDelta};
 
 /// The `changes` of a create, replace, patch or import: attribute names, `active` when it
 /// changed, "password" when it was set or removed, and the members added or removed.
@@ -272,49 +198,6 @@ impl AuditStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn doc(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
-    }
-
-    #[test]
-    fn changed_attributes_name_one_level_deep() {
-        let urn = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-        let old = doc(json!({
-            "userName": "a", "active": true,
-            "name": {"givenName": "A", "familyName": "B"},
-            "emails": [{"value": "a@x"}],
-            urn: {"department": "X", "manager": {"value": "m1"}}
-        }));
-        let new = doc(json!({
-            "userName": "a", "active": false, "title": "T",
-            "name": {"givenName": "Z", "familyName": "B"},
-            "emails": [{"value": "b@x"}],
-            urn: {"department": "X", "manager": {"value": "m2"}}
-        }));
-        assert_eq!(
-            changed_attributes(&old, &new),
-            vec![
-                "active".to_string(),
-                "emails".into(),
-                "name.givenName".into(),
-                "title".into(),
-                format!("{urn}:manager"),
-            ]
-        );
-        assert!(changed_attributes(&old, &old).is_empty());
-    }
-
-    #[test]
-    fn member_delta_cancels_what_one_write_undid() {
-        let d = MemberDelta {
-            added: vec!["a".into(), "b".into()],
-            removed: vec!["b".into(), "c".into()],
-        }
-        .net();
-        assert_eq!(d.added, vec!["a".to_string()]);
-        assert_eq!(d.removed, vec!["c".to_string()]);
-    }
 
     // The store-level audit tests.
     use crate::store::sqlite::test_support::*;

@@ -218,6 +218,3 @@ pub(crate) mod test_support {
         count: 10,
     };
 }
-
-#[cfg(test)]
-mod filter_tests;

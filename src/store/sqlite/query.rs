@@ -34,6 +34,7 @@ use crate::scim::list::Sort;
 use crate::scim::path::Resolved;
 use crate::scim::schema::{AttrDef, AttrType, ResourceSchema};
 use crate::scim::ResourceKind;
+use crate::store::shared::millis_bound;
 
 /// Stands for the bound base URL in SQL being built; replaced by its parameter at the end.
 /// (SQL text never contains client text, so it cannot occur otherwise.)
@@ -805,49 +806,5 @@ fn present_expr(slot: &Slot) -> String {
         ),
         Slot::Text(x) => format!("COALESCE({x} <> '', 0)"),
         Slot::Object => "1".into(),
-    }
-}
-
-/// The literal dateTime as whole milliseconds, rounded so that comparing a stored
-/// millisecond value with it by `op` gives the exact answer; `None` when it does not parse or
-/// (`eq`) names an instant between two milliseconds.
-fn millis_bound(op: CompareOp, lit: &str) -> Option<i64> {
-    let t =
-        time::OffsetDateTime::parse(lit, &time::format_description::well_known::Rfc3339).ok()?;
-    let ns = t.unix_timestamp_nanos();
-    let floor = ns.div_euclid(1_000_000);
-    let exact = ns.rem_euclid(1_000_000) == 0;
-    let ceil = if exact { floor } else { floor + 1 };
-    let ms = match op {
-        CompareOp::Eq if exact => floor,
-        CompareOp::Eq => return None,
-        CompareOp::Gt | CompareOp::Le => floor,
-        _ => ceil,
-    };
-    i64::try_from(ms).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_round_towards_the_exact_answer() {
-        let lit = "2024-01-01T00:00:00.0005Z";
-        let base = 1_704_067_200_000i64;
-        assert_eq!(millis_bound(CompareOp::Eq, lit), None);
-        assert_eq!(millis_bound(CompareOp::Gt, lit), Some(base));
-        assert_eq!(millis_bound(CompareOp::Ge, lit), Some(base + 1));
-        assert_eq!(millis_bound(CompareOp::Lt, lit), Some(base + 1));
-        assert_eq!(millis_bound(CompareOp::Le, lit), Some(base));
-        assert_eq!(
-            millis_bound(CompareOp::Eq, "2024-01-01T01:00:00+01:00"),
-            Some(base)
-        );
-        assert_eq!(millis_bound(CompareOp::Gt, "yesterday"), None);
-        assert_eq!(
-            millis_bound(CompareOp::Lt, "1969-12-31T23:59:59.9995Z"),
-            Some(0)
-        );
     }
 }

@@ -58,30 +58,7 @@ pub(super) fn conflict(
     }
 }
 
-/// The columns a resource's document is searched and kept unique by.
-pub(super) struct SearchColumns<'a> {
-    pub(super) user_name: Option<&'a str>,
-    pub(super) display_name: Option<&'a str>,
-    pub(super) external_id: Option<&'a str>,
-    /// The unique name (`userName` of a User, `displayName` of a Group) folded as `eq`
-    /// compares it ([`fold_case`]); the unique indexes are on it.
-    pub(super) name_key: Option<String>,
-}
-
-pub(super) fn search_columns(kind: ResourceKind, doc: &Map<String, Value>) -> SearchColumns<'_> {
-    let text = |name: &str| doc.get(name).and_then(Value::as_str);
-    let (user_name, display_name) = (text("userName"), text("displayName"));
-    let (user_name, unique) = match kind {
-        ResourceKind::User => (user_name, user_name),
-        ResourceKind::Group => (None, display_name),
-    };
-    SearchColumns {
-        user_name,
-        display_name,
-        external_id: text("externalId"),
-        name_key: unique.map(fold_case),
-    }
-}
+pub(super) use crate::store::shared::search_columns;
 
 pub(super) fn pk_of(
     tx: &Connection,

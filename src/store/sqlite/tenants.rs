@@ -202,6 +202,24 @@ impl TenantStore for SqliteStore {
         })
     }
 
+    fn create_first_token(&self, t: &TokenRecord, actor: &Actor) -> Result<bool, StoreError> {
+        // One writer at a time: the check and the insert see the same table.
+        self.write(|tx| {
+            if tx.query_row("SELECT EXISTS (SELECT 1 FROM tokens)", [], |r| r.get(0))? {
+                return Ok(false);
+            }
+            insert_token(tx, t)?;
+            audit_token(
+                tx,
+                actor,
+                (&t.tenant, &t.id, &t.name),
+                "token-create",
+                Map::new(),
+            )?;
+            Ok(true)
+        })
+    }
+
     fn rotate_token(&self, t: &TokenRecord, actor: &Actor) -> Result<Vec<String>, StoreError> {
         self.write(|tx| {
             let previous: Vec<String> = {
@@ -289,6 +307,35 @@ mod tests {
     use super::*;
     use crate::store::sqlite::test_support::*;
     use crate::store::AuditQuery;
+
+    /// Instances starting at once on an empty database: one first-run token, not one each.
+    #[test]
+    fn only_one_first_run_token_however_many_start_at_once() {
+        let (_d, s) = store();
+        let made: Vec<bool> = std::thread::scope(|scope| {
+            let runs: Vec<_> = (0..4)
+                .map(|i| {
+                    let s = &s;
+                    scope.spawn(move || {
+                        let t = TokenRecord {
+                            id: format!("first{i}"),
+                            tenant: T.into(),
+                            name: "first-run".into(),
+                            hash: "h".into(),
+                            created: now_rfc3339(),
+                            last_used: None,
+                            scope: TokenScope::ReadWrite,
+                            expires: None,
+                        };
+                        s.create_first_token(&t, &A).unwrap()
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(made.iter().filter(|m| **m).count(), 1, "{made:?}");
+        assert_eq!(s.tokens().unwrap().len(), 1);
+    }
 
     #[test]
     fn tenants_rotation_and_deletion() {

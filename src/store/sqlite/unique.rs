@@ -11,55 +11,9 @@ use rusqlite::{params, Connection};
 use serde_json::{Map, Value};
 
 use super::{kind_str, StoreError};
-use crate::scim::filter::fold_case;
-use crate::scim::path::Resolved;
-use crate::scim::schema::{Registry, ResourceSchema, Uniqueness};
+use crate::scim::schema::Registry;
 use crate::scim::ResourceKind;
-
-/// The attributes of `rs` that must be unique, other than `id` and the unique name.
-fn unique_attributes(rs: &ResourceSchema) -> Vec<Resolved<'_>> {
-    rs.extensions
-        .iter()
-        .flat_map(|e| {
-            e.schema
-                .attributes
-                .iter()
-                .filter(|a| a.uniqueness == Uniqueness::Server)
-                .map(move |attr| Resolved {
-                    ext: Some(e),
-                    attr,
-                    sub: None,
-                })
-        })
-        .collect()
-}
-
-/// The keys a document holds for one unique attribute: one per value.
-fn keys(r: &Resolved, doc: &Map<String, Value>) -> Vec<String> {
-    let Some(v) = r
-        .container()
-        .and_then(|urn| doc.get(urn))
-        .and_then(|o| o.get(&r.attr.name))
-    else {
-        return Vec::new();
-    };
-    let values: Vec<&Value> = match v {
-        Value::Array(items) => items.iter().collect(),
-        other => vec![other],
-    };
-    let mut out: Vec<String> = values
-        .into_iter()
-        .filter(|v| !v.is_null())
-        .map(|v| match v.as_str() {
-            Some(s) if r.attr.case_exact => s.to_string(),
-            Some(s) => fold_case(s),
-            None => v.to_string(),
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
+use crate::store::shared::{unique_attributes, unique_keys};
 
 /// Records the unique values of the resource `pk` (after its row was written), replacing
 /// what it had; a value another resource of the tenant holds is a conflict.
@@ -82,7 +36,7 @@ pub(super) fn index(
     )?;
     for r in &unique {
         let attribute = r.qualified_name();
-        for key in keys(r, doc) {
+        for key in unique_keys(r, doc) {
             insert
                 .execute(params![tenant, kind_str(kind), attribute, key, pk])
                 .map_err(|e| match &e {

@@ -1,16 +1,23 @@
-//! The SQL filter compiler against the in-memory evaluator: fixed cases per operator and
-//! attribute kind, hostile values, long chains, sorting, and a seeded property test.
+//! The SQL filter compilers against the in-memory evaluator, on both backends: fixed cases
+//! per operator and attribute kind, hostile values, long chains, sorting, and a seeded
+//! property test. Each test runs on SQLite, and on PostgreSQL when `SCIMLITE_TEST_POSTGRES`
+//! names a server (otherwise it prints a note and passes for PostgreSQL).
 
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use super::*;
-use crate::scim::filter::{self, matches};
+use crate::scim::filter::{self, matches, Filter};
+use crate::scim::list::Page;
 use crate::scim::list::{Sort, SortOrder};
 use crate::scim::resource::{render, validate, MemberInput};
+use crate::scim::schema::Registry;
+use crate::scim::ResourceKind;
 use crate::scim::ENTERPRISE_URN;
-use crate::store::ResourceUpdate;
+use crate::store::sqlite::{SqliteStore, Synchronous};
+use crate::store::{
+    Actor, MemberChange, PasswordUpdate, ResourceUpdate, Store, StoredResource, UpdateOp,
+};
 use std::sync::LazyLock;
 
 static REG: LazyLock<Registry> = LazyLock::new(Registry::builtin);
@@ -23,18 +30,26 @@ const ALL: Page = Page {
     count: 100_000,
 };
 
-fn open() -> (tempfile::TempDir, SqliteStore) {
+/// A store and what must live as long as it (a temp dir, a test database).
+type Opened = (Box<dyn std::any::Any>, Box<dyn Store>);
+
+fn sqlite() -> Option<Opened> {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(&dir.path().join("t.db"), Synchronous::Normal).unwrap();
-    (dir, s)
+    Some((Box::new(dir), Box::new(s)))
 }
 
-fn create(s: &SqliteStore, kind: ResourceKind, body: Value) -> StoredResource {
+fn postgres() -> Option<Opened> {
+    let (db, s) = crate::store::postgres::test_support::store()?;
+    Some((Box::new(db), Box::new(s)))
+}
+
+fn create(s: &dyn Store, kind: ResourceKind, body: Value) -> StoredResource {
     let res = validate(REG.resource(kind), &body).unwrap_or_else(|e| panic!("{body}: {e}"));
     s.create(T, kind, &res, None, &A).unwrap()
 }
 
-fn add_members(s: &SqliteStore, gid: &str, ids: &[String]) {
+fn add_members(s: &dyn Store, gid: &str, ids: &[String]) {
     let members: Vec<MemberInput> = ids
         .iter()
         .map(|id| MemberInput {
@@ -54,7 +69,7 @@ fn add_members(s: &SqliteStore, gid: &str, ids: &[String]) {
 }
 
 /// Every resource of `kind` rendered as the API renders it (with references).
-fn rendered(s: &SqliteStore, kind: ResourceKind) -> Vec<(String, Value)> {
+fn rendered(s: &dyn Store, kind: ResourceKind) -> Vec<(String, Value)> {
     let (_, rows) = s.list(T, kind, None, None, ALL, BASE).unwrap();
     rows.iter()
         .map(|r| {
@@ -75,7 +90,7 @@ fn rendered(s: &SqliteStore, kind: ResourceKind) -> Vec<(String, Value)> {
 }
 
 /// Ids the store selects with `f`, checking the count query agrees.
-fn sql_ids(s: &SqliteStore, kind: ResourceKind, f: &Filter) -> BTreeSet<String> {
+fn sql_ids(s: &dyn Store, kind: ResourceKind, f: &Filter) -> BTreeSet<String> {
     let (n, rows) = s
         .list(T, kind, Some(f), None, ALL, BASE)
         .unwrap_or_else(|e| panic!("{f:?}: {e}"));
@@ -92,17 +107,18 @@ fn eval_ids(all: &[(String, Value)], kind: ResourceKind, f: &Filter) -> BTreeSet
 
 /// A small fixed world: four Users, three Groups.
 struct World {
-    _dir: tempfile::TempDir,
-    s: SqliteStore,
+    s: Box<dyn Store>,
+    _guard: Box<dyn std::any::Any>,
     users: Vec<(String, Value)>,
     groups: Vec<(String, Value)>,
 }
 
 impl World {
-    fn new() -> World {
-        let (dir, s) = open();
+    fn new(open: fn() -> Option<Opened>) -> Option<World> {
+        let (guard, store) = open()?;
+        let s: &dyn Store = &*store;
         let b = create(
-            &s,
+            s,
             ResourceKind::User,
             json!({
                 "userName": "Bjensen@Example.com", "externalId": "Ext-1",
@@ -116,41 +132,41 @@ impl World {
             }),
         );
         let e = create(
-            &s,
+            s,
             ResourceKind::User,
             json!({"userName": "Émile", "externalId": "ext-1", "active": false, "title": "Boss",
                    "name": {"familyName": "Zola"},
                    "emails": [{"value": "E@x.org", "type": "WORK"}]}),
         );
         create(
-            &s,
+            s,
             ResourceKind::User,
             json!({"userName": "a'%_\\\";--x", "displayName": "100% _sure_", "active": true,
                    "nickName": "O'Brien", "name": {"familyName": "jensen"}}),
         );
         create(
-            &s,
+            s,
             ResourceKind::User,
             json!({"userName": "mi\u{212a}e", "displayName": "Straße",
                    ENTERPRISE_URN: {"department": "ΣΑΣ"}}),
         );
-        let admins = create(&s, ResourceKind::Group, json!({"displayName": "Admins"}));
-        add_members(&s, &admins.id, &[b.id.clone(), e.id.clone()]);
+        let admins = create(s, ResourceKind::Group, json!({"displayName": "Admins"}));
+        add_members(s, &admins.id, &[b.id.clone(), e.id.clone()]);
         create(
-            &s,
+            s,
             ResourceKind::Group,
             json!({"displayName": "Ünits", "externalId": "G-1"}),
         );
-        let nested = create(&s, ResourceKind::Group, json!({"displayName": "all"}));
-        add_members(&s, &nested.id, std::slice::from_ref(&admins.id));
-        let users = rendered(&s, ResourceKind::User);
-        let groups = rendered(&s, ResourceKind::Group);
-        World {
-            _dir: dir,
-            s,
+        let nested = create(s, ResourceKind::Group, json!({"displayName": "all"}));
+        add_members(s, &nested.id, std::slice::from_ref(&admins.id));
+        let users = rendered(s, ResourceKind::User);
+        let groups = rendered(s, ResourceKind::Group);
+        Some(World {
+            s: store,
+            _guard: guard,
             users,
             groups,
-        }
+        })
     }
 
     /// The store's answer for `filter` equals the evaluator's and names exactly `expected`
@@ -161,7 +177,7 @@ impl World {
             ResourceKind::User => &self.users,
             ResourceKind::Group => &self.groups,
         };
-        let got = sql_ids(&self.s, kind, &f);
+        let got = sql_ids(&*self.s, kind, &f);
         assert_eq!(
             got,
             eval_ids(all, kind, &f),
@@ -194,9 +210,10 @@ const E: &str = "Émile";
 const W: &str = "a'%_\\\";--x";
 const K: &str = "mi\u{212a}e";
 
-#[test]
-fn case_insensitive_strings_fold_like_the_evaluator() {
-    let w = World::new();
+fn case_insensitive_strings_fold_like_the_evaluator(open: fn() -> Option<Opened>) {
+    let Some(w) = World::new(open) else {
+        return;
+    };
     w.u(r#"userName eq "bjensen@example.com""#, &[B]);
     w.u(r#"userName eq "émile""#, &[E]);
     w.u(r#"userName eq "ÉMILE""#, &[E]);
@@ -222,9 +239,10 @@ fn case_insensitive_strings_fold_like_the_evaluator() {
     w.g(r#"displayName sw "Ü""#, &["Ünits"]);
 }
 
-#[test]
-fn case_exact_strings_and_references() {
-    let w = World::new();
+fn case_exact_strings_and_references(open: fn() -> Option<Opened>) {
+    let Some(w) = World::new(open) else {
+        return;
+    };
     w.u(r#"externalId eq "Ext-1""#, &[B]);
     w.u(r#"externalId eq "ext-1""#, &[E]);
     w.u(r#"externalId ne "Ext-1""#, &[E, W, K]);
@@ -252,9 +270,10 @@ fn case_exact_strings_and_references() {
     w.g(&format!(r#"id ne "{admins}""#), &["Ünits", "all"]);
 }
 
-#[test]
-fn booleans_numbers_and_wrong_types() {
-    let w = World::new();
+fn booleans_numbers_and_wrong_types(open: fn() -> Option<Opened>) {
+    let Some(w) = World::new(open) else {
+        return;
+    };
     w.u("active eq true", &[B, W]);
     w.u("active eq false", &[E]);
     w.u("active ne true", &[E, K]);
@@ -271,9 +290,10 @@ fn booleans_numbers_and_wrong_types() {
     w.u("employeeNumber eq 701984", &[]);
 }
 
-#[test]
-fn presence_null_and_unknown_attributes() {
-    let w = World::new();
+fn presence_null_and_unknown_attributes(open: fn() -> Option<Opened>) {
+    let Some(w) = World::new(open) else {
+        return;
+    };
     w.u("title pr", &[E]);
     w.u("title eq null", &[B, W, K]);
     w.u("title ne null", &[E]);
@@ -309,9 +329,10 @@ fn presence_null_and_unknown_attributes() {
     w.g("department pr", &[]);
 }
 
-#[test]
-fn multi_valued_value_paths_and_memberships() {
-    let w = World::new();
+fn multi_valued_value_paths_and_memberships(open: fn() -> Option<Opened>) {
+    let Some(w) = World::new(open) else {
+        return;
+    };
     w.u(r#"emails eq "BJENSEN@example.com""#, &[B]);
     w.u(r#"emails.type eq "work""#, &[B, E]);
     w.u(r#"emails ne "babs@jensen.org""#, &[E, W, K]);
@@ -352,9 +373,10 @@ fn multi_valued_value_paths_and_memberships() {
     w.u(r#"groups.display eq "all""#, &[]);
 }
 
-#[test]
-fn date_times_compare_as_instants() {
-    let w = World::new();
+fn date_times_compare_as_instants(open: fn() -> Option<Opened>) {
+    let Some(w) = World::new(open) else {
+        return;
+    };
     let created = w.users[1].1["meta"]["created"]
         .as_str()
         .unwrap()
@@ -388,15 +410,16 @@ fn date_times_compare_as_instants() {
     ];
     for (input, expect_e) in cases {
         let f = filter::parse(&input).unwrap();
-        let ids = sql_ids(&w.s, ResourceKind::User, &f);
+        let ids = sql_ids(&*w.s, ResourceKind::User, &f);
         assert_eq!(ids, eval_ids(&w.users, ResourceKind::User, &f), "{input}");
         assert_eq!(ids.contains(&w.users[1].0), expect_e, "{input}");
     }
 }
 
-#[test]
-fn hostile_values_match_literally_and_harm_nothing() {
-    let w = World::new();
+fn hostile_values_match_literally_and_harm_nothing(open: fn() -> Option<Opened>) {
+    let Some(w) = World::new(open) else {
+        return;
+    };
     for v in [
         "'",
         "\"",
@@ -424,7 +447,7 @@ fn hostile_values_match_literally_and_harm_nothing() {
                         ResourceKind::User => &w.users,
                         ResourceKind::Group => &w.groups,
                     };
-                    assert_eq!(sql_ids(&w.s, kind, &f), eval_ids(all, kind, &f), "{input}");
+                    assert_eq!(sql_ids(&*w.s, kind, &f), eval_ids(all, kind, &f), "{input}");
                 }
             }
         }
@@ -441,13 +464,14 @@ fn hostile_values_match_literally_and_harm_nothing() {
     w.u(r#"displayName co "%x""#, &[]);
     w.u(r#"nickName eq "o'brien""#, &[W]);
     w.u(r#"userName eq "' OR 1=1 --""#, &[]);
-    assert_eq!(rendered(&w.s, ResourceKind::User).len(), 4);
-    assert_eq!(rendered(&w.s, ResourceKind::Group).len(), 3);
+    assert_eq!(rendered(&*w.s, ResourceKind::User).len(), 4);
+    assert_eq!(rendered(&*w.s, ResourceKind::Group).len(), 3);
 }
 
-#[test]
-fn logic_long_chains_and_deep_nesting() {
-    let w = World::new();
+fn logic_long_chains_and_deep_nesting(open: fn() -> Option<Opened>) {
+    let Some(w) = World::new(open) else {
+        return;
+    };
     w.u(r#"userName sw "b" and active eq true"#, &[B]);
     w.u(
         r#"userName sw "x" or active eq true and title eq null"#,
@@ -477,7 +501,7 @@ fn logic_long_chains_and_deep_nesting() {
     w.u(&deep, &[B, W, K]);
 }
 
-fn sorted_names(s: &SqliteStore, kind: ResourceKind, by: &str, desc: bool) -> Vec<String> {
+fn sorted_names(s: &dyn Store, kind: ResourceKind, by: &str, desc: bool) -> Vec<String> {
     let sort = Sort {
         by: by.into(),
         order: if desc {
@@ -506,10 +530,13 @@ fn sorted_names(s: &SqliteStore, kind: ResourceKind, by: &str, desc: bool) -> Ve
     out
 }
 
-#[test]
-fn sorting_folds_case_puts_missing_last_ascending_first_descending_and_breaks_ties_by_creation() {
-    let w = World::new();
-    let s = &w.s;
+fn sorting_folds_case_puts_missing_last_ascending_first_descending_and_breaks_ties_by_creation(
+    open: fn() -> Option<Opened>,
+) {
+    let Some(w) = World::new(open) else {
+        return;
+    };
+    let s: &dyn Store = &*w.s;
     let (b, e, wd, k) = (B, E, W, K);
     let u = |by: &str, desc: bool| sorted_names(s, ResourceKind::User, by, desc);
     assert_eq!(u("userName", false), [wd, b, k, e]);
@@ -878,14 +905,16 @@ fn strings(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-#[test]
-fn property_sql_equals_the_evaluator_on_random_data_and_filters() {
+fn property_sql_equals_the_evaluator_on_random_data_and_filters(open: fn() -> Option<Opened>) {
     let mut r = Rng(0x5eed_1234_abcd_0001);
-    let (_d, s) = open();
+    let Some((_guard, store)) = open() else {
+        return;
+    };
+    let s: &dyn Store = &*store;
     let mut users = Vec::new();
     for i in 0..36 {
         let body = random_user(&mut r, i);
-        users.push(create(&s, ResourceKind::User, body).id);
+        users.push(create(s, ResourceKind::User, body).id);
     }
     let mut groups: Vec<String> = Vec::new();
     for i in 0..12 {
@@ -893,7 +922,7 @@ fn property_sql_equals_the_evaluator_on_random_data_and_filters() {
         if r.chance(50) {
             body["externalId"] = json!(word(&mut r));
         }
-        let g = create(&s, ResourceKind::Group, body).id;
+        let g = create(s, ResourceKind::Group, body).id;
         let mut members: Vec<String> = Vec::new();
         for _ in 0..r.below(6) {
             members.push(r.pick(&users).clone());
@@ -904,12 +933,12 @@ fn property_sql_equals_the_evaluator_on_random_data_and_filters() {
         members.sort();
         members.dedup();
         if !members.is_empty() {
-            add_members(&s, &g, &members);
+            add_members(s, &g, &members);
         }
         groups.push(g);
     }
-    let users_r = rendered(&s, ResourceKind::User);
-    let groups_r = rendered(&s, ResourceKind::Group);
+    let users_r = rendered(s, ResourceKind::User);
+    let groups_r = rendered(s, ResourceKind::Group);
     let mut pool = Vec::new();
     for (_, v) in users_r.iter().chain(&groups_r) {
         strings(v, &mut pool);
@@ -933,7 +962,7 @@ fn property_sql_equals_the_evaluator_on_random_data_and_filters() {
             ResourceKind::Group => &groups_r,
         };
         let want = eval_ids(all, kind, &f);
-        let got = sql_ids(&s, kind, &f);
+        let got = sql_ids(s, kind, &f);
         assert_eq!(got, want, "{kind:?} {input}");
         if !want.is_empty() && want.len() < all.len() {
             matched_some += 1;
@@ -945,3 +974,34 @@ fn property_sql_equals_the_evaluator_on_random_data_and_filters() {
         "only {matched_some} filters were selective"
     );
 }
+
+/// Every test above, once per backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(super::sqlite)
+            })*
+        }
+        mod on_postgres {
+            $(#[test]
+            fn $name() {
+                super::$name(super::postgres)
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    case_insensitive_strings_fold_like_the_evaluator,
+    case_exact_strings_and_references,
+    booleans_numbers_and_wrong_types,
+    presence_null_and_unknown_attributes,
+    multi_valued_value_paths_and_memberships,
+    date_times_compare_as_instants,
+    hostile_values_match_literally_and_harm_nothing,
+    logic_long_chains_and_deep_nesting,
+    sorting_folds_case_puts_missing_last_ascending_first_descending_and_breaks_ties_by_creation,
+    property_sql_equals_the_evaluator_on_random_data_and_filters,
+);

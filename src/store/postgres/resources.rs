@@ -1,0 +1,772 @@
+//! Users and Groups: create, read, update, delete, list, references, export and import.
+
+use postgres::error::SqlState;
+
+use super::*;
+use crate::scim::events::Change;
+use crate::store::shared::search_columns;
+
+pub(super) const RESOURCE_COLUMNS: &str = "id, kind, doc, created, last_modified, version";
+
+/// A resource from a row whose first columns are [`RESOURCE_COLUMNS`], from `at` on.
+pub(super) fn into_resource(row: &postgres::Row, at: usize) -> Result<StoredResource, StoreError> {
+    let id: String = row.get(at);
+    let kind: &str = row.get(at + 1);
+    let doc = doc_of(row, at + 2, &id)?;
+    Ok(StoredResource {
+        kind: parse_kind(kind)?,
+        doc,
+        meta: Meta {
+            created: row.get(at + 3),
+            last_modified: row.get(at + 4),
+            version: row.get(at + 5),
+        },
+        id,
+    })
+}
+
+/// Maps a unique-constraint failure to the conflict SQLite reports.
+pub(super) fn conflict(
+    kind: ResourceKind,
+    doc: &Map<String, Value>,
+) -> impl FnOnce(StoreError) -> StoreError + '_ {
+    move |e| match connections::sql_state(&e) {
+        Some(&SqlState::UNIQUE_VIOLATION) => {
+            let text = |name: &str| doc.get(name).and_then(Value::as_str).unwrap_or_default();
+            match kind {
+                ResourceKind::User => StoreError::Conflict(format!(
+                    "a User with userName \"{}\" already exists",
+                    text("userName")
+                )),
+                ResourceKind::Group => StoreError::Conflict(format!(
+                    "a Group with displayName \"{}\" already exists",
+                    text("displayName")
+                )),
+            }
+        }
+        _ => e,
+    }
+}
+
+/// `SELECT {columns} FROM resources` for one resource by tenant (`$1`) and id (`$2`).
+pub(super) fn by_id_sql(columns: &str, kind: ResourceKind, lock: &str) -> String {
+    format!(
+        "SELECT {columns} FROM resources WHERE tenant = $1::text AND id = $2::text AND kind = '{}'{lock}",
+        kind_str(kind)
+    )
+}
+
+pub(super) fn pk_of(
+    db: &mut Db,
+    tenant: &str,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<Option<i64>, StoreError> {
+    Ok(db
+        .query_opt(&by_id_sql("pk", kind, ""), &[&tenant, &id])?
+        .map(|r| r.get(0)))
+}
+
+/// One page of a list: LIMIT and OFFSET are our own integers, never client text.
+pub(super) fn page_sql(where_sql: &str, order_sql: &str, limit: u64, offset: u64) -> String {
+    let limit = limit.min(i64::MAX as u64);
+    let offset = offset.min(i64::MAX as u64);
+    format!(
+        "SELECT {RESOURCE_COLUMNS} FROM resources WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit} OFFSET {offset}"
+    )
+}
+
+/// A Group's members, or the Groups a User is a direct member of, in creation order, with
+/// their current display names.
+pub(super) fn references_of(
+    db: &mut Db,
+    kind: ResourceKind,
+    pk: i64,
+) -> Result<Vec<Reference>, StoreError> {
+    let sql = match kind {
+        ResourceKind::Group => {
+            "SELECT r.id, r.kind, COALESCE(r.display_name, r.user_name) FROM memberships m
+             JOIN resources r ON r.pk = m.member_pk WHERE m.group_pk = $1 ORDER BY r.pk"
+        }
+        ResourceKind::User => {
+            "SELECT r.id, r.kind, r.display_name FROM memberships m
+             JOIN resources r ON r.pk = m.group_pk WHERE m.member_pk = $1 ORDER BY r.pk"
+        }
+    };
+    db.query(sql, &[&pk])?
+        .iter()
+        .map(|r| {
+            Ok(Reference {
+                id: r.get(0),
+                kind: parse_kind(r.get(1))?,
+                display: r.get(2),
+            })
+        })
+        .collect()
+}
+
+impl ResourceStore for PostgresStore {
+    fn create(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        res: &ValidResource,
+        password_hash: Option<String>,
+        actor: &Actor,
+    ) -> Result<StoredResource, StoreError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = now_rfc3339();
+        let c = search_columns(kind, &res.doc);
+        self.write(|db| {
+            let pk: i64 = db
+                .query_one(
+                    "INSERT INTO resources (tenant, kind, id, user_name, display_name, external_id, name_key, doc, password_hash, created, last_modified, version)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1) RETURNING pk",
+                    &[&tenant, &kind_str(kind), &id, &c.user_name, &c.display_name, &c.external_id, &c.name_key, &doc_param(&res.doc), &password_hash, &now],
+                )
+                .map_err(conflict(kind, &res.doc))?
+                .get(0);
+            unique::index(db, &self.registry, tenant, kind, pk, &res.doc)?;
+            let mut delta = MemberDelta::default();
+            if let Some(members) = &res.members {
+                set_members(db, tenant, pk, &id, members, &mut delta)?;
+            }
+            let mut subjects = Vec::new();
+            let changes = audit::resource_changes(
+                db,
+                tenant,
+                &Map::new(),
+                &res.doc,
+                password_hash.is_some(),
+                &delta,
+                &mut subjects,
+            )?;
+            audit::append(
+                db,
+                actor,
+                audit::Entry {
+                    tenant,
+                    operation: "create",
+                    resource_type: kind.name(),
+                    resource_id: &id,
+                    resource_name: audit::resource_name(kind, &res.doc),
+                    changes,
+                    subjects,
+                },
+            )?;
+            let meta = Meta {
+                created: now.clone(),
+                last_modified: now.clone(),
+                version: 1,
+            };
+            let refs = match kind {
+                ResourceKind::Group => Some(references_of(db, kind, pk)?),
+                ResourceKind::User => None,
+            };
+            let change = Change::created(&res.doc, &meta, refs.as_deref());
+            events::append(db, actor, tenant, kind, &id, &change)
+        })?;
+        Ok(StoredResource {
+            id,
+            kind,
+            doc: res.doc.clone(),
+            meta: Meta {
+                created: now.clone(),
+                last_modified: now,
+                version: 1,
+            },
+        })
+    }
+
+    fn get(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        self.pool.read_one(|db| {
+            db.query_opt(&by_id_sql(RESOURCE_COLUMNS, kind, ""), &[&tenant, &id])?
+                .map(|row| into_resource(&row, 0))
+                .transpose()
+        })
+    }
+
+    fn update(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        actor: &Actor,
+        op: UpdateOp,
+        apply: &mut UpdateFn<'_>,
+    ) -> Result<(StoredResource, bool), StoreError> {
+        self.write(|db| {
+            // The row stays locked until commit: concurrent updates of this resource, in this
+            // process or another, wait and then see this one's result. NO KEY: memberships
+            // may still reference the row meanwhile (their foreign keys lock it KEY SHARE).
+            let row = db
+                .query_opt(
+                    &by_id_sql(&format!("pk, {RESOURCE_COLUMNS}"), kind, " FOR NO KEY UPDATE"),
+                    &[&tenant, &id],
+                )?
+                .ok_or(StoreError::NotFound)?;
+            let pk: i64 = row.get(0);
+            let current = into_resource(&row, 1)?;
+            let update = apply(&current).map_err(StoreError::Rejected)?;
+            let mut delta = MemberDelta::default();
+            match kind {
+                ResourceKind::Group => {
+                    apply_member_changes(
+                        db,
+                        &self.registry,
+                        tenant,
+                        pk,
+                        id,
+                        &update.members,
+                        &mut delta,
+                    )?;
+                }
+                ResourceKind::User if update.members.is_empty() => {}
+                ResourceKind::User => {
+                    return Err(StoreError::InvalidReference(
+                        "a User has no members; its groups are changed through the Groups".into(),
+                    ))
+                }
+            };
+            // A member removed and added back by one request leaves the group as it was: its
+            // version (and ETag) must not move.
+            let delta = delta.net();
+            let password_changed = update.password != PasswordUpdate::Keep;
+            if update.doc == current.doc && !password_changed && delta.is_empty() {
+                return Ok((current, false));
+            }
+            let now = now_rfc3339();
+            let c = search_columns(kind, &update.doc);
+            let (set_password, password_hash) = match &update.password {
+                PasswordUpdate::Keep => (false, None),
+                PasswordUpdate::Set(h) => (true, Some(h.as_str())),
+                PasswordUpdate::Clear => (true, None),
+            };
+            db.execute(
+                "UPDATE resources SET user_name = $1, display_name = $2, external_id = $3, name_key = $4,
+                 doc = $5, password_hash = CASE WHEN $6 THEN $7 ELSE password_hash END,
+                 last_modified = $8, version = version + 1 WHERE pk = $9",
+                &[&c.user_name, &c.display_name, &c.external_id, &c.name_key, &doc_param(&update.doc), &set_password, &password_hash, &now, &pk],
+            )
+            .map_err(conflict(kind, &update.doc))?;
+            unique::index(db, &self.registry, tenant, kind, pk, &update.doc)?;
+            let mut subjects = Vec::new();
+            let changes = audit::resource_changes(
+                db,
+                tenant,
+                &current.doc,
+                &update.doc,
+                password_changed,
+                &delta,
+                &mut subjects,
+            )?;
+            audit::append(
+                db,
+                actor,
+                audit::Entry {
+                    tenant,
+                    operation: op.as_str(),
+                    resource_type: kind.name(),
+                    resource_id: id,
+                    resource_name: audit::resource_name(kind, &update.doc),
+                    changes,
+                    subjects,
+                },
+            )?;
+            let meta = Meta {
+                created: current.meta.created.clone(),
+                last_modified: now,
+                version: current.meta.version + 1,
+            };
+            let change = match op {
+                UpdateOp::Replace => {
+                    let refs = match kind {
+                        ResourceKind::Group => Some(references_of(db, kind, pk)?),
+                        ResourceKind::User => None,
+                    };
+                    Change::replaced(&current.doc, &update.doc, &meta, refs.as_deref())
+                }
+                UpdateOp::Patch => Change::patched(
+                    self.registry.resource(kind),
+                    &current.doc,
+                    &update.doc,
+                    &meta,
+                    &delta.added,
+                    &delta.removed,
+                ),
+            };
+            events::append(db, actor, tenant, kind, id, &change)?;
+            Ok((
+                StoredResource {
+                    id: id.to_string(),
+                    kind,
+                    doc: update.doc,
+                    meta,
+                },
+                true,
+            ))
+        })
+    }
+
+    fn delete(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+        actor: &Actor,
+        check: &mut CheckFn<'_>,
+    ) -> Result<(), StoreError> {
+        self.write(|db| {
+            let row = db
+                .query_opt(
+                    &by_id_sql(
+                        "pk, CASE kind WHEN 'User' THEN user_name ELSE display_name END,
+                         created, last_modified, version, external_id",
+                        kind,
+                        " FOR UPDATE",
+                    ),
+                    &[&tenant, &id],
+                )?
+                .ok_or(StoreError::NotFound)?;
+            let pk: i64 = row.get(0);
+            let name: Option<String> = row.get(1);
+            let meta = Meta {
+                created: row.get(2),
+                last_modified: row.get(3),
+                version: row.get(4),
+            };
+            let external_id: Option<String> = row.get(5);
+            check(&meta).map_err(StoreError::Rejected)?;
+            // What the delete takes with it: a User leaves its groups (named, so "who removed
+            // Alice from Finance" finds the delete); a Group's member count.
+            let mut changes = Map::new();
+            let mut subjects = Vec::new();
+            match kind {
+                ResourceKind::User => {
+                    let groups: Vec<String> = references_of(db, kind, pk)?
+                        .into_iter()
+                        .map(|r| r.id)
+                        .collect();
+                    if !groups.is_empty() {
+                        let described = audit::describe(db, tenant, &groups, &mut subjects)?;
+                        changes.insert("groups".into(), described);
+                    }
+                }
+                ResourceKind::Group => {
+                    let n: i64 = db
+                        .query_one(
+                            "SELECT count(*) FROM memberships WHERE group_pk = $1",
+                            &[&pk],
+                        )?
+                        .get(0);
+                    changes.insert("memberCount".into(), Value::from(n));
+                }
+            }
+            audit::append(
+                db,
+                actor,
+                audit::Entry {
+                    tenant,
+                    operation: "delete",
+                    resource_type: kind.name(),
+                    resource_id: id,
+                    resource_name: name.as_deref(),
+                    changes,
+                    subjects,
+                },
+            )?;
+            events::append(db, actor, tenant, kind, id, &Change::deleted(external_id))?;
+            // Membership rows go with it (ON DELETE CASCADE).
+            db.execute("DELETE FROM resources WHERE pk = $1", &[&pk])?;
+            Ok(())
+        })
+    }
+
+    fn list(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        filter: Option<&Filter>,
+        sort: Option<&Sort>,
+        page: Page,
+        base: &str,
+    ) -> Result<(u64, Vec<StoredResource>), StoreError> {
+        let q = query::compile(tenant, self.registry.resource(kind), filter, sort, base);
+        let args = query::params(&q.args);
+        let offset = page.start_index.saturating_sub(1);
+        let first_only = offset == 0 && page.count > 0;
+        let page_rows = |db: &mut Db| -> Result<Vec<StoredResource>, StoreError> {
+            if page.count == 0 {
+                return Ok(Vec::new());
+            }
+            db.query(
+                &page_sql(&q.where_sql, &q.order_sql, page.count, offset),
+                &args,
+            )?
+            .iter()
+            .map(|r| into_resource(r, 0))
+            .collect()
+        };
+        // A first page that is not full holds every match: its length is the count. That
+        // spares the count query (and a transaction around both) on every IdP lookup.
+        if first_only {
+            let rows = self.pool.read_one(page_rows)?;
+            if (rows.len() as u64) < page.count {
+                return Ok((rows.len() as u64, rows));
+            }
+        }
+        self.read(|db| {
+            let rows = page_rows(db)?;
+            let total: i64 = db
+                .query_one(
+                    &format!("SELECT count(*) FROM resources WHERE {}", q.where_sql),
+                    &args,
+                )?
+                .get(0);
+            Ok((total.max(0) as u64, rows))
+        })
+    }
+
+    fn references(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Vec<Reference>, StoreError> {
+        self.read(|db| {
+            let Some(pk) = pk_of(db, tenant, kind, id)? else {
+                return Ok(Vec::new());
+            };
+            references_of(db, kind, pk)
+        })
+    }
+
+    fn export(&self, tenant: Option<&str>, each: &mut ExportFn<'_>) -> Result<(), StoreError> {
+        self.read(|db| transfer::export(db, tenant, each))
+    }
+
+    fn import(
+        &self,
+        batch: &[ImportResource],
+        actor: &Actor,
+    ) -> Result<Vec<ImportOutcome>, ImportFailed> {
+        let mut failed_at = None;
+        self.write(|db| transfer::import(db, &self.registry, batch, actor, &mut failed_at))
+            .map_err(|source| ImportFailed {
+                index: failed_at,
+                source,
+            })
+    }
+
+    fn resource_counts(&self) -> Result<Vec<ResourceCount>, StoreError> {
+        self.read(|db| {
+            let rows = db.query(
+                "SELECT t.name, k.kind,
+                        (SELECT count(*) FROM resources r WHERE r.tenant = t.name AND r.kind = k.kind)
+                 FROM tenants t, (VALUES ('User'), ('Group')) AS k(kind)
+                 ORDER BY t.name, k.kind DESC",
+                &[],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    let count: i64 = r.get(2);
+                    Ok(ResourceCount {
+                        tenant: r.get(0),
+                        kind: parse_kind(r.get(1))?,
+                        count: count.max(0) as u64,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::postgres::test_support::*;
+
+    #[test]
+    fn list_totals_with_and_without_the_count_query() {
+        let Some((_d, s)) = store() else {
+            return;
+        };
+        for i in 0..5 {
+            s.create(T, ResourceKind::User, &user(&format!("t{i}")), None, &A)
+                .unwrap();
+        }
+        let f = crate::scim::filter::parse(r#"userName sw "t""#).unwrap();
+        for (start_index, count, rows) in [
+            (1, 10, 5),
+            (1, 5, 5),
+            (1, 2, 2),
+            (3, 10, 3),
+            (6, 10, 0),
+            (1, 0, 0),
+        ] {
+            let (total, got) = s
+                .list(
+                    T,
+                    ResourceKind::User,
+                    Some(&f),
+                    None,
+                    Page { start_index, count },
+                    BASE,
+                )
+                .unwrap();
+            assert_eq!(
+                (total, got.len()),
+                (5, rows),
+                "startIndex {start_index} count {count}"
+            );
+        }
+        let none = crate::scim::filter::parse(r#"userName eq "nobody""#).unwrap();
+        let (total, got) = s
+            .list(T, ResourceKind::User, Some(&none), None, PAGE, BASE)
+            .unwrap();
+        assert_eq!((total, got.len()), (0, 0));
+    }
+
+    #[test]
+    fn user_name_is_unique_case_insensitively_and_keeps_its_case() {
+        let Some((_d, s)) = store() else {
+            return;
+        };
+        let a = s
+            .create(T, ResourceKind::User, &user("Alice@Example.com"), None, &A)
+            .unwrap();
+        let e = s
+            .create(T, ResourceKind::User, &user("alice@example.COM"), None, &A)
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)));
+        let got = s.get(T, ResourceKind::User, &a.id).unwrap().unwrap();
+        assert_eq!(got.doc["userName"], "Alice@Example.com");
+        let f = crate::scim::filter::parse(r#"userName eq "ALICE@example.com""#).unwrap();
+        let (n, rows) = s
+            .list(T, ResourceKind::User, Some(&f), None, PAGE, BASE)
+            .unwrap();
+        assert_eq!((n, rows[0].id.as_str()), (1, a.id.as_str()));
+    }
+
+    #[test]
+    fn unique_names_use_the_unicode_case_fold_of_eq() {
+        let Some((_d, s)) = store() else {
+            return;
+        };
+        let group = |name: &str| {
+            validate(
+                REG.resource(ResourceKind::Group),
+                &json!({"displayName": name}),
+            )
+            .unwrap()
+        };
+        for (kind, first, second) in [
+            (ResourceKind::User, user("ÉMILE"), user("émile")),
+            // KELVIN SIGN folds to k.
+            (ResourceKind::User, user("\u{212a}im"), user("KIM")),
+            (ResourceKind::Group, group("ÄRGER"), group("ärger")),
+        ] {
+            let a = s.create(T, kind, &first, None, &A).unwrap();
+            let e = s.create(T, kind, &second, None, &A).unwrap_err();
+            assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+            // A rename onto the other spelling collides too.
+            let other = match kind {
+                ResourceKind::User => user("other"),
+                ResourceKind::Group => group("other"),
+            };
+            let b = s.create(T, kind, &other, None, &A).unwrap();
+            let rename = s.update(T, kind, &b.id, &A, UpdateOp::Replace, &mut |_| {
+                Ok(crate::store::ResourceUpdate {
+                    doc: second.doc.clone(),
+                    password: PasswordUpdate::Keep,
+                    members: Vec::new(),
+                })
+            });
+            assert!(matches!(rename, Err(StoreError::Conflict(_))), "{rename:?}");
+            s.delete(T, kind, &b.id, &A, &mut |_| Ok(())).unwrap();
+            let attr = if kind == ResourceKind::User {
+                "userName"
+            } else {
+                "displayName"
+            };
+            let name = second.doc[attr].as_str().unwrap();
+            let f = crate::scim::filter::parse(&format!("{attr} eq \"{name}\"")).unwrap();
+            let (n, rows) = s.list(T, kind, Some(&f), None, PAGE, BASE).unwrap();
+            assert_eq!((n, rows[0].id.as_str()), (1, a.id.as_str()));
+        }
+    }
+
+    #[test]
+    fn update_bumps_version_only_on_change() {
+        let Some((_d, s)) = store() else {
+            return;
+        };
+        let u = s
+            .create(T, ResourceKind::User, &user("u1"), None, &A)
+            .unwrap();
+        let put = |s: &PostgresStore, id: &str, name: &str| {
+            let doc = user(name).doc;
+            let mut f = |_: &StoredResource| {
+                Ok(crate::store::ResourceUpdate {
+                    doc: doc.clone(),
+                    password: PasswordUpdate::Keep,
+                    members: Vec::new(),
+                })
+            };
+            s.update(T, ResourceKind::User, id, &A, UpdateOp::Patch, &mut f)
+        };
+        let (same, changed) = put(&s, &u.id, "u1").unwrap();
+        assert_eq!((same.meta.version, changed), (1, false));
+        let (other, changed) = put(&s, &u.id, "u2").unwrap();
+        assert_eq!((other.meta.version, changed), (2, true));
+        assert!(matches!(put(&s, "nope", "x"), Err(StoreError::NotFound)));
+        // Users have no members.
+        let mut f = |cur: &StoredResource| {
+            Ok(crate::store::ResourceUpdate {
+                doc: cur.doc.clone(),
+                password: PasswordUpdate::Keep,
+                members: vec![MemberChange::Clear],
+            })
+        };
+        assert!(s
+            .update(T, ResourceKind::User, &u.id, &A, UpdateOp::Patch, &mut f)
+            .is_err());
+    }
+
+    /// Writers run at once on PostgreSQL: concurrent PATCHes of one group (each adding its own
+    /// member) all land, none loses another's change, and the version counts every one.
+    #[test]
+    fn concurrent_member_patches_of_one_group_all_land() {
+        use crate::scim::resource::MemberInput;
+        let Some((_d, s)) = store() else {
+            return;
+        };
+        let ids: Vec<String> = (0..12)
+            .map(|i| {
+                s.create(T, ResourceKind::User, &user(&format!("c{i}")), None, &A)
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        let g = validate(
+            REG.resource(ResourceKind::Group),
+            &json!({"displayName": "busy"}),
+        )
+        .unwrap();
+        let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
+        std::thread::scope(|scope| {
+            for chunk in ids.chunks(3) {
+                let (s, g) = (&s, &g);
+                scope.spawn(move || {
+                    for id in chunk {
+                        let mut f = |cur: &StoredResource| {
+                            Ok(crate::store::ResourceUpdate {
+                                doc: cur.doc.clone(),
+                                password: PasswordUpdate::Keep,
+                                members: vec![MemberChange::Add(vec![MemberInput {
+                                    value: id.clone(),
+                                    kind: None,
+                                }])],
+                            })
+                        };
+                        s.update(T, ResourceKind::Group, &g.id, &A, UpdateOp::Patch, &mut f)
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let members = s.references(T, ResourceKind::Group, &g.id).unwrap();
+        assert_eq!(members.len(), ids.len());
+        let now = s.get(T, ResourceKind::Group, &g.id).unwrap().unwrap();
+        assert_eq!(now.meta.version, 1 + ids.len() as i64);
+    }
+
+    /// Two creates of one userName at once: one wins, the other is the Conflict SQLite gives.
+    #[test]
+    fn racing_creates_of_one_name_conflict() {
+        let Some((_d, s)) = store() else {
+            return;
+        };
+        let results: Vec<Result<StoredResource, StoreError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|i| {
+                    let s = &s;
+                    scope.spawn(move || {
+                        let name = if i % 2 == 0 { "Race" } else { "RACE" };
+                        s.create(T, ResourceKind::User, &user(name), None, &A)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+        for r in results.iter().filter(|r| r.is_err()) {
+            match r {
+                Err(StoreError::Conflict(m)) => assert!(m.contains("already exists"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        s.writable().unwrap();
+    }
+
+    /// Text PostgreSQL cannot hold (NUL) is refused as a bad value, and nothing is stored.
+    #[test]
+    fn nul_characters_are_refused_and_store_nothing() {
+        let Some((_d, s)) = store() else {
+            return;
+        };
+        let e = s
+            .create(T, ResourceKind::User, &user("a\u{0}b"), None, &A)
+            .unwrap_err();
+        assert!(matches!(e, StoreError::InvalidReference(_)), "{e:?}");
+        let (n, _) = s
+            .list(T, ResourceKind::User, None, None, PAGE, BASE)
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    /// The lookups every IdP makes use their indexes (the planner's choice on a table with
+    /// enough rows that a scan would cost more).
+    #[test]
+    fn name_lookups_use_their_indexes() {
+        let Some((_d, s)) = store() else {
+            return;
+        };
+        for i in 0..300 {
+            s.create(T, ResourceKind::User, &user(&format!("p{i}")), None, &A)
+                .unwrap();
+        }
+        s.pool
+            .with_client(|c| Ok(c.batch_execute("ANALYZE resources")?))
+            .unwrap();
+        for (filter, index) in [
+            (r#"userName eq "P7""#, "users_name_key"),
+            (r#"externalId eq "e-1""#, "resources_external_id"),
+            (r#"id eq "x""#, "resources_tenant_id"),
+        ] {
+            let f = crate::scim::filter::parse(filter).unwrap();
+            let q = query::compile(T, REG.resource(ResourceKind::User), Some(&f), None, BASE);
+            let plan: Vec<String> = s
+                .read(|db| {
+                    Ok(db
+                        .query(
+                            &format!("EXPLAIN {}", page_sql(&q.where_sql, &q.order_sql, 100, 0)),
+                            &query::params(&q.args),
+                        )?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect())
+                })
+                .unwrap();
+            assert!(
+                plan.iter().any(|l| l.contains(index)),
+                "{filter}: {plan:#?}"
+            );
+        }
+    }
+}
