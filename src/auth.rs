@@ -411,7 +411,7 @@ impl Authenticator {
 }
 
 /// Whether an RFC 3339 expiry has passed; an unreadable one counts as passed (fail closed).
-fn expired(expires: &str) -> bool {
+pub(crate) fn expired(expires: &str) -> bool {
     match time::OffsetDateTime::parse(expires, &Rfc3339) {
         Ok(at) => time::OffsetDateTime::now_utc() >= at,
         Err(e) => {

@@ -8,11 +8,13 @@ use serde::Deserialize;
 
 use crate::store::sqlite::Synchronous;
 
+mod admin;
 mod events;
 mod extensions;
 pub mod listen;
 mod toml_words;
 
+pub use admin::AdminConfig;
 pub use events::EventsConfig;
 
 pub const DEFAULT_CONFIG_FILE: &str = "scim.toml";
@@ -75,6 +77,8 @@ struct RawConfig {
     metrics: Option<RawMetrics>,
     /// `[events]`: provisioning events (retention, issuer, push receivers).
     events: Option<events::RawEvents>,
+    /// `[admin]`: the admin console.
+    admin: Option<admin::RawAdmin>,
     /// `[[extension]]`: schema extensions with the admin's custom attributes.
     extension: Option<Vec<toml::Spanned<extensions::RawExtension>>>,
 }
@@ -150,6 +154,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[events]`: provisioning events.
     pub events: EventsConfig,
+    /// `[admin]`: the admin console at /admin/.
+    pub admin: AdminConfig,
     pub behind_tls_proxy: bool,
     /// Peers whose `X-Forwarded-For` / `Forwarded` give the client address (empty: none).
     pub trusted_proxies: Vec<crate::http::forwarded::IpRange>,
@@ -613,6 +619,8 @@ impl Config {
             ));
         }
         let events = events::validate(raw.events, &origin, text)?;
+        let local_only = !behind_tls_proxy && listen_addrs.iter().all(|a| a.ip().is_loopback());
+        let admin = admin::validate(raw.admin, local_only, &origin, text)?;
         Ok(Config {
             origin,
             path: None,
@@ -629,6 +637,7 @@ impl Config {
             audit_retention_days,
             metrics,
             events,
+            admin,
             behind_tls_proxy,
             trusted_proxies: raw.trusted_proxies.unwrap_or_default(),
             synchronous,
@@ -825,6 +834,8 @@ mod tests {
         );
         assert_eq!(c.events.push_timing, crate::events::push::Timing::default());
         assert_eq!(c.events.push.len(), 1);
+        // The example listens on loopback, where the console is on by default.
+        assert_eq!(c.admin, AdminConfig::defaults(true));
     }
 
     #[test]

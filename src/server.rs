@@ -235,6 +235,7 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
             config.metrics.token.as_deref(),
             config.behind_tls_proxy,
         ),
+        console: crate::api::admin::Console::new(&config.admin),
     });
     if !config.trusted_proxies.is_empty() {
         let list: Vec<String> = config
@@ -294,6 +295,13 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     };
     if let Some(addr) = metrics_http.as_deref().map(HttpServer::local_addr) {
         log::info!("serving metrics on {addr} (/metrics, /healthz)");
+    }
+    if config.admin.enabled {
+        log::info!(
+            "admin console at {}://{}/admin/ (log in with a token of scope admin)",
+            if https { "https" } else { "http" },
+            http.local_addr()
+        );
     }
     if let Some(events) = issuer_after_bind {
         // The default issuer names the address actually bound (the config may say port 0).

@@ -175,6 +175,7 @@ fn execute(
             // RFC 7644 §3.7: `version` is the ETag a PUT/PATCH/DELETE expects.
             if_match: op.version.clone().filter(|_| method != Method::Post),
             if_none_match: None,
+            ..Headers::default()
         },
         body,
         remote: ctx.req.remote,
@@ -188,10 +189,12 @@ fn execute(
         base: ctx.base.clone(),
         via: Via::Bulk,
         txn: ctx.txn.clone(),
+        quirks: std::cell::RefCell::new(Vec::new()),
     };
     let response = app
         .route(&inner, &segs)
         .unwrap_or_else(|e| error_response(&e));
+    ctx.note_quirks(&inner.quirks.borrow());
     let json: Option<Value> = serde_json::from_slice(&response.body).ok();
     let ok = (200..300).contains(&response.status);
     let created_id = json

@@ -1,6 +1,7 @@
 //! Endpoint handlers: the only layer that sees both HTTP and the store. Routing, auth,
 //! media types, and the one mapping from store errors to SCIM errors.
 
+pub mod admin;
 mod bulk;
 mod discovery;
 pub mod events;
@@ -10,6 +11,7 @@ pub mod quirks;
 mod resources;
 mod search;
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +20,7 @@ use serde_json::Value;
 use crate::auth::{self, AuthFailure, Authenticator, Principal};
 use crate::http::query;
 use crate::http::{Request, Response};
+use crate::scim::patch::Quirk;
 use crate::scim::resource::Meta;
 use crate::scim::{ResourceKind, ScimError};
 use crate::store::{Actor, Store, StoreError, TokenScope, Via};
@@ -49,6 +52,8 @@ pub struct App {
     pub events: Arc<crate::events::Events>,
     /// Longest wait of a long poll for events (below the request deadline).
     pub long_poll: std::time::Duration,
+    /// The admin console at /admin/ and its request inspector.
+    pub console: admin::Console,
 }
 
 pub const BASE_PATH: &str = "/scim/v2";
@@ -180,9 +185,22 @@ pub struct Ctx<'a> {
     /// The request's transaction id: every change it makes (each operation of a Bulk
     /// request too) reports it as its events' `txn`.
     pub txn: String,
+    /// The PATCH dialect steps the request needed (its Bulk operations' too), for the
+    /// console's request inspector.
+    pub quirks: RefCell<Vec<Quirk>>,
 }
 
 impl Ctx<'_> {
+    /// Notes dialect steps the request needed, each once.
+    pub fn note_quirks(&self, quirks: &[Quirk]) {
+        let mut seen = self.quirks.borrow_mut();
+        for q in quirks {
+            if !seen.contains(q) {
+                seen.push(*q);
+            }
+        }
+    }
+
     /// Who the audit log names for a change made by this request.
     pub fn actor(&self) -> Actor {
         Actor::token(
@@ -220,12 +238,42 @@ impl Ctx<'_> {
     }
 }
 
+/// What dispatch learnt about a request besides its response.
+#[derive(Default)]
+struct Seen {
+    /// The tenant of an authenticated request.
+    tenant: Option<String>,
+    /// A request for the SCIM API (authenticated or not), which the inspector keeps.
+    scim: bool,
+    quirks: Vec<Quirk>,
+}
+
+impl Seen {
+    fn scim(tenant: Option<String>) -> Seen {
+        Seen {
+            tenant,
+            scim: true,
+            quirks: Vec::new(),
+        }
+    }
+}
+
 impl App {
-    /// The main listener's handler: counts every request for `/metrics`.
+    /// The main listener's handler: counts every request for `/metrics`, and hands each SCIM
+    /// request with its response to the console's inspector.
     pub fn handle(&self, req: &Request) -> Response {
         let started = Instant::now();
-        let (response, tenant) = self.dispatch(req);
-        self.observe(req, &response, tenant.as_deref(), started);
+        let (response, seen) = self.dispatch(req);
+        self.observe(req, &response, seen.tenant.as_deref(), started);
+        if seen.scim {
+            self.console.inspector.capture(&admin::inspector::Seen {
+                req,
+                response: &response,
+                tenant: seen.tenant.as_deref(),
+                quirks: &seen.quirks,
+                elapsed: started.elapsed(),
+            });
+        }
         response
     }
 
@@ -239,18 +287,21 @@ impl App {
         );
     }
 
-    /// The response, and the tenant of an authenticated request.
-    fn dispatch(&self, req: &Request) -> (Response, Option<String>) {
+    /// The response, and what else the request was.
+    fn dispatch(&self, req: &Request) -> (Response, Seen) {
         let path = req.path.trim_end_matches('/');
         if path == "/healthz" {
-            return (metrics::health(self, req), None);
+            return (metrics::health(self, req), Seen::default());
         }
         if path == "/metrics" {
             let trust = self.metrics_access.loopback_trusted_on_main;
-            return (metrics::serve(self, req, trust), None);
+            return (metrics::serve(self, req, trust), Seen::default());
         }
         if path == events::JWKS_PATH && matches!(req.method.as_str(), "GET" | "HEAD") {
-            return (events::jwks(self), None);
+            return (events::jwks(self), Seen::default());
+        }
+        if self.console.enabled && admin::is_console(&req.path) {
+            return (admin::handle(self, req), Seen::default());
         }
         let Some(rest) = path
             .strip_prefix(BASE_PATH)
@@ -259,21 +310,36 @@ impl App {
             let e = ScimError::not_found(format!(
                 "no endpoint at {path}; SCIM lives under {BASE_PATH}"
             ));
-            return (error_response(&e), None);
+            return (error_response(&e), Seen::default());
         };
         let (url_tenant, rest) = split_tenant(rest);
         let principal = match self.authenticate(req) {
             Ok(p) => p,
-            Err(e) => return (e, None),
+            Err(e) => return (e, Seen::scim(None)),
         };
         let name = principal.token_name.clone();
         let tenant = principal.tenant.clone();
+        // A console token is no SCIM credential, on any URL (a SCIM token never opens the
+        // console either).
+        if principal.scope == TokenScope::Admin {
+            let e = ScimError::new(
+                403,
+                None,
+                format!(
+                    "this token is for the admin console (/admin/) only, not {} {}; the SCIM API needs a token of scope read-write, read-only or events",
+                    req.method, req.path
+                ),
+            );
+            let mut response = error_response(&e);
+            response.principal = Some(name);
+            return (response, Seen::scim(Some(tenant)));
+        }
         // Another tenant's URL, existing or not, is a place this token does not have: 404 like
         // any other, and not a failed credential (the token was valid).
         if url_tenant.is_some_and(|t| t != principal.tenant) {
             let mut response = error_response(&no_endpoint(&req.path, &principal));
             response.principal = Some(name);
-            return (response, Some(tenant));
+            return (response, Seen::scim(Some(tenant)));
         }
         let ctx = Ctx {
             req,
@@ -282,6 +348,7 @@ impl App {
             principal,
             via: Via::Api,
             txn: crate::store::new_txn(),
+            quirks: RefCell::new(Vec::new()),
         };
         let segments: Vec<String> = rest
             .split('/')
@@ -313,7 +380,11 @@ impl App {
         };
         let mut response = routed.unwrap_or_else(|e| error_response(&e));
         response.principal = Some(name);
-        (response, Some(tenant))
+        let seen = Seen {
+            quirks: ctx.quirks.take(),
+            ..Seen::scim(Some(tenant))
+        };
+        (response, seen)
     }
 
     /// The principal, or the finished 401 / 429 response. Which URL the token was sent to
@@ -349,6 +420,16 @@ impl App {
     /// form, so every URL in a response (`meta.location`, `$ref`, `Location`, discovery) is one
     /// the client can use as it is.
     fn base_url(&self, req: &Request, url_tenant: Option<&str>) -> String {
+        let origin = self.origin(req);
+        match url_tenant {
+            Some(t) => format!("{origin}{BASE_PATH}/{t}"),
+            None => format!("{origin}{BASE_PATH}"),
+        }
+    }
+
+    /// `https://host`: the scheme and the request's `Host` when it is a plain host name (else
+    /// the listen address).
+    fn origin(&self, req: &Request) -> String {
         let scheme = if req.secure || self.https {
             "https"
         } else {
@@ -364,10 +445,7 @@ impl App {
                         .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
             })
             .unwrap_or(&self.default_host);
-        match url_tenant {
-            Some(t) => format!("{scheme}://{host}{BASE_PATH}/{t}"),
-            None => format!("{scheme}://{host}{BASE_PATH}"),
-        }
+        format!("{scheme}://{host}")
     }
 
     fn route(&self, ctx: &Ctx, segs: &[&str]) -> Result<Response, ScimError> {

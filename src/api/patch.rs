@@ -13,7 +13,10 @@ use crate::store::{PasswordUpdate, Refusal, ResourceUpdate, StoreError, StoredRe
 pub fn patch(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response, ScimError> {
     let body = ctx.json_body()?;
     let mut quirks = Quirks::default();
-    let ops = patch::parse(&body, &mut quirks)?;
+    let parsed = patch::parse(&body, &mut quirks);
+    // The inspector shows the steps a request needed, also when it failed after them.
+    ctx.note_quirks(quirks.list());
+    let ops = parsed?;
     // PBKDF2 is slow on purpose: hash a new password before taking the write lock.
     let prehashed = match last_password(&ops) {
         Some(p) => Some((p.to_string(), hash(app, p)?)),
@@ -44,22 +47,19 @@ pub fn patch(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Respo
             members: outcome.members,
         })
     };
-    let (stored, changed) = app
-        .store
-        .update(
-            &ctx.principal.tenant,
-            kind,
-            id,
-            &ctx.actor(),
-            UpdateOp::Patch,
-            &mut apply,
-        )
-        .map_err(|e| match e {
-            StoreError::NotFound => {
-                ScimError::not_found(format!("{} \"{id}\" not found", kind.name()))
-            }
-            other => other.into(),
-        })?;
+    let updated = app.store.update(
+        &ctx.principal.tenant,
+        kind,
+        id,
+        &ctx.actor(),
+        UpdateOp::Patch,
+        &mut apply,
+    );
+    ctx.note_quirks(quirks.list());
+    let (stored, changed) = updated.map_err(|e| match e {
+        StoreError::NotFound => ScimError::not_found(format!("{} \"{id}\" not found", kind.name())),
+        other => other.into(),
+    })?;
     app.quirks.record(
         &ctx.principal.token_id,
         &ctx.principal.token_name,

@@ -223,7 +223,7 @@ pub struct TokenArgs {
     /// The tenant the token belongs to
     #[arg(long, value_name = "NAME", default_value = DEFAULT_TENANT)]
     tenant: String,
-    /// read-only tokens may GET and POST …/.search only
+    /// read-only tokens may GET and POST …/.search only; admin tokens open the console only
     #[arg(long, value_enum, default_value_t = ScopeChoice::ReadWrite)]
     scope: ScopeChoice,
     /// When the token stops working: an RFC 3339 time (2027-01-31T00:00:00Z) or a duration
@@ -238,6 +238,8 @@ pub enum ScopeChoice {
     ReadOnly,
     /// Only the provisioning event feed (POST …/Events)
     Events,
+    /// Only the admin console at /admin/ (never the SCIM API)
+    Admin,
 }
 
 #[derive(Subcommand, Debug)]
@@ -734,6 +736,7 @@ fn token_options(
         ScopeChoice::ReadWrite => TokenScope::ReadWrite,
         ScopeChoice::ReadOnly => TokenScope::ReadOnly,
         ScopeChoice::Events => TokenScope::Events,
+        ScopeChoice::Admin => TokenScope::Admin,
     };
     Ok((
         args.tenant.clone(),

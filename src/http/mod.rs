@@ -17,15 +17,24 @@ pub struct Headers {
     pub host: Option<String>,
     pub if_match: Option<String>,
     pub if_none_match: Option<String>,
+    /// Read by the admin console only (the request inspector's IdP guess, its session
+    /// cookie, its login form's origin check). Never a reason to refuse a request: repeated
+    /// lines are joined and bytes that are not UTF-8 become U+FFFD.
+    pub user_agent: Option<String>,
+    pub cookie: Option<String>,
+    pub origin: Option<String>,
 }
 
 /// Names of the headers copied into [`Headers`].
-pub const READ_HEADERS: [&str; 5] = [
+pub const READ_HEADERS: [&str; 8] = [
     "Authorization",
     "Content-Type",
     "Host",
     "If-Match",
     "If-None-Match",
+    "User-Agent",
+    "Cookie",
+    "Origin",
 ];
 
 #[derive(Debug, Clone, Default)]

@@ -274,6 +274,14 @@ pub fn parse_head(
             combine(&mut headers.if_match, name, h.value)?;
         } else if name.eq_ignore_ascii_case("if-none-match") {
             combine(&mut headers.if_none_match, name, h.value)?;
+        } else if name.eq_ignore_ascii_case("user-agent") {
+            combine_lossy(&mut headers.user_agent, ", ", h.value);
+        } else if name.eq_ignore_ascii_case("cookie") {
+            // RFC 6265 §5.4 says one line; a proxy that split it joins back with "; ".
+            combine_lossy(&mut headers.cookie, "; ", h.value);
+        } else if name.eq_ignore_ascii_case("origin") {
+            // Two origins are no origin the console accepts (it compares the whole value).
+            combine_lossy(&mut headers.origin, ", ", h.value);
         } else if name.eq_ignore_ascii_case("x-forwarded-for") {
             combine_bytes(&mut x_forwarded_for, h.value);
         } else if name.eq_ignore_ascii_case("forwarded") {
@@ -352,6 +360,19 @@ fn combine(slot: &mut Option<String>, name: &str, value: &[u8]) -> Result<(), Wi
         None => *slot = Some(value.to_string()),
     }
     Ok(())
+}
+
+/// Joins repeated lines of a header only the console reads, with bytes that are not UTF-8
+/// as U+FFFD: such a header never refuses a SCIM request, which does not use it.
+fn combine_lossy(slot: &mut Option<String>, separator: &str, value: &[u8]) {
+    let value = String::from_utf8_lossy(value);
+    match slot {
+        Some(existing) => {
+            existing.push_str(separator);
+            existing.push_str(&value);
+        }
+        None => *slot = Some(value.into_owned()),
+    }
 }
 
 /// Joins repeated lines of a list header, in order (RFC 9110 §5.3).
@@ -871,6 +892,23 @@ mod tests {
         )
         .expect("a forwarding header that is not UTF-8 refuses nothing");
         assert_eq!(h.x_forwarded_for.as_deref(), Some(&b"\xff"[..]));
+        // The console's headers: joined when repeated, never a refusal, not even as bytes
+        // that are not UTF-8.
+        let h = parse_head(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: Okta SCIM Client 1.0.0\r\nCookie: a=1\r\ncookie: b=\xff\r\nOrigin: http://x\r\nUser-Agent: \xfe\r\n\r\n",
+            10,
+            1000,
+        )
+        .expect("console headers refuse nothing");
+        assert_eq!(
+            h.headers.user_agent.as_deref(),
+            Some("Okta SCIM Client 1.0.0, \u{fffd}")
+        );
+        assert_eq!(h.headers.cookie.as_deref(), Some("a=1; b=\u{fffd}"));
+        assert_eq!(h.headers.origin.as_deref(), Some("http://x"));
+        let h = head("GET / HTTP/1.1\r\nHost: x\r\nOrigin: http://a\r\nOrigin: http://b\r\n\r\n")
+            .unwrap();
+        assert_eq!(h.headers.origin.as_deref(), Some("http://a, http://b"));
         let h = head("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nExpect: 100-continue\r\n\r\n").unwrap();
         assert_eq!(h.body, BodyFraming::Chunked);
         assert!(h.expect_continue);

@@ -1,6 +1,7 @@
 //! Storage, split by concern into small traits the API layer talks to: resources and their
 //! memberships ([`ResourceStore`]), tenants and tokens ([`TenantStore`]), the audit log
-//! ([`AuditStore`]), provisioning events ([`EventStore`]) and health ([`HealthStore`]).
+//! ([`AuditStore`]), provisioning events ([`EventStore`]), health ([`HealthStore`]) and the
+//! admin console's sessions ([`SessionStore`]).
 //! [`Store`] is all of them, what a backend implements, with [`SchemaStore`] for what the
 //! server records of its config at start. SQLite (`sqlite/`, one file) and PostgreSQL
 //! (`postgres/`, any number of instances on one database) are the backends; `shared` holds
@@ -268,6 +269,9 @@ pub enum TokenScope {
     /// Only the provisioning event feed (`POST …/Events`), for an application that reacts
     /// to changes.
     Events,
+    /// Only the admin console (`/admin/`, read-only pages); never the SCIM API. A token of the
+    /// default tenant sees every tenant there, a token of another tenant only its own.
+    Admin,
 }
 
 impl TokenScope {
@@ -277,6 +281,7 @@ impl TokenScope {
             TokenScope::ReadWrite => "read-write",
             TokenScope::ReadOnly => "read-only",
             TokenScope::Events => "events",
+            TokenScope::Admin => "admin",
         }
     }
 
@@ -285,6 +290,7 @@ impl TokenScope {
             "read-write" => Some(TokenScope::ReadWrite),
             "read-only" => Some(TokenScope::ReadOnly),
             "events" => Some(TokenScope::Events),
+            "admin" => Some(TokenScope::Admin),
             _ => None,
         }
     }
@@ -552,9 +558,49 @@ pub trait EventStore: Send + Sync {
     fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Adds `key` as the current signing key, retiring the others, in one transaction.
     fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+
+    /// Events before `before` (exclusive), newest first, at most `limit`; of one tenant or
+    /// all (the console's feed, paged backwards). Built on [`EventStore::events_after`] over
+    /// growing windows of `seq`, so a backend needs nothing more; it reads at most the
+    /// tenant's events of the last window.
+    fn events_before(
+        &self,
+        tenant: Option<&str>,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let before = before.min(self.last_event_seq()?.saturating_add(1));
+        if limit == 0 || before <= 1 {
+            return Ok(Vec::new());
+        }
+        let mut span = i64::try_from(limit).unwrap_or(i64::MAX).saturating_mul(2);
+        loop {
+            let after = before.saturating_sub(1).saturating_sub(span).max(0);
+            // Events after `after` and before `before`: at most `before - 1 - after` of them.
+            let most = usize::try_from(before - 1 - after).unwrap_or(usize::MAX);
+            let mut found = self.events_after(tenant, after, most)?;
+            found.retain(|e| e.seq < before);
+            if found.len() >= limit || after == 0 {
+                found.reverse();
+                found.truncate(limit);
+                return Ok(found);
+            }
+            span = span.saturating_mul(4);
+        }
+    }
 }
 
-/// What `/healthz` and `/metrics` ask the storage.
+/// What the admin console's overview says about the database; `None` where the backend
+/// cannot tell (the console then says "unknown").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageInfo {
+    /// Bytes on disk (SQLite: the database file and its WAL).
+    pub size_bytes: Option<u64>,
+    /// When the last backup was taken, RFC 3339.
+    pub last_backup: Option<String>,
+}
+
+/// What `/healthz`, `/metrics` and the admin console ask the storage.
 pub trait HealthStore: Send + Sync {
     /// Proves the database takes a write now (a write of its own, bounded in time).
     fn writable(&self) -> Result<(), StoreError>;
@@ -562,6 +608,36 @@ pub trait HealthStore: Send + Sync {
     fn write_batch_sizes(&self) -> Option<Histogram> {
         None
     }
+    /// The database's size and last backup, as far as the backend knows them.
+    fn storage(&self) -> StorageInfo {
+        StorageInfo::default()
+    }
+}
+
+/// A login to the admin console. Only the SHA-256 of the session's secret (the cookie's
+/// value) is stored, so a copy of the database opens no console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 of the session secret, lower-case hex.
+    pub digest: String,
+    /// The admin token that logged in: the session lives no longer than it.
+    pub token_id: String,
+    /// [`format_utc_millis`] times, so text order is time order.
+    pub created: String,
+    pub expires: String,
+}
+
+/// Admin console sessions.
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session, and drops those expired at `now`. `InvalidReference` when its
+    /// token is not an active token.
+    fn create_session(&self, session: &SessionRecord, now: &str) -> Result<(), StoreError>;
+    /// The session with this digest if it has not expired at `now` and its token is still
+    /// active: a session dies with its token (revoked, rotated away, its tenant deleted). The
+    /// token's own expiry and scope are the caller's to check.
+    fn session(&self, digest: &str, now: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// Ends a session (logout); false when there was none.
+    fn delete_session(&self, digest: &str) -> Result<bool, StoreError>;
 }
 
 /// What the server records of its configuration at start, and `check-config` reads back.
@@ -586,12 +662,19 @@ impl SchemaStore for SqliteStore {
 
 /// Everything the API needs from a backend.
 pub trait Store:
-    ResourceStore + TenantStore + AuditStore + EventStore + HealthStore + SchemaStore
+    ResourceStore + TenantStore + AuditStore + EventStore + HealthStore + SchemaStore + SessionStore
 {
 }
 
-impl<T: ResourceStore + TenantStore + AuditStore + EventStore + HealthStore + SchemaStore> Store
-    for T
+impl<
+        T: ResourceStore
+            + TenantStore
+            + AuditStore
+            + EventStore
+            + HealthStore
+            + SchemaStore
+            + SessionStore,
+    > Store for T
 {
 }
 

@@ -495,3 +495,8 @@ impl PushReceiver {
         }
     }
 }
+
+/// A token of scope `admin` (the console's) of the default tenant, which sees every tenant.
+pub fn admin_token(s: &TestServer) -> String {
+    token_for(s, scimlite::store::DEFAULT_TENANT, TokenScope::Admin, None)
+}

@@ -1,9 +1,11 @@
 //! The one integration-test binary: servers on 127.0.0.1:0 in temp dirs, spoken to over HTTP.
 
 mod api;
+mod browser;
 mod bulk;
 mod cli;
 mod common;
+mod console;
 mod crash;
 mod events;
 mod extensions;

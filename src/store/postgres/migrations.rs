@@ -264,6 +264,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE tokens DROP CONSTRAINT tokens_scope_check;
     ALTER TABLE tokens ADD CONSTRAINT tokens_scope_check
         CHECK (scope IN ('read-write', 'read-only', 'events', 'admin'));"#,
+    // 8: admin console sessions (see SQLite's migration 8 and `sessions.rs`): the SHA-256 of
+    // each session's secret, never the secret; a session goes with its token's row. Times
+    // are text in "C" order, which is time order.
+    r#"CREATE TABLE admin_sessions (
+        digest   TEXT COLLATE "C" PRIMARY KEY,
+        token_id TEXT COLLATE "C" NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+        created  TEXT COLLATE "C" NOT NULL,
+        expires  TEXT COLLATE "C" NOT NULL
+    );
+    CREATE INDEX admin_sessions_token ON admin_sessions (token_id);
+    CREATE INDEX admin_sessions_expires ON admin_sessions (expires);"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction under the advisory lock.

@@ -24,6 +24,7 @@ mod members;
 mod migrations;
 mod query;
 mod resources;
+mod sessions;
 mod tenants;
 mod transfer;
 mod unique;
@@ -142,6 +143,19 @@ impl HealthStore for PostgresStore {
             )?;
             Ok(())
         })
+    }
+
+    /// The database's size as PostgreSQL counts it; backups (pg_dump) leave no trace here.
+    fn storage(&self) -> super::StorageInfo {
+        let size = self.pool.read_one(|db| {
+            Ok(db
+                .query_one("SELECT pg_database_size(current_database())", &[])?
+                .get::<_, i64>(0))
+        });
+        super::StorageInfo {
+            size_bytes: size.ok().and_then(|n| u64::try_from(n).ok()),
+            last_backup: None,
+        }
     }
 }
 

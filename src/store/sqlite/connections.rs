@@ -260,6 +260,23 @@ mod tests {
     use super::*;
     use crate::store::sqlite::test_support::*;
 
+    /// The console's "database size" is the file and its WAL; a backup is never known.
+    #[test]
+    fn storage_is_the_file_and_its_wal_and_backups_are_unknown() {
+        let (dir, s) = store();
+        let on_disk = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        s.create(T, ResourceKind::User, &user("a"), None, &A)
+            .unwrap();
+        let info = HealthStore::storage(&s);
+        assert_eq!(info.size_bytes, Some(on_disk("t.db") + on_disk("t.db-wal")));
+        assert!(info.size_bytes.unwrap_or(0) > 0);
+        assert_eq!(info.last_backup, None);
+    }
+
     #[test]
     fn group_commit_syncs_every_acknowledged_commit() {
         let dir = tempfile::tempdir().unwrap();

@@ -345,6 +345,58 @@ mod tests {
         assert_eq!(s.last_event_seq().unwrap(), all[2].seq);
     }
 
+    /// The console's newest-first pages: every event exactly once, across tenants whose
+    /// events interleave sparsely, whatever the page size.
+    #[test]
+    fn events_before_pages_backwards_through_one_tenant_or_all() {
+        use crate::store::TenantStore;
+        let (_d, s) = store();
+        s.create_tenant("acme", &A).unwrap();
+        for i in 0..40 {
+            // One acme event for every nine default ones.
+            let tenant = if i % 10 == 3 { "acme" } else { T };
+            s.create(
+                tenant,
+                ResourceKind::User,
+                &user(&format!("u{i}")),
+                None,
+                &A,
+            )
+            .unwrap();
+        }
+        let all: Vec<i64> = s
+            .events_after(None, 0, 100)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        let acme: Vec<i64> = s
+            .events_after(Some("acme"), 0, 100)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(acme.len(), 4);
+        for (tenant, want) in [(None, &all), (Some("acme"), &acme)] {
+            for page in [1, 3, 7, 100] {
+                let mut got = Vec::new();
+                let mut before = i64::MAX;
+                loop {
+                    let events = s.events_before(tenant, before, page).unwrap();
+                    assert!(events.len() <= page);
+                    let Some(last) = events.last() else { break };
+                    before = last.seq;
+                    got.extend(events.iter().map(|e| e.seq));
+                }
+                let mut newest_first = want.clone();
+                newest_first.reverse();
+                assert_eq!(got, newest_first, "{tenant:?} by {page}");
+            }
+        }
+        assert!(s.events_before(None, 1, 10).unwrap().is_empty());
+        assert!(s.events_before(None, i64::MAX, 0).unwrap().is_empty());
+    }
+
     #[test]
     fn one_owner_at_a_time_holds_a_push_lease() {
         let (_d, s) = store();

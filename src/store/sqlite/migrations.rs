@@ -267,6 +267,18 @@ pub(super) const MIGRATIONS: &[&[Step]] = &[
         ALTER TABLE tokens_v7 RENAME TO tokens;
         CREATE INDEX tokens_tenant ON tokens (tenant, revoked);",
     )],
+    // 8: admin console sessions (`sessions.rs`): the SHA-256 of each session's secret, never
+    // the secret; a session goes with its token's row (a deleted tenant's tokens).
+    &[Step::Sql(
+        "CREATE TABLE admin_sessions (
+            digest   TEXT PRIMARY KEY,
+            token_id TEXT NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+            created  TEXT NOT NULL,
+            expires  TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX admin_sessions_token ON admin_sessions (token_id);
+        CREATE INDEX admin_sessions_expires ON admin_sessions (expires);",
+    )],
 ];
 
 /// Creates a database at an older schema version — the first `version` migrations, exactly as

@@ -19,6 +19,7 @@ mod members;
 mod migrations;
 mod query;
 mod resources;
+mod sessions;
 mod tenants;
 mod transfer;
 mod unique;
@@ -100,6 +101,18 @@ impl HealthStore for SqliteStore {
 
     fn write_batch_sizes(&self) -> Option<Histogram> {
         SqliteStore::write_batch_sizes(self)
+    }
+
+    /// The file and its WAL on disk. SQLite keeps no record of backups (`scimlite backup`
+    /// reads the file without writing to it), so the last one is not known.
+    fn storage(&self) -> super::StorageInfo {
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+        let mut wal = self.path.as_os_str().to_owned();
+        wal.push("-wal");
+        super::StorageInfo {
+            size_bytes: size(&self.path).map(|db| db + size(Path::new(&wal)).unwrap_or(0)),
+            last_backup: None,
+        }
     }
 }
 
