@@ -1,6 +1,7 @@
 //! List and search requests (RFC 7644 §3.4.2 query parameters, §3.4.3 `POST /.search`
 //! bodies): filter, sort, paging, projection; and the ListResponse.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::filter::{self, AttrPath, Filter};
@@ -57,6 +58,47 @@ impl Page {
         let count = count.map(|v| parse_int("count", v)).transpose()?;
         Ok(Page::new(start, count, max_count))
     }
+}
+
+/// A value a list is ordered by, as the store compares it (see [`Sort::resolve`]): text
+/// (folded when the attribute is not `caseExact`), a number, a boolean. The short names are
+/// its form inside a cursor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum SortValue {
+    #[serde(rename = "s")]
+    Text(String),
+    #[serde(rename = "i")]
+    Integer(i64),
+    #[serde(rename = "r")]
+    Real(f64),
+    #[serde(rename = "b")]
+    Boolean(bool),
+}
+
+/// One resource's place in a list's order: its sort value (`None` when it has none, or the
+/// list is not sorted) and the store's tie-breaker, unique and in creation order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    pub value: Option<SortValue>,
+    pub tie: i64,
+}
+
+/// Where a keyset page starts: next to `position`, or at it too when `inclusive`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bound {
+    pub position: Position,
+    pub inclusive: bool,
+}
+
+/// A keyset page (RFC 9865 cursors): up to `limit` resources after `from` in list order,
+/// or with `backward` before it, nearest first; from the start (or the end) without `from`.
+/// It never skips or repeats a resource that stays, however many are written meanwhile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seek {
+    pub from: Option<Bound>,
+    pub backward: bool,
+    pub limit: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
