@@ -144,7 +144,7 @@ fn by_cursor(
             Some(c)
         }
     };
-    let total = |app: &App| -> Result<u64, ScimError> {
+    let total = || -> Result<u64, ScimError> {
         let mut total = 0u64;
         for &kind in kinds {
             let empty = Page {
@@ -167,7 +167,7 @@ fn by_cursor(
         // No page, so nothing to go on from (RFC 9865 §2: totalResults alone).
         return Ok(Response::json(
             200,
-            &list::cursor_list_response(total(app)?, Vec::new(), None, None),
+            &list::cursor_list_response(total()?, Vec::new(), None, None),
         ));
     }
     let backward = from.as_ref().is_some_and(|c| c.backward);
@@ -235,7 +235,7 @@ fn by_cursor(
     let total = if start.is_none() && !beyond {
         rows.len() as u64
     } else {
-        total(app)?
+        total()?
     };
     let resources = rows
         .iter()
@@ -258,29 +258,23 @@ fn seek(
     backward: bool,
     limit: u64,
 ) -> Result<Vec<Placed>, ScimError> {
-    let mut order: Vec<usize> = (0..kinds.len()).collect();
-    if backward {
-        order.reverse();
-    }
-    // The types before the position's (in the direction of travel) are behind it.
-    let mut skip_until = None;
-    if let Some((kind, _)) = &start {
-        // The cursor was sealed for this endpoint, so its type is one of `kinds`.
-        let at = kinds
+    // The cursor was sealed for this endpoint, so its type is one of `kinds`; the types
+    // before it (in the direction of travel) are behind the position.
+    let at = match &start {
+        Some((kind, _)) => kinds
             .iter()
             .position(|k| k == kind)
-            .ok_or_else(ScimError::internal)?;
-        skip_until = Some(at);
-    }
+            .ok_or_else(ScimError::internal)?,
+        None if backward => kinds.len().saturating_sub(1),
+        None => 0,
+    };
+    let order: Vec<usize> = if backward {
+        (0..=at).rev().collect()
+    } else {
+        (at..kinds.len()).collect()
+    };
     let mut out: Vec<Placed> = Vec::new();
-    let mut reached = skip_until.is_none();
     for i in order {
-        if !reached {
-            if Some(i) != skip_until {
-                continue;
-            }
-            reached = true;
-        }
         let want = limit - out.len() as u64;
         if want == 0 {
             break;
