@@ -59,6 +59,7 @@ struct RawConfig {
     max_headers: Option<usize>,
     max_body_bytes: Option<u64>,
     max_page_size: Option<u64>,
+    cursor_timeout_secs: Option<u64>,
     log_level: Option<String>,
     log_format: Option<String>,
     audit_retention_days: Option<u32>,
@@ -147,6 +148,8 @@ pub struct Config {
     pub http_limits: HttpLimits,
     pub max_body_bytes: u64,
     pub max_page_size: u64,
+    /// Seconds an RFC 9865 cursor stays valid (`cursorTimeout`).
+    pub cursor_timeout_secs: u64,
     pub log_level: String,
     pub log_format: crate::logging::LogFormat,
     /// Days audit entries are kept; `None` keeps them forever (`audit_retention_days = 0`).
@@ -444,6 +447,18 @@ impl Config {
                 format!("{max_page_size} is outside 1..=100000"),
             ));
         }
+        let cursor_timeout_secs = raw
+            .cursor_timeout_secs
+            .unwrap_or(crate::scim::cursor::DEFAULT_TIMEOUT_SECS);
+        if !(1..=crate::scim::cursor::MAX_TIMEOUT_SECS).contains(&cursor_timeout_secs) {
+            return Err(invalid(
+                "cursor_timeout_secs",
+                format!(
+                    "{cursor_timeout_secs} is outside 1..={}",
+                    crate::scim::cursor::MAX_TIMEOUT_SECS
+                ),
+            ));
+        }
         let log_level = raw
             .log_level
             .unwrap_or_else(|| "info".into())
@@ -632,6 +647,7 @@ impl Config {
             http_limits,
             max_body_bytes,
             max_page_size,
+            cursor_timeout_secs,
             log_level,
             log_format,
             audit_retention_days,
@@ -798,6 +814,8 @@ mod tests {
             ("max_request_line_bytes = 10", "max_request_line_bytes"),
             ("max_header_bytes = 10", "max_header_bytes"),
             ("max_headers = 1", "max_headers"),
+            ("cursor_timeout_secs = 0", "cursor_timeout_secs"),
+            ("cursor_timeout_secs = 604801", "cursor_timeout_secs"),
         ] {
             let e = Config::from_file(&write(dir.path(), text))
                 .unwrap_err()
@@ -836,6 +854,10 @@ mod tests {
         assert_eq!(c.events.push.len(), 1);
         // The example listens on loopback, where the console is on by default.
         assert_eq!(c.admin, AdminConfig::defaults(true));
+        assert_eq!(
+            c.cursor_timeout_secs,
+            crate::scim::cursor::DEFAULT_TIMEOUT_SECS
+        );
     }
 
     #[test]

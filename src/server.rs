@@ -26,6 +26,8 @@ pub enum StartError {
     Http(#[from] crate::http::adapter::HttpError),
     #[error("could not create the first token: {0}")]
     Token(#[from] auth::AuthError),
+    #[error("no randomness for the cursor key: {0}")]
+    Random(String),
 }
 
 pub struct ServerHandle {
@@ -187,6 +189,11 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
     } else {
         None
     };
+    // The cursor key: the database's, or a new one if this is the first server on it.
+    let mut candidate = [0u8; crate::scim::cursor::CursorKey::LEN];
+    getrandom::fill(&mut candidate).map_err(|e| StartError::Random(e.to_string()))?;
+    let cursor_key =
+        crate::scim::cursor::CursorKey::new(&store.cursor_key(&candidate).map_err(store_err)?);
     let quirks = Arc::new(QuirkCounter::default());
     let https = config.tls.is_some() || config.behind_tls_proxy;
     let issuer = config.events.issuer.clone().unwrap_or_else(|| {
@@ -223,6 +230,8 @@ pub fn start(config: &Config) -> Result<ServerHandle, StartError> {
         auth: Authenticator::with_limits(store.clone(), config.auth_limits),
         store,
         max_page_size: config.max_page_size,
+        cursor_key,
+        cursor_timeout_secs: config.cursor_timeout_secs,
         max_body_bytes: config.max_body_bytes,
         pbkdf2_rounds: config.pbkdf2_rounds,
         group_patch_returns_resource: config.group_patch_returns_resource,

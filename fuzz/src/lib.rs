@@ -13,8 +13,9 @@ use scimlite::http::wire::{
     parse_head, response_head, BodyFraming, ChunkedDecoder, HeadLimits, HeadScanner, RequestHead,
 };
 use scimlite::scim::bulk;
+use scimlite::scim::cursor::{Cursor, CursorKey, Scope};
 use scimlite::scim::filter;
-use scimlite::scim::list::{ListQuery, Page};
+use scimlite::scim::list::{ListQuery, Page, Paging};
 use scimlite::scim::patch::{self, Quirks};
 use scimlite::scim::projection::Projection;
 use scimlite::scim::resource::{self, Meta};
@@ -653,8 +654,9 @@ pub fn resource_validation(data: &[u8]) {
 // list and search requests
 
 /// The query string of `GET /Users?…` (`http::query::parse`, `ListQuery::from_params`) and,
-/// when the bytes are JSON, a `POST /.search` body: paging stays in bounds, and a projection
-/// always keeps `id` and `schemas` and never returns `password`.
+/// when the bytes are JSON, a `POST /.search` body: paging stays in bounds, a projection
+/// always keeps `id` and `schemas` and never returns `password`, and no cursor the input
+/// makes up opens (RFC 9865 cursors are sealed: 400 `invalidCursor`).
 pub fn search_query(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = query::decode(&text);
@@ -680,8 +682,28 @@ fn check_list_query(q: Result<ListQuery, scimlite::scim::ScimError>, input: &dyn
             return;
         }
     };
-    assert!(q.page.start_index >= 1, "{input:?}");
-    assert!(q.page.count <= MAX_PAGE, "{input:?}");
+    match &q.paging {
+        Paging::Index(page) => {
+            assert!(page.start_index >= 1, "{input:?}");
+            assert!(page.count <= MAX_PAGE, "{input:?}");
+        }
+        Paging::Cursor { cursor, count } => {
+            assert!(*count <= MAX_PAGE, "{input:?}");
+            if !cursor.is_empty() {
+                let scope = Scope {
+                    tenant: DEFAULT_TENANT,
+                    endpoint: "Users",
+                    filter: q.filter_text.as_deref(),
+                    sort: q.sort.as_ref(),
+                };
+                let key = CursorKey::new(&[0x5c; CursorKey::LEN]);
+                match Cursor::open(cursor, &key, &scope, 1_760_000_000, 3600) {
+                    Ok(c) => panic!("a made-up cursor opened: {c:?} from {input:?}"),
+                    Err(e) => assert_eq!(e.scim_type, Some(ScimType::InvalidCursor), "{input:?}"),
+                }
+            }
+        }
+    }
     if let Some(sort) = &q.sort {
         assert!(sort.path().is_ok(), "{input:?}");
         for kind in KINDS {

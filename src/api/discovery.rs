@@ -21,6 +21,7 @@ pub fn serve(app: &App, ctx: &Ctx, segs: &[&str]) -> Result<Response, ScimError>
             app.max_page_size,
             app.bulk_max_operations,
             app.bulk_max_payload_bytes,
+            app.cursor_timeout_secs,
         ),
         ["Schemas"] => {
             let all = discovery::schemas(&app.registry, base);

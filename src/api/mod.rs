@@ -32,6 +32,10 @@ pub struct App {
     pub registry: Arc<crate::scim::schema::Registry>,
     pub auth: Authenticator,
     pub max_page_size: u64,
+    /// What RFC 9865 cursors are sealed with: the database's key, the same on every instance.
+    pub cursor_key: crate::scim::cursor::CursorKey,
+    /// How long a cursor stays valid (config `cursor_timeout_secs`, `cursorTimeout`).
+    pub cursor_timeout_secs: u64,
     pub max_body_bytes: u64,
     pub pbkdf2_rounds: u32,
     /// Group PATCH answers 200 with the group instead of 204 (config `group_patch_response`).

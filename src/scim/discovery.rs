@@ -11,6 +11,7 @@ pub fn service_provider_config(
     max_results: u64,
     bulk_max_operations: usize,
     bulk_max_payload: u64,
+    cursor_timeout_secs: u64,
 ) -> Value {
     json!({
         "schemas": [SPC_URN],
@@ -21,6 +22,18 @@ pub fn service_provider_config(
         "changePassword": {"supported": false},
         "sort": {"supported": true},
         "etag": {"supported": true},
+        // RFC 9865 §4: both paging methods. Index paging stays the default (§2.4: a server
+        // that had only index paging keeps it as the default for the clients that expect it);
+        // a request with `cursor` pages by cursor. The same values hold for every resource
+        // type, so /ResourceTypes has nothing to add.
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": super::list::DEFAULT_COUNT.min(max_results),
+            "maxPageSize": max_results,
+            "cursorTimeout": cursor_timeout_secs,
+        },
         // RFC 9967 §2.4 (RFC 7643 extended): provisioning events, delivered by poll
         // (POST /Events) and push; no asynchronous requests.
         "securityEvents": super::events::service_provider_config(),
@@ -86,13 +99,21 @@ mod tests {
 
     #[test]
     fn documents_are_consistent() {
-        let spc = service_provider_config("https://h/scim/v2", 1000, 50, 4096);
+        let spc = service_provider_config("https://h/scim/v2", 1000, 50, 4096, 600);
         assert_eq!(spc["patch"]["supported"], true);
         assert_eq!(spc["bulk"]["supported"], true);
         assert_eq!(spc["bulk"]["maxOperations"], 50);
         assert_eq!(spc["bulk"]["maxPayloadSize"], 4096);
         assert_eq!(spc["filter"]["maxResults"], 1000);
         assert_eq!(spc["sort"]["supported"], true);
+        assert_eq!(
+            spc["pagination"],
+            json!({"cursor": true, "index": true, "defaultPaginationMethod": "index",
+                   "defaultPageSize": 100, "maxPageSize": 1000, "cursorTimeout": 600})
+        );
+        let small = service_provider_config("b", 10, 50, 4096, 3600);
+        assert_eq!(small["pagination"]["defaultPageSize"], 10);
+        assert_eq!(small["pagination"]["maxPageSize"], 10);
         let reg = Registry::builtin();
         for rt in RESOURCE_TYPES {
             let doc = resource_type(&reg, rt, "b").unwrap();

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-/// `scimType` keywords of RFC 7644 §3.12 table 9.
+/// `scimType` keywords of RFC 7644 §3.12 table 9, and the paging ones RFC 9865 §2.1 adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScimType {
     InvalidFilter,
@@ -15,6 +15,12 @@ pub enum ScimType {
     InvalidValue,
     InvalidVers,
     Sensitive,
+    /// RFC 9865: a cursor this server did not issue for this request.
+    InvalidCursor,
+    /// RFC 9865: a cursor older than `cursorTimeout`.
+    ExpiredCursor,
+    /// RFC 9865: a cursor page's `count` above `maxPageSize`, or not the first page's.
+    InvalidCount,
 }
 
 impl ScimType {
@@ -30,6 +36,9 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
+            ScimType::ExpiredCursor => "expiredCursor",
+            ScimType::InvalidCount => "invalidCount",
         }
     }
 }

@@ -1,6 +1,8 @@
 //! List and search requests (RFC 7644 §3.4.2 query parameters, §3.4.3 `POST /.search`
-//! bodies): filter, sort, paging, projection; and the ListResponse.
+//! bodies): filter, sort, paging by index or by cursor (RFC 9865), projection; and the
+//! ListResponse.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::filter::{self, AttrPath, Filter};
@@ -44,19 +46,101 @@ impl Page {
                 .min(max_count),
         }
     }
+}
 
-    /// Parses `startIndex` and `count` query parameters; see [`Page::new`].
-    pub fn parse(
-        start_index: Option<&str>,
-        count: Option<&str>,
+/// How a list request pages: by index (RFC 7644 §3.4.2.4, the default) or, when it names a
+/// `cursor`, by cursor (RFC 9865).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Paging {
+    Index(Page),
+    Cursor {
+        /// As sent; empty for the first page.
+        cursor: String,
+        /// At most the largest page size (a larger `count` is refused, not clamped).
+        count: u64,
+    },
+}
+
+impl Paging {
+    /// RFC 9865 §2.4: `startIndex` asks for index paging and `cursor` for cursor paging, so a
+    /// request with both is refused. With a cursor, `count` defaults as for index paging, a
+    /// negative one means 0 (§2), and one above `max_count` or not an integer is 400
+    /// `invalidCount` (§2.1: "Count value must be between 0 and service provider's
+    /// maxPageSize"); index paging keeps clamping it (RFC 7644 §3.4.2.4).
+    fn new(
+        start_index: Option<Result<i64, ScimError>>,
+        count: Option<Result<i64, ScimError>>,
+        cursor: Option<String>,
         max_count: u64,
-    ) -> Result<Page, ScimError> {
-        let start = start_index
-            .map(|v| parse_int("startIndex", v))
-            .transpose()?;
-        let count = count.map(|v| parse_int("count", v)).transpose()?;
-        Ok(Page::new(start, count, max_count))
+    ) -> Result<Paging, ScimError> {
+        let Some(cursor) = cursor else {
+            return Ok(Paging::Index(Page::new(
+                start_index.transpose()?,
+                count.transpose()?,
+                max_count,
+            )));
+        };
+        if start_index.is_some() {
+            return Err(ScimError::invalid_value(
+                "\"startIndex\" and \"cursor\" cannot be used together: startIndex asks for index paging, cursor for cursor paging (RFC 9865 section 2.4)",
+            ));
+        }
+        let invalid_count = || {
+            ScimError::bad_request(
+                ScimType::InvalidCount,
+                format!("\"count\" must be an integer from 0 to {max_count} (maxPageSize) with a cursor"),
+            )
+        };
+        let count = match count {
+            None => DEFAULT_COUNT.min(max_count),
+            Some(Err(_)) => return Err(invalid_count()),
+            Some(Ok(c)) if c <= 0 => 0,
+            Some(Ok(c)) if c as u64 > max_count => return Err(invalid_count()),
+            Some(Ok(c)) => c as u64,
+        };
+        Ok(Paging::Cursor { cursor, count })
     }
+}
+
+/// A value a list is ordered by, as the store compares it (see [`Sort::resolve`]): text
+/// (folded when the attribute is not `caseExact`), a number, a boolean. The short names are
+/// its form inside a cursor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum SortValue {
+    #[serde(rename = "s")]
+    Text(String),
+    #[serde(rename = "i")]
+    Integer(i64),
+    #[serde(rename = "r")]
+    Real(f64),
+    #[serde(rename = "b")]
+    Boolean(bool),
+}
+
+/// One resource's place in a list's order: its sort value (`None` when it has none, or the
+/// list is not sorted) and the store's tie-breaker, unique and in creation order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    pub value: Option<SortValue>,
+    pub tie: i64,
+}
+
+/// Where a keyset page starts: next to `position`, or at it too when `inclusive`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bound {
+    pub position: Position,
+    pub inclusive: bool,
+}
+
+/// A keyset page (RFC 9865 cursors): up to `limit` resources after `from` in list order,
+/// or with `backward` before it, nearest first; from the start (or the end) without `from`.
+/// It never skips or repeats a resource that stays, however many are written meanwhile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seek {
+    pub from: Option<Bound>,
+    pub backward: bool,
+    pub limit: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,14 +222,17 @@ impl Sort {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListQuery {
     pub filter: Option<Filter>,
+    /// The filter as the client wrote it (trimmed): a cursor belongs to it.
+    pub filter_text: Option<String>,
     /// Applied by the store (`Store::list`); without it results come in creation order.
     pub sort: Option<Sort>,
-    pub page: Page,
+    pub paging: Paging,
     pub projection: Projection,
 }
 
-/// The members of a SearchRequest (RFC 7644 §3.4.3), matched case-insensitively.
-const SEARCH_MEMBERS: [&str; 8] = [
+/// The members of a SearchRequest (RFC 7644 §3.4.3, and `cursor` of RFC 9865 §3), matched
+/// case-insensitively.
+const SEARCH_MEMBERS: [&str; 9] = [
     "schemas",
     "attributes",
     "excludedAttributes",
@@ -154,13 +241,16 @@ const SEARCH_MEMBERS: [&str; 8] = [
     "sortOrder",
     "startIndex",
     "count",
+    "cursor",
 ];
 
-fn parse_filter(f: &str) -> Result<Option<Filter>, ScimError> {
-    if f.trim().is_empty() {
-        return Ok(None);
+/// The filter and its text; an empty one is none.
+fn parse_filter(f: &str) -> Result<(Option<Filter>, Option<String>), ScimError> {
+    let f = f.trim();
+    if f.is_empty() {
+        return Ok((None, None));
     }
-    filter::parse(f).map(Some)
+    Ok((Some(filter::parse(f)?), Some(f.to_string())))
 }
 
 /// A JSON integer (or a string holding one) from a search body; see [`parse_int`].
@@ -217,15 +307,25 @@ fn check_search_schemas(v: &Value) -> Result<(), ScimError> {
 
 impl ListQuery {
     /// From GET query parameters (`filter`, `sortBy`, `sortOrder`, `startIndex`, `count`,
-    /// `attributes`, `excludedAttributes`); `param` looks one up by name.
+    /// `cursor`, `attributes`, `excludedAttributes`); `param` looks one up by name.
     pub fn from_params<'a>(
         param: impl Fn(&str) -> Option<&'a str>,
         max_count: u64,
     ) -> Result<ListQuery, ScimError> {
+        let (filter, filter_text) = param("filter")
+            .map(parse_filter)
+            .transpose()?
+            .unwrap_or_default();
         Ok(ListQuery {
-            filter: param("filter").map(parse_filter).transpose()?.flatten(),
+            filter,
+            filter_text,
             sort: Sort::parse(param("sortBy"), param("sortOrder"))?,
-            page: Page::parse(param("startIndex"), param("count"), max_count)?,
+            paging: Paging::new(
+                param("startIndex").map(|v| parse_int("startIndex", v)),
+                param("count").map(|v| parse_int("count", v)),
+                param("cursor").map(str::to_string),
+                max_count,
+            )?,
             projection: Projection::from_params(param("attributes"), param("excludedAttributes")),
         })
     }
@@ -262,8 +362,9 @@ impl ListQuery {
         let mut schemas_ok = false;
         let mut attributes = Vec::new();
         let mut excluded = Vec::new();
-        let (mut filter, mut sort_by, mut sort_order) = (None, None, None);
-        let (mut start, mut count) = (None, None);
+        let ((mut filter, mut filter_text), mut sort_by, mut sort_order) =
+            ((None, None), None, None);
+        let (mut start, mut count, mut cursor) = (None, None, None);
         for (member, value) in members {
             if value.is_null() {
                 continue;
@@ -275,11 +376,20 @@ impl ListQuery {
                 }
                 "attributes" => attributes = names_member(member, value)?,
                 "excludedAttributes" => excluded = names_member(member, value)?,
-                "filter" => filter = parse_filter(str_member(member, value)?)?,
+                "filter" => (filter, filter_text) = parse_filter(str_member(member, value)?)?,
                 "sortBy" => sort_by = Some(str_member(member, value)?),
                 "sortOrder" => sort_order = Some(str_member(member, value)?),
-                "startIndex" => start = Some(int_member(member, value)?),
-                _ => count = Some(int_member(member, value)?),
+                "startIndex" => start = Some(int_member(member, value)),
+                "count" => count = Some(int_member(member, value)),
+                _ => {
+                    let text = value.as_str().ok_or_else(|| {
+                        ScimError::bad_request(
+                            ScimType::InvalidCursor,
+                            "\"cursor\" must be a string: empty for the first page, then a nextCursor or previousCursor",
+                        )
+                    })?;
+                    cursor = Some(text.to_string());
+                }
             }
         }
         if !schemas_ok {
@@ -289,8 +399,9 @@ impl ListQuery {
         }
         Ok(ListQuery {
             filter,
+            filter_text,
             sort: Sort::parse(sort_by, sort_order)?,
-            page: Page::new(start, count, max_count),
+            paging: Paging::new(start, count, cursor, max_count)?,
             projection: Projection::new(attributes, excluded),
         })
     }
@@ -306,39 +417,93 @@ pub fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Val
     })
 }
 
+/// A cursor-paged ListResponse (RFC 9865 §2): no `startIndex`; `nextCursor` on every page
+/// but the last, `previousCursor` on every page but the first.
+pub fn cursor_list_response(
+    total: u64,
+    resources: Vec<Value>,
+    next: Option<String>,
+    previous: Option<String>,
+) -> Value {
+    let mut v = json!({
+        "schemas": [LIST_URN],
+        "totalResults": total,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    });
+    if let Some(c) = next {
+        v["nextCursor"] = Value::String(c);
+    }
+    if let Some(c) = previous {
+        v["previousCursor"] = Value::String(c);
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The paging of GET parameters `startIndex`, `count` and `cursor`.
+    fn paging(
+        start_index: Option<&str>,
+        count: Option<&str>,
+        cursor: Option<&str>,
+        max_count: u64,
+    ) -> Result<Paging, ScimError> {
+        ListQuery::from_params(
+            |name| match name {
+                "startIndex" => start_index,
+                "count" => count,
+                "cursor" => cursor,
+                _ => None,
+            },
+            max_count,
+        )
+        .map(|q| q.paging)
+    }
+
+    /// Index paging from GET parameters.
+    fn index_page(
+        start_index: Option<&str>,
+        count: Option<&str>,
+        max_count: u64,
+    ) -> Result<Page, ScimError> {
+        match paging(start_index, count, None, max_count)? {
+            Paging::Index(p) => Ok(p),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn paging_rules() {
         assert_eq!(
-            Page::parse(None, None, 1000).unwrap(),
+            index_page(None, None, 1000).unwrap(),
             Page {
                 start_index: 1,
                 count: 100
             }
         );
         assert_eq!(
-            Page::parse(Some("0"), Some("-5"), 1000).unwrap(),
+            index_page(Some("0"), Some("-5"), 1000).unwrap(),
             Page {
                 start_index: 1,
                 count: 0
             }
         );
         assert_eq!(
-            Page::parse(Some("7"), Some("5000"), 1000).unwrap(),
+            index_page(Some("7"), Some("5000"), 1000).unwrap(),
             Page {
                 start_index: 7,
                 count: 1000
             }
         );
-        assert!(Page::parse(Some("x"), None, 10).is_err());
-        assert!(Page::parse(None, Some("1.5"), 10).is_err());
-        assert!(Page::parse(None, Some(""), 10).is_err());
+        assert!(index_page(Some("x"), None, 10).is_err());
+        assert!(index_page(None, Some("1.5"), 10).is_err());
+        assert!(index_page(None, Some(""), 10).is_err());
         // Out-of-range integers saturate instead of failing.
         assert_eq!(
-            Page::parse(
+            index_page(
                 Some("99999999999999999999999"),
                 Some("-99999999999999999999"),
                 10
@@ -349,11 +514,116 @@ mod tests {
                 count: 0
             }
         );
-        assert_eq!(Page::parse(None, None, 10).unwrap().count, 10);
-        assert_eq!(Page::parse(Some(" 3 "), Some("+4"), 10).unwrap().count, 4);
+        assert_eq!(index_page(None, None, 10).unwrap().count, 10);
+        assert_eq!(index_page(Some(" 3 "), Some("+4"), 10).unwrap().count, 4);
         let v = list_response(0, 1, vec![]);
         assert_eq!(v["itemsPerPage"], 0);
         assert_eq!(v["Resources"], json!([]));
+    }
+
+    /// RFC 9865: `cursor` (empty or not) asks for cursor paging; `count` defaults, a negative
+    /// one is 0, one above the largest page or not an integer is `invalidCount` (index paging
+    /// still clamps it); `startIndex` beside `cursor` is refused; a search body means the same.
+    #[test]
+    fn cursor_paging_rules() {
+        let cursor = |c: &str, count: u64| Paging::Cursor {
+            cursor: c.into(),
+            count,
+        };
+        assert_eq!(paging(None, None, Some(""), 1000).unwrap(), cursor("", 100));
+        assert_eq!(paging(None, None, Some(""), 10).unwrap(), cursor("", 10));
+        assert_eq!(
+            paging(None, Some("-3"), Some("x"), 10).unwrap(),
+            cursor("x", 0)
+        );
+        assert_eq!(
+            paging(None, Some("10"), Some(""), 10).unwrap(),
+            cursor("", 10)
+        );
+        let code = |r: Result<Paging, ScimError>| r.unwrap_err().scim_type.map(|t| t.as_str());
+        assert_eq!(
+            code(paging(None, Some("11"), Some(""), 10)),
+            Some("invalidCount")
+        );
+        assert_eq!(
+            code(paging(None, Some("ten"), Some(""), 10)),
+            Some("invalidCount")
+        );
+        assert_eq!(
+            code(paging(None, Some("99999999999999999999"), Some(""), 10)),
+            Some("invalidCount")
+        );
+        assert_eq!(
+            code(paging(Some("1"), None, Some(""), 10)),
+            Some("invalidValue")
+        );
+        assert_eq!(
+            code(paging(Some(""), None, Some("abc"), 10)),
+            Some("invalidValue")
+        );
+        // Without a cursor nothing changed: clamped, and a bad count is invalidValue.
+        assert_eq!(
+            paging(None, Some("11"), None, 10).unwrap(),
+            Paging::Index(Page {
+                start_index: 1,
+                count: 10
+            })
+        );
+        assert_eq!(
+            code(paging(None, Some("ten"), None, 10)),
+            Some("invalidValue")
+        );
+
+        let body = |extra: Value| {
+            let mut b = json!({"schemas": [SEARCH_URN], "filter": " userName sw \"a\" "});
+            b.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            ListQuery::from_search_request(&b, 10)
+        };
+        let q = body(json!({"Cursor": "", "count": 4})).unwrap();
+        assert_eq!(q.paging, cursor("", 4));
+        assert_eq!(q.filter_text.as_deref(), Some("userName sw \"a\""));
+        let from_get = ListQuery::from_params(
+            |n| match n {
+                "filter" => Some("userName sw \"a\""),
+                "cursor" => Some(""),
+                "count" => Some("4"),
+                _ => None,
+            },
+            10,
+        )
+        .unwrap();
+        assert_eq!(q, from_get);
+        assert_eq!(
+            body(json!({"cursor": null})).unwrap().paging,
+            Paging::Index(Page {
+                start_index: 1,
+                count: 10
+            })
+        );
+        let code = |r: Result<ListQuery, ScimError>| r.unwrap_err().scim_type.map(|t| t.as_str());
+        assert_eq!(code(body(json!({"cursor": 5}))), Some("invalidCursor"));
+        assert_eq!(
+            code(body(json!({"cursor": "", "count": 11}))),
+            Some("invalidCount")
+        );
+        assert_eq!(
+            code(body(json!({"cursor": "", "count": "x"}))),
+            Some("invalidCount")
+        );
+        assert_eq!(
+            code(body(json!({"cursor": "", "startIndex": 1}))),
+            Some("invalidValue")
+        );
+
+        let v = cursor_list_response(3, vec![json!({})], Some("n".into()), None);
+        assert_eq!(v["nextCursor"], "n");
+        assert!(v.get("previousCursor").is_none() && v.get("startIndex").is_none());
+        assert_eq!(
+            (v["totalResults"].as_u64(), v["itemsPerPage"].as_u64()),
+            (Some(3), Some(1))
+        );
     }
 
     fn search(body: Value) -> Result<ListQuery, ScimError> {
@@ -389,11 +659,11 @@ mod tests {
         .unwrap();
         assert_eq!(q, from_get);
         assert_eq!(
-            q.page,
-            Page {
+            q.paging,
+            Paging::Index(Page {
                 start_index: 1,
                 count: 50
-            }
+            })
         );
         assert_eq!(
             q.sort,
@@ -406,11 +676,11 @@ mod tests {
         // Only schemas: everything defaults; nulls are absent.
         let q = search(json!({"schemas": [SEARCH_URN], "filter": null, "count": null})).unwrap();
         assert_eq!(
-            q.page,
-            Page {
+            q.paging,
+            Paging::Index(Page {
                 start_index: 1,
                 count: 50
-            }
+            })
         );
         assert_eq!((q.filter, q.sort), (None, None));
         assert_eq!(q.projection, Projection::default());

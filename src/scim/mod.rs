@@ -3,6 +3,7 @@
 //! Never HTTP, never SQL.
 
 pub mod bulk;
+pub mod cursor;
 pub mod discovery;
 pub mod error;
 pub mod events;

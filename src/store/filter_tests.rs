@@ -20,36 +20,36 @@ use crate::store::{
 };
 use std::sync::LazyLock;
 
-static REG: LazyLock<Registry> = LazyLock::new(Registry::builtin);
+pub(super) static REG: LazyLock<Registry> = LazyLock::new(Registry::builtin);
 
-const T: &str = crate::store::DEFAULT_TENANT;
-static A: std::sync::LazyLock<Actor> = std::sync::LazyLock::new(Actor::cli);
-const BASE: &str = "https://h/scim/v2";
-const ALL: Page = Page {
+pub(super) const T: &str = crate::store::DEFAULT_TENANT;
+pub(super) static A: std::sync::LazyLock<Actor> = std::sync::LazyLock::new(Actor::cli);
+pub(super) const BASE: &str = "https://h/scim/v2";
+pub(super) const ALL: Page = Page {
     start_index: 1,
     count: 100_000,
 };
 
 /// A store and what must live as long as it (a temp dir, a test database).
-type Opened = (Box<dyn std::any::Any>, Box<dyn Store>);
+pub(super) type Opened = (Box<dyn std::any::Any>, Box<dyn Store>);
 
-fn sqlite() -> Option<Opened> {
+pub(super) fn sqlite() -> Option<Opened> {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(&dir.path().join("t.db"), Synchronous::Normal).unwrap();
     Some((Box::new(dir), Box::new(s)))
 }
 
-fn postgres() -> Option<Opened> {
+pub(super) fn postgres() -> Option<Opened> {
     let (db, s) = crate::store::postgres::test_support::store()?;
     Some((Box::new(db), Box::new(s)))
 }
 
-fn create(s: &dyn Store, kind: ResourceKind, body: Value) -> StoredResource {
+pub(super) fn create(s: &dyn Store, kind: ResourceKind, body: Value) -> StoredResource {
     let res = validate(REG.resource(kind), &body).unwrap_or_else(|e| panic!("{body}: {e}"));
     s.create(T, kind, &res, None, &A).unwrap()
 }
 
-fn add_members(s: &dyn Store, gid: &str, ids: &[String]) {
+pub(super) fn add_members(s: &dyn Store, gid: &str, ids: &[String]) {
     let members: Vec<MemberInput> = ids
         .iter()
         .map(|id| MemberInput {
@@ -106,15 +106,15 @@ fn eval_ids(all: &[(String, Value)], kind: ResourceKind, f: &Filter) -> BTreeSet
 }
 
 /// A small fixed world: four Users, three Groups.
-struct World {
-    s: Box<dyn Store>,
+pub(super) struct World {
+    pub(super) s: Box<dyn Store>,
     _guard: Box<dyn std::any::Any>,
     users: Vec<(String, Value)>,
     groups: Vec<(String, Value)>,
 }
 
 impl World {
-    fn new(open: fn() -> Option<Opened>) -> Option<World> {
+    pub(super) fn new(open: fn() -> Option<Opened>) -> Option<World> {
         let (guard, store) = open()?;
         let s: &dyn Store = &*store;
         let b = create(

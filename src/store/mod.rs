@@ -15,6 +15,8 @@
 
 #[cfg(test)]
 mod filter_tests;
+#[cfg(test)]
+mod keyset_tests;
 pub mod postgres;
 pub(crate) mod shared;
 pub mod sqlite;
@@ -23,7 +25,7 @@ use serde_json::{Map, Value};
 
 use crate::metrics::Histogram;
 use crate::scim::filter::Filter;
-use crate::scim::list::{Page, Sort};
+use crate::scim::list::{Page, Position, Seek, Sort};
 use crate::scim::resource::{MemberInput, Meta, Reference, ValidResource};
 use crate::scim::ResourceKind;
 
@@ -407,6 +409,22 @@ pub trait ResourceStore: Send + Sync {
         page: Page,
         base: &str,
     ) -> Result<(u64, Vec<StoredResource>), StoreError>;
+    /// One keyset page (RFC 9865 cursors, [`Seek`]) in the order [`ResourceStore::list`]
+    /// gives, each resource with its [`Position`] in it. The position's tie-breaker is unique,
+    /// so a walk from page to page sees every resource that stays exactly once, whatever is
+    /// created, changed or deleted meanwhile (a resource whose sort value changes moves).
+    fn list_seek(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        filter: Option<&Filter>,
+        sort: Option<&Sort>,
+        seek: &Seek,
+        base: &str,
+    ) -> Result<Vec<(StoredResource, Position)>, StoreError>;
+    /// The key RFC 9865 cursors are sealed with: the one in the database, or `candidate`,
+    /// stored now when there is none. Every instance on one database gets the same key.
+    fn cursor_key(&self, candidate: &[u8; 32]) -> Result<[u8; 32], StoreError>;
     /// A Group's members, or the Groups a User belongs to, with current display names.
     fn references(
         &self,

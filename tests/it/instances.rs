@@ -220,6 +220,68 @@ fn what_one_instance_writes_the_other_reads_at_once() {
     assert_eq!(a.call("GET", &path, None).status, 404);
 }
 
+/// RFC 9865 cursors hold no state in a process: a walk that alternates between the two
+/// instances, forward and back, sees every user once and in order.
+#[test]
+fn a_cursor_walk_alternates_between_instances() {
+    let Some(pair) = Pair::start() else { return };
+    let (a, b) = pair.clients();
+    for i in 0..7 {
+        let r = a.call(
+            "POST",
+            "/scim/v2/Users",
+            Some(&user_body(&format!("walker{i}"))),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let query = format!(
+        "filter={}&sortBy=userName&count=2",
+        enc("userName sw \"walker\"")
+    );
+    let page = |c: &Client, cursor: &str| {
+        let r = c.call(
+            "GET",
+            &format!("/scim/v2/Users?{query}&cursor={cursor}"),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()
+    };
+    let names = |p: &Value| -> Vec<String> {
+        p["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["userName"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut p = page(&a, "");
+    let mut seen = names(&p);
+    let mut on_b = true;
+    while let Some(c) = p
+        .get("nextCursor")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    {
+        p = page(if on_b { &b } else { &a }, &c);
+        on_b = !on_b;
+        seen.extend(names(&p));
+    }
+    let want: Vec<String> = (0..7).map(|i| format!("walker{i}")).collect();
+    assert_eq!(seen, want);
+    let mut back = names(&p);
+    while let Some(c) = p
+        .get("previousCursor")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    {
+        p = page(if on_b { &b } else { &a }, &c);
+        on_b = !on_b;
+        back.splice(0..0, names(&p));
+    }
+    assert_eq!(back, want);
+}
+
 #[test]
 fn one_name_created_on_both_at_once_is_one_201_and_one_409() {
     let Some(pair) = Pair::start() else { return };

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::session::Admin;
 use super::{error_page, failed, href, render, when, App, Chrome};
 use crate::http::{query, Request, Response};
-use crate::scim::list::ListQuery;
+use crate::scim::list::{ListQuery, Paging};
 use crate::scim::resource::{self, Reference};
 use crate::scim::ResourceKind;
 use crate::store::{AuditQuery, StoredResource};
@@ -121,10 +121,16 @@ pub(super) fn list(
         PAGE,
     )
     .and_then(|q| {
+        // The console sends no `cursor`, so the query pages by index.
+        let Paging::Index(page) = q.paging else {
+            return Err(crate::scim::ScimError::invalid_value(
+                "the console pages by index",
+            ));
+        };
         let base = app.base_url(req, Some(&tenant));
         app.store
-            .list(&tenant, kind, q.filter.as_ref(), None, q.page, &base)
-            .map(|(total, rows)| (q.page.start_index, total, rows))
+            .list(&tenant, kind, q.filter.as_ref(), None, page, &base)
+            .map(|(total, rows)| (page.start_index, total, rows))
             .map_err(crate::scim::ScimError::from)
     });
     let (first, total, rows, error) = match found {

@@ -275,6 +275,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX admin_sessions_token ON admin_sessions (token_id);
     CREATE INDEX admin_sessions_expires ON admin_sessions (expires);"#,
+    // 9: the key RFC 9865 cursors are sealed with: one row, written by the first instance
+    // to start, read by every other.
+    r#"CREATE TABLE cursor_key (
+        one     BOOLEAN PRIMARY KEY DEFAULT true CHECK (one),
+        key     BYTEA NOT NULL,
+        created TEXT COLLATE "C" NOT NULL
+    );"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction under the advisory lock.

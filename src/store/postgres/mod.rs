@@ -38,13 +38,14 @@ use super::{
     UpdateFn, UpdateOp,
 };
 use crate::scim::filter::Filter;
-use crate::scim::list::{Page, Sort};
+use crate::scim::list::{Page, Position, Seek, Sort, SortValue};
 use crate::scim::resource::{MemberInput, Meta, Reference, ValidResource};
 use crate::scim::schema::Registry;
 use crate::scim::ResourceKind;
 use audit::MemberDelta;
 use connections::{Db, Pool};
 use members::{apply_member_changes, set_members};
+use query::KeyType;
 use resources::{conflict, into_resource, references_of};
 
 pub struct PostgresStore {

@@ -25,7 +25,7 @@ use postgres::types::ToSql;
 use serde_json::Value;
 
 use crate::scim::filter::{fold_case, resolve, AttrPath, CompareOp, Filter};
-use crate::scim::list::Sort;
+use crate::scim::list::{Bound, Seek, Sort, SortValue};
 use crate::scim::path::Resolved;
 use crate::scim::schema::{AttrDef, AttrType, ResourceSchema};
 use crate::scim::ResourceKind;
@@ -41,6 +41,7 @@ pub(crate) enum Arg {
     Text(String),
     Float(f64),
     Int(i64),
+    Bool(bool),
 }
 
 impl Arg {
@@ -49,8 +50,24 @@ impl Arg {
             Arg::Text(s) => s,
             Arg::Float(f) => f,
             Arg::Int(i) => i,
+            Arg::Bool(b) => b,
         }
     }
+}
+
+/// The SQL type of a sort key, to read its value from a row and to bind a position's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyType {
+    Text,
+    Int,
+    Float,
+    Bool,
+}
+
+/// A sort key: its expression and type.
+pub(crate) struct SortKey {
+    pub sql: String,
+    pub ty: KeyType,
 }
 
 /// The parameters as the driver takes them.
@@ -73,6 +90,67 @@ pub(crate) fn compile(
     sort: Option<&Sort>,
     base: &str,
 ) -> Compiled {
+    let (mut c, where_sql) = selection(tenant, rs, filter, base);
+    let order_sql = match sorting(&mut c, sort) {
+        Some((key, desc)) => order(Some(&key.sql), desc, false),
+        None => order(None, false, false),
+    };
+    Compiled {
+        where_sql,
+        order_sql,
+        args: c.args,
+    }
+}
+
+/// A compiled keyset page ([`Seek`]): the WHERE clause with the position's condition, the
+/// ORDER BY in the direction of travel, and the sort key (none without a sort), whose value
+/// in each row is the row's position.
+pub(crate) struct Seeking {
+    pub compiled: Compiled,
+    pub key: Option<SortKey>,
+}
+
+/// A position of another type than the sort key's: only a cursor from before a change of
+/// the attribute's declared type could carry one.
+#[derive(Debug)]
+pub(crate) struct MismatchedPosition;
+
+pub(crate) fn compile_seek(
+    tenant: &str,
+    rs: &ResourceSchema,
+    filter: Option<&Filter>,
+    sort: Option<&Sort>,
+    seek: &Seek,
+    base: &str,
+) -> Result<Seeking, MismatchedPosition> {
+    let (mut c, mut where_sql) = selection(tenant, rs, filter, base);
+    let sorting = sorting(&mut c, sort);
+    let (key, desc) = match &sorting {
+        Some((key, desc)) => (Some(key), *desc),
+        None => (None, false),
+    };
+    if let Some(from) = &seek.from {
+        where_sql.push_str(" AND ");
+        where_sql.push_str(&c.keyset(key, desc, seek.backward, from)?);
+    }
+    let order_sql = order(key.map(|k| k.sql.as_str()), desc, seek.backward);
+    Ok(Seeking {
+        compiled: Compiled {
+            where_sql,
+            order_sql,
+            args: c.args,
+        },
+        key: sorting.map(|(k, _)| k),
+    })
+}
+
+/// The compiler and the WHERE clause of a list query (`$1` is the tenant).
+fn selection<'r>(
+    tenant: &str,
+    rs: &'r ResourceSchema,
+    filter: Option<&Filter>,
+    base: &str,
+) -> (Compiler<'r>, String) {
     let kind = rs.kind;
     let mut c = Compiler {
         rs,
@@ -94,24 +172,29 @@ pub(crate) fn compile(
         let p = c.bind(Arg::Text(base.to_string()));
         where_sql = where_sql.replace(BASE, &p);
     }
-    // RFC 7644 §3.4.2.3: resources without a value come last when ascending and first when
-    // descending, i.e. a missing value orders as if above every value.
-    let order_sql = match sort.and_then(|s| s.resolve(rs).map(|r| (s, r))) {
-        Some((s, r)) => format!(
-            "{} {}, resources.pk",
-            c.sort_key(&r),
-            if s.descending() {
-                "DESC NULLS FIRST"
-            } else {
-                "ASC NULLS LAST"
-            }
-        ),
-        None => "resources.pk".to_string(),
+    (c, where_sql)
+}
+
+/// The sort key and whether it descends, when `sort` names a sortable attribute of the type.
+fn sorting(c: &mut Compiler, sort: Option<&Sort>) -> Option<(SortKey, bool)> {
+    let (s, r) = sort.and_then(|s| s.resolve(c.rs).map(|r| (s, r)))?;
+    Some((c.sort_key(&r), s.descending()))
+}
+
+/// The ORDER BY terms: the sort key, then `pk`, which is unique, so the order is total and
+/// keyset pages never overlap or skip. RFC 7644 §3.4.2.3: resources without a value come last
+/// when ascending and first when descending, i.e. a missing value orders as if above every
+/// value. `backward` reverses all of it.
+fn order(key: Option<&str>, desc: bool, backward: bool) -> String {
+    let pk = if backward {
+        "resources.pk DESC"
+    } else {
+        "resources.pk"
     };
-    Compiled {
-        where_sql,
-        order_sql,
-        args: c.args,
+    match key {
+        Some(k) if desc != backward => format!("{k} DESC NULLS FIRST, {pk}"),
+        Some(k) => format!("{k} ASC NULLS LAST, {pk}"),
+        None => pk.to_string(),
     }
 }
 
@@ -263,6 +346,7 @@ impl<'r> Compiler<'r> {
             Arg::Text(_) => "text",
             Arg::Float(_) => "float8",
             Arg::Int(_) => "bigint",
+            Arg::Bool(_) => "boolean",
         };
         self.args.push(v);
         format!("${}::{ty}", self.args.len())
@@ -668,7 +752,56 @@ impl<'r> Compiler<'r> {
 
     /// The ORDER BY key for a resolved `sortBy` (see `Sort::resolve`): NULL when missing
     /// (absent, null or "").
-    fn sort_key(&mut self, r: &Resolved) -> String {
+    /// The rows after `from` in the order [`order`] gives (before it, `backward`): a later
+    /// key, or the same key and a later `pk`. A missing key (NULL) sorts above every value.
+    fn keyset(
+        &mut self,
+        key: Option<&SortKey>,
+        desc: bool,
+        backward: bool,
+        from: &Bound,
+    ) -> Result<String, MismatchedPosition> {
+        let tie = match (backward, from.inclusive) {
+            (false, false) => ">",
+            (false, true) => ">=",
+            (true, false) => "<",
+            (true, true) => "<=",
+        };
+        let pk = self.bind(Arg::Int(from.position.tie));
+        let pk = format!("resources.pk {tie} {pk}");
+        let Some(key) = key else {
+            return Ok(pk);
+        };
+        let k = &key.sql;
+        // Above `v` in value order, and the same value, for a present or missing `v`.
+        let (above, same) = match &from.position.value {
+            Some(v) => {
+                let arg = match (key.ty, v) {
+                    (KeyType::Text, SortValue::Text(t)) => Arg::Text(t.clone()),
+                    (KeyType::Int, SortValue::Integer(i)) => Arg::Int(*i),
+                    (KeyType::Float, SortValue::Real(r)) => Arg::Float(*r),
+                    (KeyType::Float, SortValue::Integer(i)) => Arg::Float(*i as f64),
+                    (KeyType::Bool, SortValue::Boolean(b)) => Arg::Bool(*b),
+                    _ => return Err(MismatchedPosition),
+                };
+                let v = self.bind(arg);
+                (
+                    format!("({k} IS NULL OR {k} > {v})"),
+                    format!("({k} IS NOT NULL AND {k} = {v})"),
+                )
+            }
+            None => ("false".to_string(), format!("({k} IS NULL)")),
+        };
+        let below = match &from.position.value {
+            Some(_) => format!("NOT {above} AND NOT {same}"),
+            None => format!("({k} IS NOT NULL)"),
+        };
+        // Ascending forward and descending backward travel towards higher values.
+        let beyond = if desc == backward { above } else { below };
+        Ok(format!("({beyond} OR ({same} AND {pk}))"))
+    }
+
+    fn sort_key(&mut self, r: &Resolved) -> SortKey {
         let leaf = r.leaf();
         let fold = leaf.ty == AttrType::String && !leaf.case_exact;
         let text = |v: String| {
@@ -678,18 +811,23 @@ impl<'r> Compiler<'r> {
                 format!("NULLIF({v}, '') COLLATE \"C\"")
             }
         };
+        let key = |sql: String, ty: KeyType| SortKey { sql, ty };
         if r.container().is_none() {
             if let Some(col) = column(&r.attr.name) {
-                return text(col.into());
+                return key(text(col.into()), KeyType::Text);
             }
             match (r.attr.name.as_str(), r.sub.map(|s| s.name.as_str())) {
-                ("meta", Some("created")) => return "scim_millis(resources.created)".into(),
-                ("meta", Some("lastModified")) => {
-                    return "scim_millis(resources.last_modified)".into()
+                ("meta", Some("created")) => {
+                    return key("scim_millis(resources.created)".into(), KeyType::Int)
                 }
-                ("meta", Some("version")) => return "resources.version".into(),
-                ("meta", Some("resourceType")) => return "resources.kind".into(),
-                ("meta", Some(_)) => return "resources.id".into(),
+                ("meta", Some("lastModified")) => {
+                    return key("scim_millis(resources.last_modified)".into(), KeyType::Int)
+                }
+                ("meta", Some("version")) => return key("resources.version".into(), KeyType::Int),
+                ("meta", Some("resourceType")) => {
+                    return key("resources.kind".into(), KeyType::Text)
+                }
+                ("meta", Some(_)) => return key("resources.id".into(), KeyType::Text),
                 ("members" | "groups", Some(sub)) => {
                     let n = self.alias();
                     let (from, cond) = self.references_from(n);
@@ -705,9 +843,12 @@ impl<'r> Compiler<'r> {
                             "CASE r{n}.kind WHEN 'User' THEN '/Users/' ELSE '/Groups/' END || r{n}.id"
                         ),
                     };
-                    return text(format!(
-                        "(SELECT {field} FROM {from} WHERE {cond} ORDER BY r{n}.pk LIMIT 1)"
-                    ));
+                    return key(
+                        text(format!(
+                            "(SELECT {field} FROM {from} WHERE {cond} ORDER BY r{n}.pk LIMIT 1)"
+                        )),
+                        KeyType::Text,
+                    );
                 }
                 _ => {}
             }
@@ -731,15 +872,20 @@ impl<'r> Compiler<'r> {
             }
         };
         match leaf.ty {
-            AttrType::Boolean => {
-                format!("CASE jsonb_typeof({json}) WHEN 'boolean' THEN ({json})::boolean END")
-            }
-            AttrType::Integer | AttrType::Decimal => {
-                format!("CASE jsonb_typeof({json}) WHEN 'number' THEN ({json})::float8 END")
-            }
-            _ => text(format!(
-                "CASE WHEN jsonb_typeof({json}) IN ('string', 'number', 'boolean') THEN {json} #>> '{{}}' END"
-            )),
+            AttrType::Boolean => key(
+                format!("CASE jsonb_typeof({json}) WHEN 'boolean' THEN ({json})::boolean END"),
+                KeyType::Bool,
+            ),
+            AttrType::Integer | AttrType::Decimal => key(
+                format!("CASE jsonb_typeof({json}) WHEN 'number' THEN ({json})::float8 END"),
+                KeyType::Float,
+            ),
+            _ => key(
+                text(format!(
+                    "CASE WHEN jsonb_typeof({json}) IN ('string', 'number', 'boolean') THEN {json} #>> '{{}}' END"
+                )),
+                KeyType::Text,
+            ),
         }
     }
 }

@@ -432,6 +432,74 @@ impl ResourceStore for PostgresStore {
         })
     }
 
+    fn list_seek(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        filter: Option<&Filter>,
+        sort: Option<&Sort>,
+        seek: &Seek,
+        base: &str,
+    ) -> Result<Vec<(StoredResource, Position)>, StoreError> {
+        if seek.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let q = query::compile_seek(
+            tenant,
+            self.registry.resource(kind),
+            filter,
+            sort,
+            seek,
+            base,
+        )
+        .map_err(|_| {
+            StoreError::InvalidReference(
+                "the list position does not fit this sort (the attribute's type changed)".into(),
+            )
+        })?;
+        let c = &q.compiled;
+        let text = format!(
+            "SELECT {RESOURCE_COLUMNS}, resources.pk, {} FROM resources WHERE {} ORDER BY {} LIMIT {}",
+            q.key.as_ref().map_or("NULL::text", |k| k.sql.as_str()),
+            c.where_sql,
+            c.order_sql,
+            seek.limit.min(i64::MAX as u64)
+        );
+        let args = query::params(&c.args);
+        let rows = self.pool.read_one(|db| db.query(&text, &args))?;
+        rows.iter()
+            .map(|row| {
+                let value = match q.key.as_ref().map(|k| k.ty) {
+                    None => None,
+                    Some(KeyType::Text) => row.get::<_, Option<String>>(7).map(SortValue::Text),
+                    Some(KeyType::Int) => row.get::<_, Option<i64>>(7).map(SortValue::Integer),
+                    Some(KeyType::Float) => row.get::<_, Option<f64>>(7).map(SortValue::Real),
+                    Some(KeyType::Bool) => row.get::<_, Option<bool>>(7).map(SortValue::Boolean),
+                };
+                Ok((
+                    into_resource(row, 0)?,
+                    Position {
+                        value,
+                        tie: row.get(6),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    fn cursor_key(&self, candidate: &[u8; 32]) -> Result<[u8; 32], StoreError> {
+        // The first instance to get here stores its candidate; the others read it.
+        let key: Vec<u8> = self.write(|db| {
+            db.execute(
+                "INSERT INTO cursor_key (key, created) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&candidate.as_slice(), &now_rfc3339()],
+            )?;
+            Ok(db.query_one("SELECT key FROM cursor_key", &[])?.get(0))
+        })?;
+        key.try_into()
+            .map_err(|_| StoreError::Corrupt("the cursor key is not 32 bytes".into()))
+    }
+
     fn references(
         &self,
         tenant: &str,

@@ -279,6 +279,16 @@ pub(super) const MIGRATIONS: &[&[Step]] = &[
         CREATE INDEX admin_sessions_token ON admin_sessions (token_id);
         CREATE INDEX admin_sessions_expires ON admin_sessions (expires);",
     )],
+    // 9: the key RFC 9865 cursors are sealed with (`scim::cursor`): one row, written by the
+    // first server to start (`cursor_key`), read by every other, so each instance opens the
+    // others' cursors. Deleting the row makes every outstanding cursor invalid.
+    &[Step::Sql(
+        "CREATE TABLE cursor_key (
+            one     INTEGER PRIMARY KEY CHECK (one = 1),
+            key     BLOB NOT NULL,
+            created TEXT NOT NULL
+        );",
+    )],
 ];
 
 /// Creates a database at an older schema version — the first `version` migrations, exactly as

@@ -36,7 +36,7 @@ use super::{
 };
 use crate::metrics::{Histogram, BATCH_BUCKETS};
 use crate::scim::filter::{fold_case, Filter};
-use crate::scim::list::{Page, Sort};
+use crate::scim::list::{Page, Position, Seek, Sort, SortValue};
 use crate::scim::resource::{MemberInput, Meta, Reference, ValidResource};
 use crate::scim::schema::Registry;
 use crate::scim::ResourceKind;

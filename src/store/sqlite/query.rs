@@ -30,7 +30,7 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::scim::filter::{fold_case, resolve, AttrPath, CompareOp, Filter};
-use crate::scim::list::Sort;
+use crate::scim::list::{Bound, Seek, Sort, SortValue};
 use crate::scim::path::Resolved;
 use crate::scim::schema::{AttrDef, AttrType, ResourceSchema};
 use crate::scim::ResourceKind;
@@ -73,6 +73,61 @@ pub(crate) fn compile(
     sort: Option<&Sort>,
     base: &str,
 ) -> Compiled {
+    let (mut c, where_sql) = selection(tenant, rs, filter, base);
+    let order_sql = match sorting(&mut c, sort) {
+        Some((key, desc)) => order(Some(&key), desc, false),
+        None => order(None, false, false),
+    };
+    Compiled {
+        where_sql,
+        order_sql,
+        args: c.args,
+    }
+}
+
+/// A compiled keyset page ([`Seek`]): the WHERE clause with the position's condition, the
+/// ORDER BY in the direction of travel, and the sort key's expression (`NULL` without a
+/// sort), whose value in each row is the row's position.
+pub(crate) struct Seeking {
+    pub compiled: Compiled,
+    pub key_sql: String,
+}
+
+pub(crate) fn compile_seek(
+    tenant: &str,
+    rs: &ResourceSchema,
+    filter: Option<&Filter>,
+    sort: Option<&Sort>,
+    seek: &Seek,
+    base: &str,
+) -> Seeking {
+    let (mut c, mut where_sql) = selection(tenant, rs, filter, base);
+    let sorting = sorting(&mut c, sort);
+    let (key, desc) = match &sorting {
+        Some((key, desc)) => (Some(key.as_str()), *desc),
+        None => (None, false),
+    };
+    if let Some(from) = &seek.from {
+        where_sql.push_str(" AND ");
+        where_sql.push_str(&c.keyset(key, desc, seek.backward, from));
+    }
+    Seeking {
+        compiled: Compiled {
+            where_sql,
+            order_sql: order(key, desc, seek.backward),
+            args: c.args,
+        },
+        key_sql: key.unwrap_or("NULL").to_string(),
+    }
+}
+
+/// The compiler and the WHERE clause of a list query (`?1` is the tenant).
+fn selection<'r>(
+    tenant: &str,
+    rs: &'r ResourceSchema,
+    filter: Option<&Filter>,
+    base: &str,
+) -> (Compiler<'r>, String) {
     let kind = rs.kind;
     let mut c = Compiler {
         rs,
@@ -96,24 +151,30 @@ pub(crate) fn compile(
         let p = c.bind(Sql::Text(base.to_string()));
         where_sql = where_sql.replace(BASE, &p);
     }
-    // RFC 7644 §3.4.2.3: resources without a value come last when ascending and first when
-    // descending, i.e. a missing value orders as if above every value.
-    let order_sql = match sort.and_then(|s| s.resolve(rs).map(|r| (s, r))) {
-        Some((s, r)) => format!(
-            "{} {}, resources.pk",
-            c.sort_key(&r),
-            if s.descending() {
-                "DESC NULLS FIRST"
-            } else {
-                "ASC NULLS LAST"
-            }
-        ),
-        None => "resources.pk".to_string(),
+    (c, where_sql)
+}
+
+/// The sort key's expression and whether it descends, when `sort` names a sortable
+/// attribute of the type.
+fn sorting(c: &mut Compiler, sort: Option<&Sort>) -> Option<(String, bool)> {
+    let (s, r) = sort.and_then(|s| s.resolve(c.rs).map(|r| (s, r)))?;
+    Some((c.sort_key(&r), s.descending()))
+}
+
+/// The ORDER BY terms: the sort key, then `pk`, which is unique, so the order is total and
+/// keyset pages never overlap or skip. RFC 7644 §3.4.2.3: resources without a value come last
+/// when ascending and first when descending, i.e. a missing value orders as if above every
+/// value. `backward` reverses all of it.
+fn order(key: Option<&str>, desc: bool, backward: bool) -> String {
+    let pk = if backward {
+        "resources.pk DESC"
+    } else {
+        "resources.pk"
     };
-    Compiled {
-        where_sql,
-        order_sql,
-        args: c.args,
+    match key {
+        Some(k) if desc != backward => format!("{k} DESC NULLS FIRST, {pk}"),
+        Some(k) => format!("{k} ASC NULLS LAST, {pk}"),
+        None => pk.to_string(),
     }
 }
 
@@ -678,6 +739,45 @@ impl<'r> Compiler<'r> {
             }
         };
         Some(format!("({t} AND {test})"))
+    }
+
+    /// The rows after `from` in the order [`order`] gives (before it, `backward`): a later
+    /// key, or the same key and a later `pk`. A missing key (NULL) sorts above every value.
+    fn keyset(&mut self, key: Option<&str>, desc: bool, backward: bool, from: &Bound) -> String {
+        let tie = match (backward, from.inclusive) {
+            (false, false) => ">",
+            (false, true) => ">=",
+            (true, false) => "<",
+            (true, true) => "<=",
+        };
+        let pk = self.bind(Sql::Integer(from.position.tie));
+        let pk = format!("resources.pk {tie} {pk}");
+        let Some(k) = key else {
+            return pk;
+        };
+        // Above `v` in value order, and the same value, for a present or missing `v`.
+        let (above, same) = match &from.position.value {
+            Some(v) => {
+                let v = self.bind(match v {
+                    SortValue::Text(t) => Sql::Text(t.clone()),
+                    SortValue::Integer(i) => Sql::Integer(*i),
+                    SortValue::Real(r) => Sql::Real(*r),
+                    SortValue::Boolean(b) => Sql::Integer(i64::from(*b)),
+                });
+                (
+                    format!("({k} IS NULL OR {k} > {v})"),
+                    format!("({k} IS NOT NULL AND {k} = {v})"),
+                )
+            }
+            None => ("0".to_string(), format!("({k} IS NULL)")),
+        };
+        let below = match &from.position.value {
+            Some(_) => format!("NOT {above} AND NOT {same}"),
+            None => format!("({k} IS NOT NULL)"),
+        };
+        // Ascending forward and descending backward travel towards higher values.
+        let beyond = if desc == backward { above } else { below };
+        format!("({beyond} OR ({same} AND {pk}))")
     }
 
     /// The ORDER BY key for a resolved `sortBy` (see `Sort::resolve`): NULL when missing

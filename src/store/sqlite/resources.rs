@@ -482,6 +482,82 @@ impl ResourceStore for SqliteStore {
         })
     }
 
+    fn list_seek(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        filter: Option<&Filter>,
+        sort: Option<&Sort>,
+        seek: &Seek,
+        base: &str,
+    ) -> Result<Vec<(StoredResource, Position)>, StoreError> {
+        if seek.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let q = query::compile_seek(
+            tenant,
+            self.registry.resource(kind),
+            filter,
+            sort,
+            seek,
+            base,
+        );
+        let c = &q.compiled;
+        let text = format!(
+            "SELECT {RESOURCE_COLUMNS}, resources.pk, {} FROM resources WHERE {} ORDER BY {} LIMIT {}",
+            q.key_sql,
+            c.where_sql,
+            c.order_sql,
+            seek.limit.min(i64::MAX as u64)
+        );
+        self.read_one(|conn| {
+            let mut stmt = conn.prepare(&text)?;
+            let rows = stmt.query_map(params_from_iter(c.args.iter()), |row| {
+                let value: rusqlite::types::Value = row.get(7)?;
+                Ok((row_to_resource(row)?, row.get::<_, i64>(6)?, value))
+            })?;
+            let mut out = Vec::new();
+            for r in rows {
+                let (resource, tie, value) = r?;
+                let resource = into_resource(resource)?;
+                let value = match value {
+                    rusqlite::types::Value::Null => None,
+                    rusqlite::types::Value::Integer(i) => Some(SortValue::Integer(i)),
+                    rusqlite::types::Value::Real(r) => Some(SortValue::Real(r)),
+                    rusqlite::types::Value::Text(t) => Some(SortValue::Text(t)),
+                    rusqlite::types::Value::Blob(_) => {
+                        return Err(StoreError::Corrupt(format!(
+                            "the sort value of {} is a blob",
+                            resource.id
+                        )))
+                    }
+                };
+                out.push((resource, Position { value, tie }));
+            }
+            Ok(out)
+        })
+    }
+
+    fn cursor_key(&self, candidate: &[u8; 32]) -> Result<[u8; 32], StoreError> {
+        let stored = |conn: &Connection| -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(conn
+                .query_row("SELECT key FROM cursor_key", [], |r| r.get(0))
+                .optional()?)
+        };
+        let key = match self.read_one(stored)? {
+            Some(k) => k,
+            None => self.write(|tx| {
+                tx.execute(
+                    "INSERT INTO cursor_key (one, key, created) VALUES (1, ?1, ?2) ON CONFLICT DO NOTHING",
+                    params![candidate.as_slice(), now_rfc3339()],
+                )?;
+                stored(tx)?.ok_or_else(|| StoreError::Corrupt("no cursor key".into()))
+            })?,
+        };
+        key.try_into()
+            .map_err(|_| StoreError::Corrupt("the cursor key is not 32 bytes".into()))
+    }
+
     fn references(
         &self,
         tenant: &str,
