@@ -273,6 +273,7 @@ where
                         }
                         f(&client, &mut st, i);
                     }
+                    crate::cpu::report_generator_thread();
                     st
                 })
             })
@@ -312,6 +313,7 @@ where
                     while Instant::now() < deadline {
                         f(&client, &mut st, &mut rng);
                     }
+                    crate::cpu::report_generator_thread();
                     st
                 })
             })

@@ -4,6 +4,7 @@
 
 pub mod ceilings;
 pub mod client;
+pub mod cpu;
 pub mod target;
 pub mod workload;
 
@@ -40,6 +41,8 @@ pub struct Report {
     pub restart_ms: Option<f64>,
     /// Resident memory after the load (MiB), peak (MiB), and what it covers.
     pub memory: Option<(f64, f64, String)>,
+    /// What the phases' server CPU times cover (`None` without load phases).
+    pub server_cpu: Option<String>,
     pub targets: Vec<TargetResult>,
     pub json: Value,
 }
@@ -117,6 +120,14 @@ pub fn run(opts: Options) -> Result<Report, String> {
         (workers, http_threads) = (target.workers, target.http_threads);
         report.cold_start_ms = target.cold_start_ms;
         let mut w = Workload::new(p, &target.base, &target.token);
+        w.cpu = target.server_cpu();
+        if !w.cpu.readable() {
+            return Err(format!(
+                "cannot read the server's CPU time: {}",
+                w.cpu.describe()
+            ));
+        }
+        report.server_cpu = Some(w.cpu.describe());
         for phase in &load_phases {
             if opts.print {
                 eprintln!("phase {phase}…");
@@ -138,6 +149,7 @@ pub fn run(opts: Options) -> Result<Report, String> {
                     // Cold start on the loaded database.
                     report.restart_ms = target.restart()?;
                     w.base = target.base.clone();
+                    w.cpu = target.server_cpu();
                 }
                 "delete" => {
                     if report.memory.is_none() {
@@ -313,6 +325,8 @@ fn to_json(r: &Report, p: &Params, mode: &str) -> Value {
         "rss_peak_mib": r.memory.as_ref().map(|m| round3(m.1)),
         "rss_covers": r.memory.as_ref().map(|m| m.2.clone()),
         "phases": phases,
+        "server_cpu": r.server_cpu,
+        "clk_tck": cpu::clock_ticks_per_second(),
         "ceilings": r.ceilings.as_ref().map(Ceilings::json),
         "targets": targets,
         "checks": checks,
@@ -322,14 +336,15 @@ fn to_json(r: &Report, p: &Params, mode: &str) -> Value {
 fn print(r: &Report) {
     if !r.phases.is_empty() {
         println!(
-            "{:<12} {:>9} {:>7} {:>9} {:>10} {:>9} {:>9}  work/s",
-            "phase", "requests", "errors", "wall s", "req/s", "p50 ms", "p99 ms"
+            "{:<12} {:>9} {:>7} {:>9} {:>10} {:>9} {:>9} {:>10}  work/s (server CPU ms per unit)",
+            "phase", "requests", "errors", "wall s", "req/s", "p50 ms", "p99 ms", "CPU ms/op"
         );
     }
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     for ph in &r.phases {
         let all = ph.stats.summary(None);
         println!(
-            "{:<12} {:>9} {:>7} {:>9.2} {:>10.0} {:>9.3} {:>9.3}  {:.0} {}/s",
+            "{:<12} {:>9} {:>7} {:>9.2} {:>10.0} {:>9.3} {:>9.3} {:>10}  {:.0} {}/s ({} ms/{})",
             ph.name,
             ph.stats.requests,
             ph.stats.errors,
@@ -337,8 +352,11 @@ fn print(r: &Report) {
             ph.req_per_s(),
             all.p50_ms,
             all.p99_ms,
+            ms(ph.cpu_ms_per_op()),
             ph.units_per_s(),
-            ph.unit
+            ph.unit,
+            ms(ph.cpu_ms_per_unit()),
+            ph.unit.trim_end_matches('s'),
         );
         for op in ph.stats.lat.keys() {
             let l = ph.stats.summary(Some(op));
@@ -347,6 +365,9 @@ fn print(r: &Report) {
                 op, l.count, l.p50_ms, l.p99_ms
             );
         }
+    }
+    if let Some(what) = &r.server_cpu {
+        println!("CPU ms/op: the server's CPU time over the phase's requests; {what}");
     }
     if let Some(c) = &r.ceilings {
         ceilings::print(c);

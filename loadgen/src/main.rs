@@ -23,6 +23,10 @@ struct Cli {
     /// Bearer token for --url
     #[arg(long, global = true, env = "SCIMLITE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Process id of the --url server, when it runs on this machine: its CPU time per
+    /// operation is measured from /proc/PID/stat
+    #[arg(long, global = true, requires = "url")]
+    server_pid: Option<u32>,
     /// Start this scimlite binary as a child process on a temp database and load it
     #[arg(long, global = true)]
     binary: Option<PathBuf>,
@@ -114,6 +118,7 @@ fn main() -> ExitCode {
         (Some(url), _) => Mode::Url {
             url,
             token: cli.token.unwrap_or_default(),
+            server_pid: cli.server_pid,
         },
         (None, Some(bin)) => Mode::Binary(bin),
         (None, None) => Mode::InProcess,

@@ -7,11 +7,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::client::Client;
+use crate::cpu::{self, ServerCpu};
 
 pub enum Mode {
     InProcess,
     Binary(PathBuf),
-    Url { url: String, token: String },
+    Url {
+        url: String,
+        token: String,
+        /// The server's process id, when it runs on this machine: its CPU time is measured.
+        server_pid: Option<u32>,
+    },
 }
 
 /// Server settings the generator passes to a server it starts.
@@ -34,7 +40,9 @@ enum Kind {
         port: u16,
         _dir: tempfile::TempDir,
     },
-    Remote,
+    Remote {
+        server_pid: Option<u32>,
+    },
 }
 
 pub struct Target {
@@ -119,7 +127,18 @@ fn spawn_binary(program: &Path, config_path: &Path, dir: &Path) -> Result<Child,
 impl Target {
     pub fn start(mode: Mode, s: &ServerSettings) -> Result<Target, String> {
         match mode {
-            Mode::Url { url, token } => {
+            Mode::Url {
+                url,
+                token,
+                server_pid,
+            } => {
+                if let Some(pid) = server_pid {
+                    if cpu::process_seconds(pid).is_none() {
+                        return Err(format!(
+                            "--server-pid {pid}: cannot read the CPU time of that process (/proc/{pid}/stat)"
+                        ));
+                    }
+                }
                 let (workers, http_threads) = default_threads()?;
                 Ok(Target {
                     base: url.trim_end_matches('/').to_string(),
@@ -127,7 +146,7 @@ impl Target {
                     cold_start_ms: None,
                     workers,
                     http_threads,
-                    kind: Kind::Remote,
+                    kind: Kind::Remote { server_pid },
                 })
             }
             Mode::InProcess => {
@@ -199,7 +218,7 @@ impl Target {
         match self.kind {
             Kind::InProcess { .. } => "in-process",
             Kind::Binary { .. } => "binary",
-            Kind::Remote => "url",
+            Kind::Remote { .. } => "url",
         }
     }
 
@@ -207,7 +226,7 @@ impl Target {
     /// from start to the first answered `GET /ServiceProviderConfig`. `None` for a remote server.
     pub fn restart(&mut self) -> Result<Option<f64>, String> {
         match &mut self.kind {
-            Kind::Remote => Ok(None),
+            Kind::Remote { .. } => Ok(None),
             Kind::InProcess { handle, config, .. } => {
                 if let Some(h) = handle.take() {
                     h.shutdown();
@@ -244,10 +263,22 @@ impl Target {
         }
     }
 
+    /// Where the server's CPU time is read (the child's process id changes on a restart).
+    pub fn server_cpu(&self) -> ServerCpu {
+        match &self.kind {
+            Kind::InProcess { .. } => ServerCpu::InProcess,
+            Kind::Binary { child, .. } => ServerCpu::Process(child.id()),
+            Kind::Remote {
+                server_pid: Some(pid),
+            } => ServerCpu::Process(*pid),
+            Kind::Remote { server_pid: None } => ServerCpu::Unmeasured,
+        }
+    }
+
     /// Resident memory of the server in MiB (current, peak) and what it covers.
     pub fn memory(&self) -> Option<(f64, f64, &'static str)> {
         let (path, what) = match &self.kind {
-            Kind::Remote => return None,
+            Kind::Remote { .. } => return None,
             Kind::InProcess { .. } => (
                 "/proc/self/status".to_string(),
                 "server and load generator in one process",
@@ -270,7 +301,7 @@ impl Target {
 
     pub fn stop(mut self) {
         match &mut self.kind {
-            Kind::Remote => {}
+            Kind::Remote { .. } => {}
             Kind::InProcess { handle, .. } => {
                 if let Some(h) = handle.take() {
                     h.shutdown();

@@ -58,6 +58,20 @@ fn tiny_w1_runs_every_phase_without_errors() {
     let v = &report.json;
     assert_eq!(v["phases"]["sync"]["units"], 30.0, "{json}");
     assert_eq!(v["phases"]["members"]["units"], 20.0 + 2.0 * 5.0, "{json}");
+    // The server's CPU time per operation, next to throughput, for every phase (in-process:
+    // this process's CPU less the generator's threads).
+    for (name, phase) in v["phases"].as_object().expect("phases") {
+        assert!(
+            phase["server_cpu_s"].as_f64().is_some_and(|s| s >= 0.0)
+                && phase["cpu_ms_per_op"].is_f64(),
+            "{name}: {json}"
+        );
+    }
+    assert!(v["phases"]["sync"]["cpu_ms_per_unit"].is_f64(), "{json}");
+    assert!(
+        v["phases"]["micro"]["reads"]["get_by_id"]["cpu_ms_per_request"].is_f64(),
+        "{json}"
+    );
     // list runs before micro, so it pages through the 30 W1 users.
     assert_eq!(v["phases"]["list"]["units"], 30.0, "{json}");
     let ceilings = report.ceilings.as_ref().expect("ceilings ran");
