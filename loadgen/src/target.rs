@@ -21,9 +21,30 @@ pub enum Mode {
 }
 
 /// Server settings the generator passes to a server it starts.
+#[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub pbkdf2_rounds: u32,
     pub synchronous: String,
+    /// A push receiver (`[[events.push]]`) for the tenant the load goes to.
+    pub push: Option<PushTarget>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            pbkdf2_rounds: 1000,
+            synchronous: "full".into(),
+            push: None,
+        }
+    }
+}
+
+/// Where a server the generator starts pushes its provisioning events.
+#[derive(Debug, Clone)]
+pub struct PushTarget {
+    pub url: String,
+    /// `[events] push_max_backoff_secs`; the server's default when `None`.
+    pub max_backoff_secs: Option<u64>,
 }
 
 enum Kind {
@@ -63,10 +84,20 @@ const READY_LIMIT: Duration = Duration::from_secs(30);
 
 fn write_config(dir: &Path, listen: &str, s: &ServerSettings) -> Result<PathBuf, String> {
     let path = dir.join("scim.toml");
-    let text = format!(
+    let mut text = format!(
         "listen = \"{listen}\"\ndatabase = \"load.db\"\npbkdf2_rounds = {}\nsynchronous = \"{}\"\nlog_level = \"warn\"\n",
         s.pbkdf2_rounds, s.synchronous
     );
+    if let Some(push) = &s.push {
+        text.push_str("\n[events]\n");
+        if let Some(secs) = push.max_backoff_secs {
+            text.push_str(&format!("push_max_backoff_secs = {secs}\n"));
+        }
+        text.push_str(&format!(
+            "\n[[events.push]]\ntenant = \"default\"\nurl = \"{}\"\n",
+            push.url
+        ));
+    }
     std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(path)
 }
