@@ -4,6 +4,7 @@
 
 pub mod ceilings;
 pub mod client;
+pub mod compare;
 pub mod cpu;
 pub mod delivery;
 pub mod receiver;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use scimlite_load::compare;
 use scimlite_load::delivery::PushSettings;
 use scimlite_load::target::{Mode, ServerSettings};
 use scimlite_load::workload::Params;
@@ -114,10 +115,35 @@ enum Command {
     /// Measure only this machine's ceilings: raw SQLite commits and lookups, and a
     /// hello-world on scimlite's HTTP stack at --concurrency
     Ceilings,
+    /// Print the JSON lines of earlier runs side by side as a Markdown table (each run's
+    /// change against the first): e.g. the same load without and with a push receiver
+    Compare {
+        /// Files holding a run's output (the JSON line is its last line)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Compare { files }) = &cli.command {
+        let mut runs = Vec::new();
+        for f in files {
+            match compare::load(f) {
+                Ok(v) => runs.push((
+                    f.file_stem()
+                        .map_or_else(|| f.display().to_string(), |s| s.to_string_lossy().into()),
+                    v,
+                )),
+                Err(e) => {
+                    eprintln!("scimlite-load: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        print!("{}", compare::table(&runs));
+        return ExitCode::SUCCESS;
+    }
     if !(cli.duration.is_finite() && cli.duration > 0.0) {
         eprintln!("--duration must be a positive number of seconds");
         return ExitCode::from(2);
