@@ -11,8 +11,8 @@
 //!   and its push and pruning threads have no name of their own. So each generator thread
 //!   reports its own CPU clock instead ([`report_generator_thread`]): the load workers when
 //!   they finish, the push receiver's threads after each request, and the thread that runs
-//!   the phases whenever it samples. What is left is the server's (plus ureq's short-lived
-//!   DNS threads, one per new connection: noise).
+//!   the phases whenever it samples. What is left is the server's, its push thread's
+//!   short-lived resolver threads included (see `client.rs` on ureq's resolve timeout).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
