@@ -34,7 +34,7 @@ pub fn load(path: &Path) -> Result<Value, String> {
 
 fn fmt_num(x: f64) -> String {
     let a = x.abs();
-    if a >= 1000.0 {
+    if a >= 1000.0 || (x.fract() == 0.0 && a < 1e15) {
         format!("{x:.0}")
     } else if a >= 10.0 {
         format!("{x:.1}")
@@ -113,12 +113,19 @@ pub fn table(runs: &[(String, Value)]) -> String {
             &format!("{phase}: CPU ms/op"),
             &of("cpu_ms_per_op"),
         );
-        if unit != "requests" {
-            row(
+        match one {
+            "request" => {}
+            // steady's unit is an operation of the mix (an add-then-remove is one).
+            "op" => row(
+                &mut out,
+                &format!("{phase}: CPU ms per mix op"),
+                &of("cpu_ms_per_unit"),
+            ),
+            _ => row(
                 &mut out,
                 &format!("{phase}: CPU ms/{one}"),
                 &of("cpu_ms_per_unit"),
-            );
+            ),
         }
         row(&mut out, &format!("{phase}: errors"), &of("errors"));
     }
@@ -141,11 +148,16 @@ pub fn table(runs: &[(String, Value)]) -> String {
     };
     for (field, what) in [
         ("receiver_down_s", "push: receiver down, s"),
+        ("events_committed", "push: events committed"),
         ("events_pushed", "push: events pushed"),
         ("duplicates", "push: duplicates"),
         ("refusals", "push: receiver refusals"),
         ("drain_s", "push: drain after the last write, s"),
         ("peak_events_per_s", "push: busiest second, events/s"),
+        (
+            "drain_cpu_ms_per_event",
+            "push: server CPU ms per event pushed after the load",
+        ),
         ("in_order", "push: in order"),
     ] {
         row(&mut out, what, &push(field));

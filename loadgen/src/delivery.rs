@@ -20,11 +20,18 @@ use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{json, Value};
 
 use crate::client::{round3, Client};
+use crate::cpu::ServerCpu;
 use crate::receiver::{Received, Receiver};
 use crate::workload::Check;
 
 /// Most events one poll returns (RFC 8936 `maxEvents`; scimlite's cap).
 const PAGE: usize = 1000;
+/// Fewer events pushed after the load than this make no CPU-per-event figure.
+pub const MIN_DRAIN_EVENTS: usize = 1000;
+/// The receiver counts as quiet, and `/metrics` is asked, this long after its last POST.
+const QUIET: Duration = Duration::from_millis(500);
+/// `/metrics` counts each push consumer's backlog (a scan of it): asked at most this often.
+const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct PushSettings {
@@ -61,6 +68,10 @@ pub struct PushOutcome {
     pub waited_s: f64,
     /// Most new events the receiver got within one second.
     pub peak_events_per_s: usize,
+    /// Events that arrived after the load, and the server's CPU milliseconds per such event
+    /// (the wait included; only with at least [`MIN_DRAIN_EVENTS`] of them).
+    pub drained_after_load: usize,
+    pub drain_cpu_ms_per_event: Option<f64>,
     /// `scimlite_events_backlog` of each push consumer at the end.
     pub backlog_end: Vec<(String, f64)>,
 }
@@ -88,6 +99,8 @@ impl PushOutcome {
             "drain_s": self.drain_s.map(round3),
             "waited_s": round3(self.waited_s),
             "peak_events_per_s": self.peak_events_per_s,
+            "drained_after_load": self.drained_after_load,
+            "drain_cpu_ms_per_event": self.drain_cpu_ms_per_event.map(crate::workload::round4),
             "backlog_end": backlog,
         })
     }
@@ -114,12 +127,18 @@ impl PushOutcome {
             self.connections
         );
         println!(
-            "  drained {} after the last write (waited {:.1} s); peak {} events/s",
+            "  drained {} after the last write (waited {:.1} s); busiest second {} events/s",
             self.drain_s
                 .map_or("NOT".to_string(), |s| format!("{s:.2} s")),
             self.waited_s,
             self.peak_events_per_s
         );
+        if let Some(ms) = self.drain_cpu_ms_per_event {
+            println!(
+                "  {} events pushed after the load, {ms:.4} server CPU ms each",
+                self.drained_after_load
+            );
+        }
         for (consumer, backlog) in &self.backlog_end {
             println!("  /metrics scimlite_events_backlog{{consumer=\"{consumer}\"}} {backlog}");
         }
@@ -314,8 +333,10 @@ pub fn finish(
     receiver: &Receiver,
     settings: &PushSettings,
     last_write_end: Instant,
+    cpu: ServerCpu,
 ) -> (PushOutcome, Vec<Check>) {
     let started = Instant::now();
+    let cpu_start = cpu.seconds();
     let deadline = started + settings.drain_timeout;
     let metrics = Client::new(origin(base), None);
     let events = Client::new(base, Some(token));
@@ -326,18 +347,26 @@ pub fn finish(
         ..PushOutcome::default()
     };
 
-    // 1. Until every push consumer's backlog is 0.
+    // 1. Until every push consumer's backlog is 0: asked once the receiver is quiet, and
+    // not often, since each answer counts the backlog.
     let mut last_error = None;
-    loop {
-        match read_backlogs(&metrics) {
-            Ok(b) if !b.is_empty() && b.iter().all(|(_, n)| *n == 0.0) => break,
-            Ok(_) => {}
-            Err(e) => last_error = Some(e),
+    let mut drain_cpu = None;
+    let mut next_metrics = Instant::now();
+    while Instant::now() < deadline {
+        let busy = receiver.last_post().is_some_and(|t| t.elapsed() < QUIET);
+        if !busy && Instant::now() >= next_metrics {
+            let cpu_now = cpu.seconds();
+            match read_backlogs(&metrics) {
+                Ok(b) if !b.is_empty() && b.iter().all(|(_, n)| *n == 0.0) => {
+                    drain_cpu = cpu_now.zip(cpu_start).map(|(b, a)| (b - a).max(0.0));
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => last_error = Some(e),
+            }
+            next_metrics = Instant::now() + METRICS_EVERY;
         }
-        if Instant::now() >= deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
 
     // 2. What the server committed, in order.
@@ -366,6 +395,11 @@ pub fn finish(
     out.malformed_reasons = got.malformed_reasons.clone();
     out.connections = got.connections;
     out.peak_events_per_s = peak_per_second(&got.arrived_at);
+    out.drained_after_load = got.arrived_at.iter().filter(|t| **t >= started).count();
+    if out.drained_after_load >= MIN_DRAIN_EVENTS {
+        out.drain_cpu_ms_per_event =
+            drain_cpu.and_then(|s| crate::workload::per(s, out.drained_after_load as f64));
+    }
     if let Some(feed) = &feed {
         let (missing, unexpected, in_order, diff) = compare(feed, &got);
         out.committed = Some(feed.len());

@@ -210,7 +210,7 @@ pub fn run(opts: Options) -> Result<Report, String> {
                 eprintln!("waiting for the push receiver to have every event…");
             }
             let (outcome, checks) =
-                delivery::finish(&target.base, &target.token, r, ps, last_write_end);
+                delivery::finish(&target.base, &target.token, r, ps, last_write_end, w.cpu);
             report.push = Some(outcome);
             report.checks.extend(checks);
         }

@@ -59,6 +59,8 @@ pub struct Received {
 
 struct State {
     seen: HashSet<String>,
+    /// When the last POST of any kind arrived.
+    last_post: Option<Instant>,
     received: Received,
     outage: Outage,
 }
@@ -92,6 +94,7 @@ impl Receiver {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 seen: HashSet::new(),
+                last_post: None,
                 received: Received::default(),
                 outage: if down.is_zero() {
                     Outage::None
@@ -124,6 +127,11 @@ impl Receiver {
         if let Outage::Pending(d) = st.outage {
             st.outage = Outage::Until(Instant::now() + d);
         }
+    }
+
+    /// When the last POST arrived, answered 202 or not (cheaper than [`Receiver::received`]).
+    pub fn last_post(&self) -> Option<Instant> {
+        self.shared.lock().last_post
     }
 
     /// What has arrived so far.
@@ -386,6 +394,7 @@ fn answer(head: &str, body: &[u8], shared: &Shared, w: &mut TcpStream, close: bo
         }
     };
     let mut st = shared.lock();
+    st.last_post = Some(Instant::now());
     if let Outage::Until(until) = st.outage {
         if Instant::now() < until || st.received.refusals == 0 {
             st.received.refusals += 1;
