@@ -154,6 +154,7 @@ pub fn table(runs: &[(String, Value)]) -> String {
         ("refusals", "push: receiver refusals"),
         ("drain_s", "push: drain after the last write, s"),
         ("peak_events_per_s", "push: busiest second, events/s"),
+        ("drain_events_per_s", "push: events/s pushed after the load"),
         (
             "drain_cpu_ms_per_event",
             "push: server CPU ms per event pushed after the load",

@@ -72,6 +72,9 @@ pub struct PushOutcome {
     /// (the wait included; only with at least [`MIN_DRAIN_EVENTS`] of them).
     pub drained_after_load: usize,
     pub drain_cpu_ms_per_event: Option<f64>,
+    /// Their rate, from the first to the last of them: one receiver's sustained delivery
+    /// rate while the API is idle (same threshold).
+    pub drain_events_per_s: Option<f64>,
     /// `scimlite_events_backlog` of each push consumer at the end.
     pub backlog_end: Vec<(String, f64)>,
 }
@@ -101,6 +104,7 @@ impl PushOutcome {
             "peak_events_per_s": self.peak_events_per_s,
             "drained_after_load": self.drained_after_load,
             "drain_cpu_ms_per_event": self.drain_cpu_ms_per_event.map(crate::workload::round4),
+            "drain_events_per_s": self.drain_events_per_s.map(f64::round),
             "backlog_end": backlog,
         })
     }
@@ -135,8 +139,10 @@ impl PushOutcome {
         );
         if let Some(ms) = self.drain_cpu_ms_per_event {
             println!(
-                "  {} events pushed after the load, {ms:.4} server CPU ms each",
-                self.drained_after_load
+                "  {} events pushed after the load, {} events/s, {ms:.4} server CPU ms each",
+                self.drained_after_load,
+                self.drain_events_per_s
+                    .map_or("-".to_string(), |r| format!("{r:.0}"))
             );
         }
         for (consumer, backlog) in &self.backlog_end {
@@ -395,10 +401,20 @@ pub fn finish(
     out.malformed_reasons = got.malformed_reasons.clone();
     out.connections = got.connections;
     out.peak_events_per_s = peak_per_second(&got.arrived_at);
-    out.drained_after_load = got.arrived_at.iter().filter(|t| **t >= started).count();
+    let after_load: Vec<Instant> = got
+        .arrived_at
+        .iter()
+        .copied()
+        .filter(|t| *t >= started)
+        .collect();
+    out.drained_after_load = after_load.len();
     if out.drained_after_load >= MIN_DRAIN_EVENTS {
         out.drain_cpu_ms_per_event =
             drain_cpu.and_then(|s| crate::workload::per(s, out.drained_after_load as f64));
+        if let (Some(first), Some(last)) = (after_load.first(), after_load.last()) {
+            let secs = last.duration_since(*first).as_secs_f64();
+            out.drain_events_per_s = (secs > 0.0).then(|| (after_load.len() - 1) as f64 / secs);
+        }
     }
     if let Some(feed) = &feed {
         let (missing, unexpected, in_order, diff) = compare(feed, &got);
