@@ -46,9 +46,18 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 impl Client {
     /// `base` is everything before the request path, e.g. `http://127.0.0.1:8080/scim/v2`.
     pub fn new(base: &str, token: Option<&str>) -> Client {
+        // Each step has the timeout, not the whole call (`timeout_global`): ureq 3.5 resolves
+        // the host before it looks for a pooled connection, and a resolve under a timeout
+        // runs on a new thread — one thread per request, which cost the generator CPU time
+        // and, in-process, was counted as the server's. Without a resolve timeout it is a
+        // plain parse of the IP literal. A stalled server still times out.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(TIMEOUT))
+            .timeout_connect(Some(TIMEOUT))
+            .timeout_send_request(Some(TIMEOUT))
+            .timeout_send_body(Some(TIMEOUT))
+            .timeout_recv_response(Some(TIMEOUT))
+            .timeout_recv_body(Some(TIMEOUT))
             .build()
             .into();
         Client {
@@ -273,6 +282,7 @@ where
                         }
                         f(&client, &mut st, i);
                     }
+                    crate::cpu::report_generator_thread();
                     st
                 })
             })
@@ -312,6 +322,7 @@ where
                     while Instant::now() < deadline {
                         f(&client, &mut st, &mut rng);
                     }
+                    crate::cpu::report_generator_thread();
                     st
                 })
             })

@@ -4,16 +4,22 @@
 
 pub mod ceilings;
 pub mod client;
+pub mod compare;
+pub mod cpu;
+pub mod delivery;
+pub mod receiver;
 pub mod target;
 pub mod workload;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
 use crate::ceilings::{CeilingParams, Ceilings};
 use crate::client::round3;
-use crate::target::{Mode, ServerSettings, Target};
+use crate::delivery::{PushOutcome, PushSettings};
+use crate::receiver::Receiver;
+use crate::target::{Mode, PushTarget, ServerSettings, Target};
 use crate::workload::{Params, PhaseResult, Workload};
 
 pub const PHASES: [&str; 7] = [
@@ -29,6 +35,8 @@ pub struct Options {
     pub phases: Vec<String>,
     /// Prints the table (the JSON line is always returned in the report).
     pub print: bool,
+    /// A push receiver in this process, attached to the server the generator starts.
+    pub push: Option<PushSettings>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -40,6 +48,10 @@ pub struct Report {
     pub restart_ms: Option<f64>,
     /// Resident memory after the load (MiB), peak (MiB), and what it covers.
     pub memory: Option<(f64, f64, String)>,
+    /// What the phases' server CPU times cover (`None` without load phases).
+    pub server_cpu: Option<String>,
+    /// Push delivery to the receiver, with `--push-receiver`.
+    pub push: Option<PushOutcome>,
     pub targets: Vec<TargetResult>,
     pub json: Value,
 }
@@ -112,38 +124,78 @@ pub fn run(opts: Options) -> Result<Report, String> {
         (workers, http_threads) = target::default_threads()?;
         mode_name = "none";
     } else {
-        let mut target = Target::start(opts.mode, &opts.server)?;
+        let receiver = match &opts.push {
+            Some(_) if matches!(opts.mode, Mode::Url { .. }) => {
+                return Err(
+                    "--push-receiver needs a server the generator starts (in-process or --binary), not --url"
+                        .into(),
+                )
+            }
+            Some(ps) => Some(Receiver::start(ps.receiver_down)?),
+            None => None,
+        };
+        let mut server = opts.server.clone();
+        if let (Some(r), Some(ps)) = (&receiver, &opts.push) {
+            server.push = Some(PushTarget {
+                url: r.url(),
+                max_backoff_secs: ps.max_backoff_secs,
+            });
+        }
+        let mut target = Target::start(opts.mode, &server)?;
         mode_name = target.mode_name();
         (workers, http_threads) = (target.workers, target.http_threads);
         report.cold_start_ms = target.cold_start_ms;
         let mut w = Workload::new(p, &target.base, &target.token);
+        w.cpu = target.server_cpu();
+        if !w.cpu.readable() {
+            return Err(format!(
+                "cannot read the server's CPU time: {}",
+                w.cpu.describe()
+            ));
+        }
+        report.server_cpu = Some(w.cpu.describe());
+        if let Some(r) = &receiver {
+            r.begin_outage();
+        }
+        // When the last phase that writes ended: the push drain time counts from there.
+        let mut last_write_end = Instant::now();
         for phase in &load_phases {
             if opts.print {
                 eprintln!("phase {phase}…");
             }
             match *phase {
-                "sync" => report.phases.push(w.sync()),
+                "sync" => {
+                    report.phases.push(w.sync());
+                    last_write_end = Instant::now();
+                }
                 "groups" => {
                     let (g, m) = w.groups();
                     report.phases.push(g);
                     report.phases.push(m);
+                    last_write_end = Instant::now();
                 }
-                "steady" => report.phases.push(w.steady()),
+                "steady" => {
+                    report.phases.push(w.steady());
+                    last_write_end = Instant::now();
+                }
                 "list" => report.phases.push(w.list()),
                 "micro" => {
                     let (setup, micro) = w.micro();
+                    last_write_end = Instant::now();
                     report.phases.push(setup);
                     report.phases.push(micro);
                     report.memory = target.memory().map(|(a, b, s)| (a, b, s.to_string()));
                     // Cold start on the loaded database.
                     report.restart_ms = target.restart()?;
                     w.base = target.base.clone();
+                    w.cpu = target.server_cpu();
                 }
                 "delete" => {
                     if report.memory.is_none() {
                         report.memory = target.memory().map(|(a, b, s)| (a, b, s.to_string()));
                     }
                     report.phases.push(w.delete());
+                    last_write_end = Instant::now();
                 }
                 _ => {}
             }
@@ -153,7 +205,19 @@ pub fn run(opts: Options) -> Result<Report, String> {
         }
         user_get_bytes = w.user_get_bytes;
         report.checks = std::mem::take(&mut w.checks);
+        if let (Some(r), Some(ps)) = (&receiver, &opts.push) {
+            if opts.print {
+                eprintln!("waiting for the push receiver to have every event…");
+            }
+            let (outcome, checks) =
+                delivery::finish(&target.base, &target.token, r, ps, last_write_end, w.cpu);
+            report.push = Some(outcome);
+            report.checks.extend(checks);
+        }
         target.stop();
+        if let Some(r) = receiver {
+            r.stop();
+        }
     }
     if phases.contains(&"ceilings") {
         if opts.print {
@@ -313,6 +377,9 @@ fn to_json(r: &Report, p: &Params, mode: &str) -> Value {
         "rss_peak_mib": r.memory.as_ref().map(|m| round3(m.1)),
         "rss_covers": r.memory.as_ref().map(|m| m.2.clone()),
         "phases": phases,
+        "server_cpu": r.server_cpu,
+        "push": r.push.as_ref().map(PushOutcome::json),
+        "clk_tck": cpu::clock_ticks_per_second(),
         "ceilings": r.ceilings.as_ref().map(Ceilings::json),
         "targets": targets,
         "checks": checks,
@@ -322,14 +389,15 @@ fn to_json(r: &Report, p: &Params, mode: &str) -> Value {
 fn print(r: &Report) {
     if !r.phases.is_empty() {
         println!(
-            "{:<12} {:>9} {:>7} {:>9} {:>10} {:>9} {:>9}  work/s",
-            "phase", "requests", "errors", "wall s", "req/s", "p50 ms", "p99 ms"
+            "{:<12} {:>9} {:>7} {:>9} {:>10} {:>9} {:>9} {:>10}  work/s (server CPU ms per unit)",
+            "phase", "requests", "errors", "wall s", "req/s", "p50 ms", "p99 ms", "CPU ms/op"
         );
     }
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     for ph in &r.phases {
         let all = ph.stats.summary(None);
         println!(
-            "{:<12} {:>9} {:>7} {:>9.2} {:>10.0} {:>9.3} {:>9.3}  {:.0} {}/s",
+            "{:<12} {:>9} {:>7} {:>9.2} {:>10.0} {:>9.3} {:>9.3} {:>10}  {:.0} {}/s ({} ms/{})",
             ph.name,
             ph.stats.requests,
             ph.stats.errors,
@@ -337,8 +405,11 @@ fn print(r: &Report) {
             ph.req_per_s(),
             all.p50_ms,
             all.p99_ms,
+            ms(ph.cpu_ms_per_op()),
             ph.units_per_s(),
-            ph.unit
+            ph.unit,
+            ms(ph.cpu_ms_per_unit()),
+            ph.unit.trim_end_matches('s'),
         );
         for op in ph.stats.lat.keys() {
             let l = ph.stats.summary(Some(op));
@@ -347,6 +418,12 @@ fn print(r: &Report) {
                 op, l.count, l.p50_ms, l.p99_ms
             );
         }
+    }
+    if let Some(what) = &r.server_cpu {
+        println!("CPU ms/op: the server's CPU time over the phase's requests; {what}");
+    }
+    if let Some(push) = &r.push {
+        push.print();
     }
     if let Some(c) = &r.ceilings {
         ceilings::print(c);

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use scimlite_load::compare;
+use scimlite_load::delivery::PushSettings;
 use scimlite_load::target::{Mode, ServerSettings};
 use scimlite_load::workload::Params;
 use scimlite_load::{run, Options};
@@ -23,6 +25,10 @@ struct Cli {
     /// Bearer token for --url
     #[arg(long, global = true, env = "SCIMLITE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Process id of the --url server, when it runs on this machine: its CPU time per
+    /// operation is measured from /proc/PID/stat
+    #[arg(long, global = true, requires = "url")]
+    server_pid: Option<u32>,
     /// Start this scimlite binary as a child process on a temp database and load it
     #[arg(long, global = true)]
     binary: Option<PathBuf>,
@@ -86,6 +92,20 @@ struct Cli {
     /// Print only the JSON line
     #[arg(long, global = true)]
     json: bool,
+    /// Attach a push receiver (RFC 8935), run by the generator on 127.0.0.1, to the server
+    /// the generator starts; after the load, wait until it has every event and check them
+    #[arg(long, global = true, conflicts_with = "url")]
+    push_receiver: bool,
+    /// The receiver answers 503 for this many seconds from the start of the write phases
+    /// (and at least to the first SET), then 202
+    #[arg(long, global = true, requires = "push_receiver")]
+    receiver_down: Option<f64>,
+    /// Longest wait, after the load, for the receiver to have every event (seconds)
+    #[arg(long, global = true, default_value_t = 120.0)]
+    drain_timeout: f64,
+    /// `[events] push_max_backoff_secs` of the server (default: the server's, 300)
+    #[arg(long, global = true, requires = "push_receiver")]
+    push_max_backoff: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -95,12 +115,46 @@ enum Command {
     /// Measure only this machine's ceilings: raw SQLite commits and lookups, and a
     /// hello-world on scimlite's HTTP stack at --concurrency
     Ceilings,
+    /// Print the JSON lines of earlier runs side by side as a Markdown table (each run's
+    /// change against the first): e.g. the same load without and with a push receiver
+    Compare {
+        /// Files holding a run's output (the JSON line is its last line)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Compare { files }) = &cli.command {
+        let mut runs = Vec::new();
+        for f in files {
+            match compare::load(f) {
+                Ok(v) => runs.push((
+                    f.file_stem()
+                        .map_or_else(|| f.display().to_string(), |s| s.to_string_lossy().into()),
+                    v,
+                )),
+                Err(e) => {
+                    eprintln!("scimlite-load: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        print!("{}", compare::table(&runs));
+        return ExitCode::SUCCESS;
+    }
     if !(cli.duration.is_finite() && cli.duration > 0.0) {
         eprintln!("--duration must be a positive number of seconds");
+        return ExitCode::from(2);
+    }
+    let seconds = |v: f64| (0.0..1e9).contains(&v);
+    if !seconds(cli.drain_timeout) || !cli.receiver_down.is_none_or(seconds) {
+        eprintln!("--drain-timeout and --receiver-down must be 0 or more seconds");
+        return ExitCode::from(2);
+    }
+    if cli.push_max_backoff == Some(0) {
+        eprintln!("--push-max-backoff must be at least 1 second");
         return ExitCode::from(2);
     }
     let mut phases = cli.phases.clone();
@@ -114,6 +168,7 @@ fn main() -> ExitCode {
         (Some(url), _) => Mode::Url {
             url,
             token: cli.token.unwrap_or_default(),
+            server_pid: cli.server_pid,
         },
         (None, Some(bin)) => Mode::Binary(bin),
         (None, None) => Mode::InProcess,
@@ -137,7 +192,13 @@ fn main() -> ExitCode {
         server: ServerSettings {
             pbkdf2_rounds: cli.pbkdf2_rounds,
             synchronous: cli.synchronous,
+            push: None,
         },
+        push: cli.push_receiver.then(|| PushSettings {
+            receiver_down: Duration::from_secs_f64(cli.receiver_down.unwrap_or(0.0)),
+            drain_timeout: Duration::from_secs_f64(cli.drain_timeout),
+            max_backoff_secs: cli.push_max_backoff,
+        }),
         phases,
         print: !cli.json,
     };

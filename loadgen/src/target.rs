@@ -7,17 +7,44 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::client::Client;
+use crate::cpu::{self, ServerCpu};
 
 pub enum Mode {
     InProcess,
     Binary(PathBuf),
-    Url { url: String, token: String },
+    Url {
+        url: String,
+        token: String,
+        /// The server's process id, when it runs on this machine: its CPU time is measured.
+        server_pid: Option<u32>,
+    },
 }
 
 /// Server settings the generator passes to a server it starts.
+#[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub pbkdf2_rounds: u32,
     pub synchronous: String,
+    /// A push receiver (`[[events.push]]`) for the tenant the load goes to.
+    pub push: Option<PushTarget>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            pbkdf2_rounds: 1000,
+            synchronous: "full".into(),
+            push: None,
+        }
+    }
+}
+
+/// Where a server the generator starts pushes its provisioning events.
+#[derive(Debug, Clone)]
+pub struct PushTarget {
+    pub url: String,
+    /// `[events] push_max_backoff_secs`; the server's default when `None`.
+    pub max_backoff_secs: Option<u64>,
 }
 
 enum Kind {
@@ -34,7 +61,9 @@ enum Kind {
         port: u16,
         _dir: tempfile::TempDir,
     },
-    Remote,
+    Remote {
+        server_pid: Option<u32>,
+    },
 }
 
 pub struct Target {
@@ -55,10 +84,20 @@ const READY_LIMIT: Duration = Duration::from_secs(30);
 
 fn write_config(dir: &Path, listen: &str, s: &ServerSettings) -> Result<PathBuf, String> {
     let path = dir.join("scim.toml");
-    let text = format!(
+    let mut text = format!(
         "listen = \"{listen}\"\ndatabase = \"load.db\"\npbkdf2_rounds = {}\nsynchronous = \"{}\"\nlog_level = \"warn\"\n",
         s.pbkdf2_rounds, s.synchronous
     );
+    if let Some(push) = &s.push {
+        text.push_str("\n[events]\n");
+        if let Some(secs) = push.max_backoff_secs {
+            text.push_str(&format!("push_max_backoff_secs = {secs}\n"));
+        }
+        text.push_str(&format!(
+            "\n[[events.push]]\ntenant = \"default\"\nurl = \"{}\"\n",
+            push.url
+        ));
+    }
     std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(path)
 }
@@ -119,7 +158,18 @@ fn spawn_binary(program: &Path, config_path: &Path, dir: &Path) -> Result<Child,
 impl Target {
     pub fn start(mode: Mode, s: &ServerSettings) -> Result<Target, String> {
         match mode {
-            Mode::Url { url, token } => {
+            Mode::Url {
+                url,
+                token,
+                server_pid,
+            } => {
+                if let Some(pid) = server_pid {
+                    if cpu::process_seconds(pid).is_none() {
+                        return Err(format!(
+                            "--server-pid {pid}: cannot read the CPU time of that process (/proc/{pid}/stat)"
+                        ));
+                    }
+                }
                 let (workers, http_threads) = default_threads()?;
                 Ok(Target {
                     base: url.trim_end_matches('/').to_string(),
@@ -127,7 +177,7 @@ impl Target {
                     cold_start_ms: None,
                     workers,
                     http_threads,
-                    kind: Kind::Remote,
+                    kind: Kind::Remote { server_pid },
                 })
             }
             Mode::InProcess => {
@@ -199,7 +249,7 @@ impl Target {
         match self.kind {
             Kind::InProcess { .. } => "in-process",
             Kind::Binary { .. } => "binary",
-            Kind::Remote => "url",
+            Kind::Remote { .. } => "url",
         }
     }
 
@@ -207,7 +257,7 @@ impl Target {
     /// from start to the first answered `GET /ServiceProviderConfig`. `None` for a remote server.
     pub fn restart(&mut self) -> Result<Option<f64>, String> {
         match &mut self.kind {
-            Kind::Remote => Ok(None),
+            Kind::Remote { .. } => Ok(None),
             Kind::InProcess { handle, config, .. } => {
                 if let Some(h) = handle.take() {
                     h.shutdown();
@@ -244,10 +294,22 @@ impl Target {
         }
     }
 
+    /// Where the server's CPU time is read (the child's process id changes on a restart).
+    pub fn server_cpu(&self) -> ServerCpu {
+        match &self.kind {
+            Kind::InProcess { .. } => ServerCpu::InProcess,
+            Kind::Binary { child, .. } => ServerCpu::Process(child.id()),
+            Kind::Remote {
+                server_pid: Some(pid),
+            } => ServerCpu::Process(*pid),
+            Kind::Remote { server_pid: None } => ServerCpu::Unmeasured,
+        }
+    }
+
     /// Resident memory of the server in MiB (current, peak) and what it covers.
     pub fn memory(&self) -> Option<(f64, f64, &'static str)> {
         let (path, what) = match &self.kind {
-            Kind::Remote => return None,
+            Kind::Remote { .. } => return None,
             Kind::InProcess { .. } => (
                 "/proc/self/status".to_string(),
                 "server and load generator in one process",
@@ -270,7 +332,7 @@ impl Target {
 
     pub fn stop(mut self) {
         match &mut self.kind {
-            Kind::Remote => {}
+            Kind::Remote { .. } => {}
             Kind::InProcess { handle, .. } => {
                 if let Some(h) = handle.take() {
                     h.shutdown();

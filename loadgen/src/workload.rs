@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use crate::client::{enc, for_duration, mix, parallel, round3, Client, Rng, Stats};
+use crate::cpu::ServerCpu;
 
 pub const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -77,6 +78,8 @@ pub struct PhaseResult {
     /// The phase's own unit of work per second (users/s, memberships/s, ops/s…).
     pub unit: &'static str,
     pub units: f64,
+    /// The server's CPU seconds during the phase (docs/PERFORMANCE.md, "CPU per operation").
+    pub server_cpu_s: Option<f64>,
     pub extra: Map<String, Value>,
 }
 
@@ -88,8 +91,25 @@ impl PhaseResult {
             stats,
             unit,
             units,
+            server_cpu_s: None,
             extra: Map::new(),
         }
+    }
+
+    fn with_cpu(mut self, cpu_s: Option<f64>) -> Self {
+        self.server_cpu_s = cpu_s;
+        self
+    }
+
+    /// Server CPU milliseconds per request of the phase.
+    pub fn cpu_ms_per_op(&self) -> Option<f64> {
+        per(self.server_cpu_s?, self.stats.requests as f64)
+    }
+
+    /// Server CPU milliseconds per unit of the phase's work (per synced user for sync: a
+    /// lookup and a create).
+    pub fn cpu_ms_per_unit(&self) -> Option<f64> {
+        per(self.server_cpu_s?, self.units)
     }
 
     pub fn req_per_s(&self) -> f64 {
@@ -128,12 +148,33 @@ impl PhaseResult {
             "p50_ms": round3(all.p50_ms),
             "p99_ms": round3(all.p99_ms),
             "ops": ops,
+            "server_cpu_s": self.server_cpu_s.map(round3),
+            "cpu_ms_per_op": self.cpu_ms_per_op().map(round4),
+            "cpu_ms_per_unit": self.cpu_ms_per_unit().map(round4),
         });
         if let Some(m) = v.as_object_mut() {
             m.extend(self.extra.clone());
         }
         v
     }
+}
+
+/// `cpu_s` seconds over `n` things, in milliseconds each; `None` for nothing done.
+pub fn per(cpu_s: f64, n: f64) -> Option<f64> {
+    (n > 0.0).then(|| cpu_s * 1000.0 / n)
+}
+
+/// A latency summary with the server's CPU milliseconds per request beside it.
+fn with_cpu_ms(mut lat: Value, cpu_ms: Option<f64>) -> Value {
+    if let Some(m) = lat.as_object_mut() {
+        m.insert("cpu_ms_per_request".into(), json!(cpu_ms.map(round4)));
+    }
+    lat
+}
+
+/// Four decimals: CPU milliseconds per request are often well below 0.1.
+pub fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +199,8 @@ pub struct Workload<'a> {
     pub checks: Vec<Check>,
     /// Size of a user GET body seen during the run (for the hello-world ceiling).
     pub user_get_bytes: Option<usize>,
+    /// Where the server's CPU time is read, sampled at the start and end of each phase.
+    pub cpu: ServerCpu,
 }
 
 fn user_name(prefix: &str, i: usize) -> String {
@@ -394,6 +437,7 @@ impl<'a> Workload<'a> {
             micro_groups: Vec::new(),
             checks: Vec::new(),
             user_get_bytes: None,
+            cpu: ServerCpu::Unmeasured,
         }
     }
 
@@ -407,6 +451,11 @@ impl<'a> Workload<'a> {
             ok,
             detail,
         });
+    }
+
+    /// Server CPU milliseconds per request over `requests` sent since the reading `start`.
+    fn cpu_ms_per_request(&self, start: Option<f64>, requests: u64) -> Option<f64> {
+        per(self.cpu.since(start)?, requests as f64)
     }
 
     fn client(&self) -> Client {
@@ -425,6 +474,7 @@ impl<'a> Workload<'a> {
         let slots: Vec<OnceLock<String>> = (0..p.users).map(|_| OnceLock::new()).collect();
         let matched = AtomicUsize::new(0);
         let started = Instant::now();
+        let cpu0 = self.cpu.seconds();
         let st = parallel(
             &self.base,
             Some(&self.token),
@@ -448,9 +498,10 @@ impl<'a> Workload<'a> {
             },
         );
         let wall = started.elapsed();
+        let cpu = self.cpu.since(cpu0);
         self.users = collect(slots);
         let ok = self.users.iter().flatten().count();
-        let mut r = PhaseResult::new("sync", wall, st, "users", ok as f64);
+        let mut r = PhaseResult::new("sync", wall, st, "users", ok as f64).with_cpu(cpu);
         r.extra
             .insert("matched".into(), json!(matched.load(Ordering::Relaxed)));
         r
@@ -462,6 +513,7 @@ impl<'a> Workload<'a> {
         let slots: Vec<OnceLock<String>> = (0..p.groups).map(|_| OnceLock::new()).collect();
         let matched = AtomicUsize::new(0);
         let started = Instant::now();
+        let cpu0 = self.cpu.seconds();
         let st = parallel(
             &self.base,
             Some(&self.token),
@@ -488,9 +540,11 @@ impl<'a> Workload<'a> {
             },
         );
         let wall = started.elapsed();
+        let cpu = self.cpu.since(cpu0);
         self.groups = collect(slots);
         let created = self.groups.iter().flatten().count();
-        let mut groups = PhaseResult::new("groups", wall, st, "groups", created as f64);
+        let mut groups =
+            PhaseResult::new("groups", wall, st, "groups", created as f64).with_cpu(cpu);
         groups
             .extra
             .insert("matched".into(), json!(matched.load(Ordering::Relaxed)));
@@ -524,6 +578,7 @@ impl<'a> Workload<'a> {
         let memberships: usize = batches.iter().map(|(_, b)| b.len()).sum();
         let groups_ids = &self.groups;
         let started = Instant::now();
+        let cpu0 = self.cpu.seconds();
         let st = parallel(
             &self.base,
             Some(&self.token),
@@ -546,7 +601,9 @@ impl<'a> Workload<'a> {
             },
         );
         let wall = started.elapsed();
-        let mut members = PhaseResult::new("members", wall, st, "memberships", memberships as f64);
+        let cpu = self.cpu.since(cpu0);
+        let mut members =
+            PhaseResult::new("members", wall, st, "memberships", memberships as f64).with_cpu(cpu);
         members.extra.insert("patches".into(), json!(batches.len()));
 
         // Read back the member counts of the big group and one small group (not timed).
@@ -590,6 +647,7 @@ impl<'a> Workload<'a> {
         let body_size = AtomicUsize::new(0);
         let (users, groups) = (&self.users, &self.groups);
         let started = Instant::now();
+        let cpu0 = self.cpu.seconds();
         let st = parallel(
             &self.base,
             Some(&self.token),
@@ -714,6 +772,7 @@ impl<'a> Workload<'a> {
             },
         );
         let wall = started.elapsed();
+        let cpu = self.cpu.since(cpu0);
         let size = body_size.load(Ordering::Relaxed);
         if size > 0 {
             self.user_get_bytes = Some(size);
@@ -733,7 +792,7 @@ impl<'a> Workload<'a> {
                 }),
             );
         }
-        PhaseResult::new("steady", wall, st, "ops", p.steady as f64)
+        PhaseResult::new("steady", wall, st, "ops", p.steady as f64).with_cpu(cpu)
     }
 
     /// Phase 5: page through all users, 100 per page, spread over the workers.
@@ -762,6 +821,7 @@ impl<'a> Workload<'a> {
         let pages = total.div_ceil(PAGE);
         let slots: Vec<OnceLock<Vec<String>>> = (0..pages).map(|_| OnceLock::new()).collect();
         let started = Instant::now();
+        let cpu0 = self.cpu.seconds();
         let st = parallel(
             &self.base,
             Some(&self.token),
@@ -794,6 +854,7 @@ impl<'a> Workload<'a> {
             },
         );
         let wall = started.elapsed();
+        let cpu = self.cpu.since(cpu0);
         let mut seen: HashMap<String, usize> = HashMap::with_capacity(total);
         for ids in slots.into_iter().flat_map(OnceLock::into_inner) {
             for id in ids {
@@ -834,7 +895,7 @@ impl<'a> Workload<'a> {
         };
         let first = best(1);
         let last = best(1 + pages.saturating_sub(1) * PAGE);
-        let mut r = PhaseResult::new("list", wall, st, "users", total as f64);
+        let mut r = PhaseResult::new("list", wall, st, "users", total as f64).with_cpu(cpu);
         r.extra.insert("pages".into(), json!(pages));
         r.extra
             .insert("first_page_ms".into(), json!(first.map(round3)));
@@ -855,6 +916,7 @@ impl<'a> Workload<'a> {
         let largest = sizes.last().copied().unwrap_or(0);
         let need = largest + SPARE;
         let setup_started = Instant::now();
+        let setup_cpu0 = self.cpu.seconds();
         let mut setup = Stats::default();
 
         // The member pool: W1 users first, then as many extra users as the sizes need.
@@ -957,11 +1019,14 @@ impl<'a> Workload<'a> {
             }
         }
         let setup_wall = setup_started.elapsed();
+        let setup_cpu = self.cpu.since(setup_cpu0);
 
         let started = Instant::now();
+        let cpu0 = self.cpu.seconds();
         for (size, gid) in &groups_by_size {
             let path = format!("/Groups/{gid}");
             let op = format!("add_one_member_{size}");
+            let (sent, cpu_add) = (st.requests, self.cpu.seconds());
             for r in 0..p.micro_rounds {
                 let uid = &pool[size + r % SPARE];
                 if c.timed(
@@ -986,9 +1051,12 @@ impl<'a> Workload<'a> {
             }
             let lat = st.summary(Some(&op));
             add_p50.push(lat.p50_ms);
-            adds.insert(size.to_string(), lat.json());
+            // Per request: each add is followed by the remove that undoes it.
+            let cpu_ms = self.cpu_ms_per_request(cpu_add, st.requests - sent);
+            adds.insert(size.to_string(), with_cpu_ms(lat.json(), cpu_ms));
             let op = format!("get_group_excl_members_{size}");
             let get_path = format!("/Groups/{gid}?excludedAttributes=members");
+            let (sent, cpu_get) = (st.requests, self.cpu.seconds());
             for _ in 0..p.micro_rounds {
                 if let Some(r) = c.timed(&mut st, &op, "GET", &get_path, None, &[200]) {
                     if r.json().map(|v| v.get("members").is_some()).unwrap_or(true) {
@@ -998,7 +1066,8 @@ impl<'a> Workload<'a> {
             }
             let lat = st.summary(Some(&op));
             get_p50.push(lat.p50_ms);
-            gets.insert(size.to_string(), lat.json());
+            let cpu_ms = self.cpu_ms_per_request(cpu_get, st.requests - sent);
+            gets.insert(size.to_string(), with_cpu_ms(lat.json(), cpu_ms));
         }
 
         // A filter on an attribute without an index: a scan of every user.
@@ -1007,6 +1076,7 @@ impl<'a> Workload<'a> {
             "/Users?count=10&filter={}",
             enc(&format!("title eq \"{title}\""))
         );
+        let (sent, cpu_scan) = (st.requests, self.cpu.seconds());
         for _ in 0..(p.micro_rounds / 10).max(3) {
             if let Some(r) = c.timed(
                 &mut st,
@@ -1021,7 +1091,10 @@ impl<'a> Workload<'a> {
                 }
             }
         }
-        let filter_title = st.summary(Some("filter_title_unindexed"));
+        let filter_title = with_cpu_ms(
+            st.summary(Some("filter_title_unindexed")).json(),
+            self.cpu_ms_per_request(cpu_scan, st.requests - sent),
+        );
 
         // GET by id and userName lookups alone at the run's concurrency, for `duration` each.
         let named: Vec<(String, &str)> = self
@@ -1036,6 +1109,7 @@ impl<'a> Workload<'a> {
         } else {
             for op in ["get_by_id", "filter_username"] {
                 let t = Instant::now();
+                let cpu_read = self.cpu.seconds();
                 let s = for_duration(
                     &self.base,
                     Some(&self.token),
@@ -1061,8 +1135,9 @@ impl<'a> Workload<'a> {
                     },
                 );
                 let wall = t.elapsed().as_secs_f64();
+                let cpu_ms = self.cpu_ms_per_request(cpu_read, s.requests);
                 let lat = s.summary(Some(op));
-                let mut j = lat.json();
+                let mut j = with_cpu_ms(lat.json(), cpu_ms);
                 if let Some(m) = j.as_object_mut() {
                     m.insert(
                         "req_per_s".into(),
@@ -1074,11 +1149,12 @@ impl<'a> Workload<'a> {
             }
         }
         let wall = started.elapsed();
+        let cpu = self.cpu.since(cpu0);
         let ratio = |v: &[f64]| match (v.first(), v.last()) {
             (Some(&a), Some(&b)) if a > 0.0 && v.len() > 1 => Some(round3(b / a)),
             _ => None,
         };
-        let mut micro = PhaseResult::new("micro", wall, st, "requests", 0.0);
+        let mut micro = PhaseResult::new("micro", wall, st, "requests", 0.0).with_cpu(cpu);
         micro.units = micro.stats.requests as f64;
         micro
             .extra
@@ -1096,12 +1172,13 @@ impl<'a> Workload<'a> {
         );
         micro
             .extra
-            .insert("filter_title_unindexed".into(), filter_title.json());
+            .insert("filter_title_unindexed".into(), filter_title);
         micro.extra.insert("reads".into(), Value::Object(reads));
         micro
             .extra
             .insert("users_in_pool".into(), json!(pool.len()));
-        let setup = PhaseResult::new("micro-setup", setup_wall, setup, "users", extra as f64);
+        let setup = PhaseResult::new("micro-setup", setup_wall, setup, "users", extra as f64)
+            .with_cpu(setup_cpu);
         (setup, micro)
     }
 
@@ -1123,6 +1200,7 @@ impl<'a> Workload<'a> {
             .cloned()
             .collect();
         let started = Instant::now();
+        let cpu0 = self.cpu.seconds();
         let mut st = parallel(
             &self.base,
             Some(&self.token),
@@ -1156,6 +1234,7 @@ impl<'a> Workload<'a> {
             },
         ));
         let wall = started.elapsed();
+        let cpu = self.cpu.since(cpu0);
         let c = self.client();
         let step = (users.len() / 20).max(1);
         let sample: Vec<&String> = users.iter().step_by(step).chain(groups.first()).collect();
@@ -1191,6 +1270,7 @@ impl<'a> Workload<'a> {
             "resources",
             (users.len() + groups.len()) as f64,
         )
+        .with_cpu(cpu)
     }
 }
 
