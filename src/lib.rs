@@ -14,6 +14,7 @@ pub mod http;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
+pub mod priority;
 pub mod scim;
 pub mod selftest;
 pub mod server;

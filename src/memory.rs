@@ -6,7 +6,8 @@
 //! 50-90 MiB resident after its load with glibc's defaults (target 50), 35 MiB with both
 //! measures below (docs/PERFORMANCE.md).
 //!
-//! The only unsafe code in the crate: two calls into the C allocator.
+//! One of the two places with unsafe code (the other: `priority.rs`): two calls into the C
+//! allocator.
 #![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicBool, Ordering};

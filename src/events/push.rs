@@ -55,7 +55,7 @@ impl Default for Timing {
         Timing {
             timeout: Duration::from_secs(10),
             first_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(300),
+            max_backoff: Duration::from_secs(60),
             idle: Duration::from_millis(250),
             lease: Duration::from_secs(10),
         }
@@ -158,20 +158,38 @@ fn pause(d: Duration, stop: &AtomicBool) {
 
 fn deliver(events: &Events, receiver: &Receiver, timing: Timing, owner: &str, stop: &AtomicBool) {
     let consumer = receiver.consumer();
+    // Under a full load the IdPs' requests go first and the receiver catches up after,
+    // rather than every request slowing down to the receiver's pace.
+    crate::priority::lower_this_thread();
+    // A timeout per step, not for the whole call (`timeout_global`): under a whole-call
+    // timeout ureq 3.5 resolves the host on a thread of its own for every request, a thread
+    // created per event pushed.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .max_redirects_will_error(false)
-        .timeout_global(Some(timing.timeout))
+        .timeout_connect(Some(timing.timeout))
+        .timeout_send_request(Some(timing.timeout))
+        .timeout_send_body(Some(timing.timeout))
+        .timeout_recv_response(Some(timing.timeout))
+        .timeout_recv_body(Some(timing.timeout))
         .user_agent(concat!("scimlite/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
     let store = events.store();
     let mut failures: u32 = 0;
     let mut lease_until = Instant::now();
-    // Accepted but not yet recorded as delivered: a kill before the next batch's read sends
-    // these again (at least once).
-    let mut delivered: Vec<String> = Vec::new();
+    // The last event accepted but not yet recorded as delivered (events go out in order, so
+    // one `seq` says it all): a kill before it is recorded sends a few again (at least once).
+    let mut delivered: Option<i64> = None;
+    let record = |delivered: &mut Option<i64>| {
+        if let Some(seq) = *delivered {
+            match store.consumer_delivered(&consumer, seq) {
+                Ok(()) => *delivered = None,
+                Err(e) => log::warn!("event receiver {}: recording deliveries: {e}", receiver.url),
+            }
+        }
+    };
     log::info!(
         "pushing provisioning events of tenant {} to {}",
         receiver.tenant,
@@ -191,13 +209,7 @@ fn deliver(events: &Events, receiver: &Receiver, timing: Timing, owner: &str, st
                 Ok(true) => lease_until = Instant::now() + timing.lease / 2,
                 Ok(false) => {
                     // Another instance pushes to this receiver; record what we sent first.
-                    if !delivered.is_empty()
-                        && store
-                            .poll_events(&consumer, &receiver.tenant, &delivered, 0)
-                            .is_ok()
-                    {
-                        delivered.clear();
-                    }
+                    record(&mut delivered);
                     pause(timing.lease / 2, stop);
                     continue;
                 }
@@ -208,12 +220,9 @@ fn deliver(events: &Events, receiver: &Receiver, timing: Timing, owner: &str, st
                 }
             }
         }
-        // One transaction records what the last batch delivered and reads the next batch.
-        let batch = match store.poll_events(&consumer, &receiver.tenant, &delivered, PUSH_BATCH) {
-            Ok((list, _)) => {
-                delivered.clear();
-                list
-            }
+        record(&mut delivered);
+        let batch = match store.poll_events(&consumer, &receiver.tenant, &[], PUSH_BATCH) {
+            Ok((list, _)) => list,
             Err(e) => {
                 // Not recorded: those SETs may be sent again, which the jti makes harmless.
                 log::warn!("event receiver {}: reading the outbox: {e}", receiver.url);
@@ -240,7 +249,7 @@ fn deliver(events: &Events, receiver: &Receiver, timing: Timing, owner: &str, st
             match post(&agent, receiver, &set) {
                 Outcome::Accepted => {
                     failures = 0;
-                    delivered.push(event.jti);
+                    delivered = Some(event.seq);
                 }
                 Outcome::Refused(why) => {
                     failures = failures.saturating_add(1);
@@ -260,11 +269,7 @@ fn deliver(events: &Events, receiver: &Receiver, timing: Timing, owner: &str, st
             }
         }
     }
-    if !delivered.is_empty() {
-        if let Err(e) = store.poll_events(&consumer, &receiver.tenant, &delivered, 0) {
-            log::warn!("event receiver {}: recording deliveries: {e}", receiver.url);
-        }
-    }
+    record(&mut delivered);
     // Hand the receiver over at once rather than when the lease runs out: a lease ending in
     // the past is free. (After a kill, the next process waits out the lease instead.)
     let now = crate::store::format_utc_millis(time::OffsetDateTime::now_utc());
@@ -286,7 +291,14 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_its_cap_with_jitter() {
         let t = Timing::default();
-        for (failures, base) in [(1, 1.0), (2, 2.0), (3, 4.0), (10, 300.0), (40, 300.0)] {
+        for (failures, base) in [
+            (1, 1.0),
+            (2, 2.0),
+            (3, 4.0),
+            (6, 32.0),
+            (10, 60.0),
+            (40, 60.0),
+        ] {
             let d = backoff(&t, failures).as_secs_f64();
             assert!(
                 d >= base * 0.8 - 1e-9 && d <= base * 1.2 + 1e-9,

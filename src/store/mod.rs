@@ -566,6 +566,9 @@ pub trait EventStore: Send + Sync {
         now: &str,
         until: &str,
     ) -> Result<bool, StoreError>;
+    /// Records that `consumer` has every event of its tenant up to `through` (a push
+    /// receiver, which is sent events in order): one statement, however many there were.
+    fn consumer_delivered(&self, consumer: &str, through: i64) -> Result<(), StoreError>;
     /// Records a failed push attempt (counted until the next success).
     fn consumer_failed(&self, consumer: &str, error: &str) -> Result<(), StoreError>;
     /// Every consumer's backlog.

@@ -251,6 +251,21 @@ impl EventStore for PostgresStore {
         })
     }
 
+    fn consumer_delivered(&self, consumer_id: &str, through: i64) -> Result<(), StoreError> {
+        self.write(|db| {
+            db.execute(
+                "UPDATE event_consumers SET acked_upto = GREATEST(acked_upto, $2), failures = 0,
+                 last_error = NULL WHERE consumer = $1",
+                &[&consumer_id, &through],
+            )?;
+            db.execute(
+                "DELETE FROM event_acks WHERE consumer = $1 AND seq <= $2",
+                &[&consumer_id, &through],
+            )?;
+            Ok(())
+        })
+    }
+
     fn consumer_failed(&self, consumer_id: &str, error: &str) -> Result<(), StoreError> {
         self.write(|db| {
             db.execute(

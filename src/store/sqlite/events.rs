@@ -186,6 +186,19 @@ impl EventStore for SqliteStore {
         })
     }
 
+    fn consumer_delivered(&self, consumer_id: &str, through: i64) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE event_consumers SET acked_upto = max(acked_upto, ?2), failures = 0,
+                 last_error = NULL WHERE consumer = ?1",
+            )?
+            .execute(params![consumer_id, through])?;
+            tx.prepare_cached("DELETE FROM event_acks WHERE consumer = ?1 AND seq <= ?2")?
+                .execute(params![consumer_id, through])?;
+            Ok(())
+        })
+    }
+
     fn consumer_failed(&self, consumer_id: &str, error: &str) -> Result<(), StoreError> {
         self.write(|tx| {
             tx.prepare_cached(
