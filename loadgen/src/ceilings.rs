@@ -22,6 +22,8 @@ pub struct CeilingParams {
     pub rows: usize,
     /// scimlite's request workers and connection threads (`min_threads`).
     pub workers: usize,
+    /// A PostgreSQL database (URL) to measure single-row durable commits on, beside SQLite's.
+    pub postgres: Option<String>,
     pub http_threads: usize,
     pub seed: u64,
 }
@@ -42,6 +44,10 @@ pub struct Ceilings {
     pub hello_messages: Vec<String>,
     pub payload_bytes: usize,
     pub concurrency: usize,
+    /// With `--postgres`: one row per durable commit at the run's concurrency, each worker
+    /// with its own connection (the PostgreSQL store's write shape: concurrent writers).
+    pub postgres_commit_per_s: Option<f64>,
+    pub postgres_commit: Option<Lat>,
 }
 
 impl Ceilings {
@@ -56,6 +62,8 @@ impl Ceilings {
             "hello_errors": self.hello_errors,
             "hello_payload_bytes": self.payload_bytes,
             "concurrency": self.concurrency,
+            "postgres_insert_1row_txn_per_s": self.postgres_commit_per_s.map(f64::round),
+            "postgres_insert_1row_txn": self.postgres_commit.as_ref().map(Lat::json),
         })
     }
 }
@@ -76,8 +84,70 @@ fn row_doc(i: usize) -> String {
 
 pub fn measure(p: &CeilingParams) -> Result<Ceilings, String> {
     let mut c = sqlite(p)?;
+    if let Some(url) = &p.postgres {
+        postgres(url, p, &mut c)?;
+    }
     hello(p, &mut c)?;
     Ok(c)
+}
+
+/// Single-row durable commits on PostgreSQL (autocommit INSERTs of a 1 KB row with two
+/// unique indexes, as SQLite's ceiling), `concurrency` connections at once, into a table of
+/// the run's own that is dropped afterwards. Durability is the server's `synchronous_commit`.
+fn postgres(url: &str, p: &CeilingParams, out: &mut Ceilings) -> Result<(), String> {
+    let pg_err = |e: postgres::Error| format!("raw PostgreSQL: {e}");
+    let table = format!("scimlite_load_raw_{}", std::process::id());
+    let mut admin = postgres::Client::connect(url, postgres::NoTls).map_err(pg_err)?;
+    admin
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {table};
+             CREATE TABLE {table} (pk BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                 id TEXT NOT NULL UNIQUE, user_name TEXT NOT NULL UNIQUE, data TEXT NOT NULL)"
+        ))
+        .map_err(pg_err)?;
+    let insert = format!("INSERT INTO {table} (id, user_name, data) VALUES ($1, $2, $3)");
+    let started = Instant::now();
+    let results: Vec<Result<Vec<u32>, String>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..p.concurrency.max(1))
+            .map(|w| {
+                let insert = &insert;
+                scope.spawn(move || -> Result<Vec<u32>, String> {
+                    let mut c = postgres::Client::connect(url, postgres::NoTls).map_err(pg_err)?;
+                    let stmt = c.prepare(insert).map_err(pg_err)?;
+                    let mut lat = Vec::new();
+                    let mut n = 0usize;
+                    while started.elapsed() < p.duration {
+                        let i = w * 100_000_000 + n;
+                        let t = Instant::now();
+                        c.execute(
+                            &stmt,
+                            &[
+                                &format!("{i:032x}"),
+                                &format!("raw{i}@example.com"),
+                                &row_doc(i),
+                            ],
+                        )
+                        .map_err(pg_err)?;
+                        lat.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                        n += 1;
+                    }
+                    Ok(lat)
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().unwrap_or_else(|_| Err("a worker panicked".into())))
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let _ = admin.batch_execute(&format!("DROP TABLE IF EXISTS {table}"));
+    let mut lat = Vec::new();
+    for r in results {
+        lat.extend(r?);
+    }
+    out.postgres_commit_per_s = Some(lat.len() as f64 / elapsed);
+    out.postgres_commit = Some(Lat::of(&mut lat));
+    Ok(())
 }
 
 fn sqlite(p: &CeilingParams) -> Result<Ceilings, String> {
@@ -272,6 +342,12 @@ pub fn print(c: &Ceilings) {
         "  raw SQLite point lookup by user_name, 1 thread:          {:>10.0} /s",
         c.lookup_per_s
     );
+    if let (Some(rate), Some(lat)) = (c.postgres_commit_per_s, &c.postgres_commit) {
+        println!(
+            "  raw PostgreSQL insert, 1 row per commit, c={}:           {:>10.0} /s   p50 {:.3} ms  p99 {:.3} ms",
+            c.concurrency, rate, lat.p50_ms, lat.p99_ms
+        );
+    }
     println!(
         "  scimlite HTTP layer hello-world, {} B body, c={}:       {:>10.0} req/s p50 {:.3} ms  p99 {:.3} ms  errors {}",
         c.payload_bytes,

@@ -44,8 +44,10 @@ fn snippet(s: &str) -> String {
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Client {
-    /// `base` is everything before the request path, e.g. `http://127.0.0.1:8080/scim/v2`.
+    /// `base` is everything before the request path, e.g. `http://127.0.0.1:8080/scim/v2`
+    /// (of a list of instances, [`instance`]'s first).
     pub fn new(base: &str, token: Option<&str>) -> Client {
+        let base = instance(base, 0);
         // Each step has the timeout, not the whole call (`timeout_global`): ureq 3.5 resolves
         // the host before it looks for a pooled connection, and a resolve under a timeout
         // runs on a new thread — one thread per request, which cost the generator CPU time
@@ -259,6 +261,13 @@ impl Rng {
     }
 }
 
+/// Of `bases`, one URL or several separated by commas (instances of one service), the one
+/// worker `w` talks to: each in turn.
+pub fn instance(bases: &str, w: usize) -> &str {
+    let n = bases.split(',').count();
+    bases.split(',').nth(w % n.max(1)).unwrap_or(bases).trim()
+}
+
 /// Runs `f(client, stats, i)` for `i` in `0..n` on `c` worker threads, each with its own
 /// connection; items are taken from a shared counter, so a slow request does not hold up
 /// the others. Returns the merged stats.
@@ -270,10 +279,10 @@ where
     let mut total = Stats::default();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..c.max(1))
-            .map(|_| {
+            .map(|w| {
                 let (next, f) = (&next, &f);
                 s.spawn(move || {
-                    let client = Client::new(base, token);
+                    let client = Client::new(instance(base, w), token);
                     let mut st = Stats::default();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
@@ -315,7 +324,7 @@ where
             .map(|w| {
                 let f = &f;
                 s.spawn(move || {
-                    let client = Client::new(base, token);
+                    let client = Client::new(instance(base, w), token);
                     let mut st = Stats::default();
                     let mut rng = Rng::new(seed ^ mix(w as u64 + 1));
                     let deadline = Instant::now() + duration;
@@ -353,5 +362,16 @@ mod tests {
         let mut a = Rng::new(42);
         let mut b = Rng::new(42);
         assert_eq!(a.next_u64(), b.next_u64());
+        let two = "http://a/scim/v2,http://b/scim/v2";
+        assert_eq!(
+            (0..4).map(|w| instance(two, w)).collect::<Vec<_>>(),
+            [
+                "http://a/scim/v2",
+                "http://b/scim/v2",
+                "http://a/scim/v2",
+                "http://b/scim/v2"
+            ]
+        );
+        assert_eq!(instance("http://a/scim/v2", 3), "http://a/scim/v2");
     }
 }

@@ -18,10 +18,12 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where the server's CPU time comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerCpu {
     /// The server is process `PID` (the child of `--binary`, or `--server-pid`).
     Process(u32),
+    /// Several server processes (`--url A,B --server-pid P,Q`): the sum of their CPU time.
+    Processes(Vec<u32>),
     /// The server runs inside this process.
     InProcess,
     /// Not measured: `--url` without `--server-pid`.
@@ -31,8 +33,9 @@ pub enum ServerCpu {
 impl ServerCpu {
     /// The server's CPU seconds so far, or `None` when they cannot be read.
     pub fn seconds(&self) -> Option<f64> {
-        match *self {
-            ServerCpu::Process(pid) => process_seconds(pid),
+        match self {
+            ServerCpu::Process(pid) => process_seconds(*pid),
+            ServerCpu::Processes(pids) => pids.iter().map(|&p| process_seconds(p)).sum(),
             ServerCpu::InProcess => {
                 report_generator_thread();
                 let generator = GENERATOR_NS.load(Ordering::SeqCst) as f64 / 1e9;
@@ -49,10 +52,14 @@ impl ServerCpu {
 
     /// What the figure covers, for the report.
     pub fn describe(&self) -> String {
-        match *self {
+        match self {
             ServerCpu::Process(_) => {
                 "the server process alone: utime+stime of /proc/PID/stat".to_string()
             }
+            ServerCpu::Processes(pids) => format!(
+                "the {} server processes together: utime+stime of their /proc/PID/stat",
+                pids.len()
+            ),
             ServerCpu::InProcess => "server threads in this process: the process's CPU clock \
                  less the load generator's own threads"
                 .to_string(),

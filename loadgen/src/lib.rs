@@ -37,6 +37,8 @@ pub struct Options {
     pub print: bool,
     /// A push receiver in this process, attached to the server the generator starts.
     pub push: Option<PushSettings>,
+    /// A PostgreSQL database whose single-row commit rate the ceilings measure too.
+    pub postgres: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -235,6 +237,7 @@ pub fn run(opts: Options) -> Result<Report, String> {
             workers,
             http_threads,
             seed: p.seed,
+            postgres: opts.postgres.clone(),
         })?);
     }
     report.targets = targets(&report);

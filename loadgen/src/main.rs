@@ -19,16 +19,18 @@ use scimlite_load::{run, Options};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// SCIM base URL of a running server, e.g. http://127.0.0.1:8080/scim/v2
+    /// SCIM base URL of a running server, e.g. http://127.0.0.1:8080/scim/v2; several,
+    /// separated by commas, load instances of one service (worker connections go to each in
+    /// turn)
     #[arg(long, global = true, requires = "token", conflicts_with = "binary")]
     url: Option<String>,
     /// Bearer token for --url
     #[arg(long, global = true, env = "SCIMLITE_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Process id of the --url server, when it runs on this machine: its CPU time per
-    /// operation is measured from /proc/PID/stat
-    #[arg(long, global = true, requires = "url")]
-    server_pid: Option<u32>,
+    /// operation is measured from /proc/PID/stat (several, comma-separated: their sum)
+    #[arg(long, global = true, requires = "url", value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Start this scimlite binary as a child process on a temp database and load it
     #[arg(long, global = true)]
     binary: Option<PathBuf>,
@@ -103,9 +105,13 @@ struct Cli {
     /// Longest wait, after the load, for the receiver to have every event (seconds)
     #[arg(long, global = true, default_value_t = 120.0)]
     drain_timeout: f64,
-    /// `[events] push_max_backoff_secs` of the server (default: the server's, 300)
+    /// `[events] push_max_backoff_secs` of the server (default: the server's, 60)
     #[arg(long, global = true, requires = "push_receiver")]
     push_max_backoff: Option<u64>,
+    /// A PostgreSQL URL (a user that may create a table; no TLS): the ceilings also measure
+    /// its single-row commits at --concurrency, the bound of scimlite on that database
+    #[arg(long, global = true)]
+    postgres: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -168,7 +174,7 @@ fn main() -> ExitCode {
         (Some(url), _) => Mode::Url {
             url,
             token: cli.token.unwrap_or_default(),
-            server_pid: cli.server_pid,
+            server_pids: cli.server_pid,
         },
         (None, Some(bin)) => Mode::Binary(bin),
         (None, None) => Mode::InProcess,
@@ -201,6 +207,7 @@ fn main() -> ExitCode {
         }),
         phases,
         print: !cli.json,
+        postgres: cli.postgres,
     };
     match run(opts) {
         Ok(report) => {

@@ -13,10 +13,13 @@ pub enum Mode {
     InProcess,
     Binary(PathBuf),
     Url {
+        /// One SCIM base URL, or several separated by commas: instances of one service,
+        /// each worker connection going to one of them in turn.
         url: String,
         token: String,
-        /// The server's process id, when it runs on this machine: its CPU time is measured.
-        server_pid: Option<u32>,
+        /// The servers' process ids, when they run on this machine: their CPU time is
+        /// measured.
+        server_pids: Vec<u32>,
     },
 }
 
@@ -62,7 +65,7 @@ enum Kind {
         _dir: tempfile::TempDir,
     },
     Remote {
-        server_pid: Option<u32>,
+        server_pids: Vec<u32>,
     },
 }
 
@@ -161,9 +164,9 @@ impl Target {
             Mode::Url {
                 url,
                 token,
-                server_pid,
+                server_pids,
             } => {
-                if let Some(pid) = server_pid {
+                for &pid in &server_pids {
                     if cpu::process_seconds(pid).is_none() {
                         return Err(format!(
                             "--server-pid {pid}: cannot read the CPU time of that process (/proc/{pid}/stat)"
@@ -172,12 +175,16 @@ impl Target {
                 }
                 let (workers, http_threads) = default_threads()?;
                 Ok(Target {
-                    base: url.trim_end_matches('/').to_string(),
+                    base: url
+                        .split(',')
+                        .map(|u| u.trim().trim_end_matches('/'))
+                        .collect::<Vec<_>>()
+                        .join(","),
                     token,
                     cold_start_ms: None,
                     workers,
                     http_threads,
-                    kind: Kind::Remote { server_pid },
+                    kind: Kind::Remote { server_pids },
                 })
             }
             Mode::InProcess => {
@@ -299,10 +306,11 @@ impl Target {
         match &self.kind {
             Kind::InProcess { .. } => ServerCpu::InProcess,
             Kind::Binary { child, .. } => ServerCpu::Process(child.id()),
-            Kind::Remote {
-                server_pid: Some(pid),
-            } => ServerCpu::Process(*pid),
-            Kind::Remote { server_pid: None } => ServerCpu::Unmeasured,
+            Kind::Remote { server_pids } => match server_pids.as_slice() {
+                [] => ServerCpu::Unmeasured,
+                [pid] => ServerCpu::Process(*pid),
+                pids => ServerCpu::Processes(pids.to_vec()),
+            },
         }
     }
 

@@ -36,6 +36,8 @@ fn tiny_w1_runs_every_phase_without_errors() {
         phases: PHASES.iter().map(|p| p.to_string()).collect(),
         print: false,
         push: None,
+        // The PostgreSQL commit ceiling too, where the suite has a PostgreSQL.
+        postgres: std::env::var("SCIMLITE_TEST_POSTGRES").ok(),
     })
     .unwrap_or_else(|e| panic!("the run failed: {e}"));
     let json = report.json.to_string();
@@ -124,6 +126,7 @@ fn tiny_w1_with_a_push_receiver_that_was_down_gets_every_event_in_order() {
             // Retries every second, so the test does not wait out a long backoff.
             max_backoff_secs: Some(1),
         }),
+        postgres: None,
     })
     .unwrap_or_else(|e| panic!("the run failed: {e}"));
     let json = report.json.to_string();
