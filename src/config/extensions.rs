@@ -96,6 +96,24 @@ fn attribute(raw: &RawAttribute) -> Result<AttrDef, (usize, String)> {
     if let Some(r) = &raw.returned {
         def.returned = choose("returned", r, &Returned::ALL, Returned::as_str)?;
     }
+    // RFC 7643 §7: a writeOnly attribute is never returned, so `returned` defaults to
+    // "never" for it, and any other `returned` contradicts it (a value written as a secret
+    // must not come back in a GET, a filter or an event).
+    if def.mutability == Mutability::WriteOnly {
+        match &raw.returned {
+            None => def.returned = Returned::Never,
+            Some(r) if def.returned != Returned::Never => {
+                return Err((
+                    r.span().start,
+                    format!(
+                        "returned = \"{}\": a writeOnly attribute is never returned (RFC 7643 §7); remove returned or set returned = \"never\"",
+                        r.get_ref()
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
     if let Some(u) = &raw.uniqueness {
         def.uniqueness = choose("uniqueness", u, &Uniqueness::ALL, Uniqueness::as_str)?;
     }
@@ -322,6 +340,11 @@ canonical_values = ["door", "car"]
                 "[[extension]]\nurn = \"urn:example:x\"\nresource = \"User\"\nbogus = 1\n",
                 4,
                 "bogus",
+            ),
+            (
+                "[[extension]]\nurn = \"urn:example:x\"\nresource = \"User\"\n[[extension.attribute]]\nname = \"pin\"\ntype = \"string\"\nmutability = \"writeOnly\"\nreturned = \"default\"\n",
+                8,
+                "a writeOnly attribute is never returned",
             ),
         ] {
             let e = load(text).unwrap_err();

@@ -173,7 +173,15 @@ impl Change {
         added: &[String],
         removed: &[String],
     ) -> Change {
-        let mut operations = delta(rs, before, after);
+        // Between what the API shows: an attribute never returned (a declared writeOnly
+        // one) must not reach an application through an event either.
+        let shown = |doc: &Map<String, Value>| match Projection::default()
+            .apply(rs, Value::Object(doc.clone()))
+        {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let mut operations = delta(rs, &shown(before), &shown(after));
         if !added.is_empty() {
             let values: Vec<Value> = added.iter().map(|id| json!({"value": id})).collect();
             operations.push(json!({"op": "add", "path": "members", "value": values}));

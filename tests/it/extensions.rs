@@ -446,6 +446,92 @@ fn required_core_attributes_are_enforced_and_advertised() {
     assert_eq!(emails["required"], true);
 }
 
+/// A declared `mutability = "writeOnly"` attribute (an enrolment PIN, say) is stored but
+/// never comes back: not in a response, a GET, a projection that names it, nor through a
+/// filter that would let a client guess it (RFC 7643 §7: writeOnly is never returned).
+#[test]
+fn a_write_only_attribute_is_stored_and_never_returned() {
+    let s = TestServer::with_config(
+        r#"
+[[extension]]
+urn = "urn:example:scim:schemas:enrolment:1.0:User"
+resource = "User"
+
+[[extension.attribute]]
+name = "pin"
+type = "string"
+mutability = "writeOnly"
+
+[[extension.attribute]]
+name = "site"
+type = "string"
+"#,
+    );
+    const ENROL: &str = "urn:example:scim:schemas:enrolment:1.0:User";
+    let created = ok(s.post(
+        "/Users",
+        &json!({"schemas": [USER, ENROL], "userName": "wo",
+                ENROL: {"pin": "4711", "site": "HQ"}}),
+    ));
+    let loc = format!("/Users/{}", created["id"].as_str().unwrap());
+    for got in [
+        created,
+        ok(s.get(&loc)),
+        ok(s.get(&format!(
+            "{loc}?attributes={}",
+            enc(&format!("{ENROL}:pin"))
+        ))),
+        ok(patch(
+            &s,
+            &loc,
+            json!([{"op": "replace", "path": format!("{ENROL}:site"), "value": "Lab"}]),
+        )),
+    ] {
+        assert!(!got.to_string().contains("4711"), "{got}");
+    }
+    assert_eq!(ok(s.get(&loc))[ENROL], json!({"site": "Lab"}));
+    // No filter reveals it: it matches nothing, whether the guess is right or not (as a
+    // filter on `password` does).
+    for guess in ["4711", "0000"] {
+        assert!(found(&s, "Users", &format!("{ENROL}:pin eq \"{guess}\"")).is_empty());
+    }
+    assert_eq!(
+        found(&s, "Users", &format!("{ENROL}:site eq \"Lab\"")).len(),
+        1
+    );
+    // Nor any provisioning event: the create's resource, the PATCH's operations.
+    let reader = crate::common::token_for(&s, "default", scimlite::store::TokenScope::Events, None);
+    let r = s.raw(
+        "POST",
+        "/Events",
+        &[
+            ("Authorization", &format!("Bearer {reader}")),
+            ("Content-Type", "application/json"),
+        ],
+        Some(br#"{"maxEvents": 100, "returnImmediately": true}"#.to_vec()),
+    );
+    let sets = ok(r)["sets"].as_object().unwrap().clone();
+    assert_eq!(sets.len(), 2);
+    for jws in sets.values() {
+        use base64::Engine;
+        let payload = jws.as_str().unwrap().split('.').nth(1).unwrap();
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        let claims = String::from_utf8(claims).unwrap();
+        assert!(
+            claims.contains(ENROL) && !claims.contains("4711"),
+            "{claims}"
+        );
+    }
+    let schema = ok(s.get(&format!("/Schemas/{ENROL}")));
+    let pin = &schema["attributes"][0];
+    assert_eq!(
+        (&pin["mutability"], &pin["returned"]),
+        (&json!("writeOnly"), &json!("never"))
+    );
+}
+
 #[test]
 fn values_of_a_removed_extension_are_kept_but_not_served() {
     let s = TestServer::with_config(DECLARATIONS);
