@@ -291,6 +291,77 @@ fn entra_flow_in_the_poll_feed_and_at_a_push_receiver() {
     assert_eq!(receiver.refused(), 0);
 }
 
+/// Bulk and import are writes like any other: every change they make has its event, in
+/// order; the events of one Bulk request share its `txn`; an operation that fails has none.
+#[test]
+fn bulk_operations_and_imports_have_their_events() {
+    let s = TestServer::start();
+    let reader = token_for(&s, "default", TokenScope::Events, None);
+    let r = ok(s.post(
+        "/Bulk",
+        &json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+            "Operations": [
+                {"method": "POST", "path": "/Users", "bulkId": "u1",
+                 "data": crate::common::user_body("bulk1@example.com")},
+                {"method": "POST", "path": "/Groups", "bulkId": "g1",
+                 "data": {"displayName": "Bulk team", "members": [{"value": "bulkId:u1"}]}},
+                {"method": "POST", "path": "/Users", "bulkId": "dup",
+                 "data": crate::common::user_body("bulk1@example.com")},
+            ]
+        }),
+    ));
+    let statuses: Vec<&str> = r["Operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["201", "201", "409"], "{r}");
+    let uid = r["Operations"][0]["location"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let sets = drain(&s, &reader);
+    assert_eq!(
+        summary(&sets)
+            .into_iter()
+            .map(|(uri, names)| (uri.split('/').nth(1).unwrap().to_string(), names))
+            .collect::<Vec<_>>(),
+        vec![
+            ("Users".to_string(), names(&["create:full"])),
+            ("Groups".to_string(), names(&["create:full"])),
+        ]
+    );
+    assert_eq!(sets[0]["sub_id"]["id"], json!(uid));
+    assert_eq!(
+        event(&sets[1], "create:full")["data"]["members"][0]["value"],
+        json!(uid)
+    );
+    assert_eq!(sets[0]["txn"], sets[1]["txn"]);
+
+    // What `export` wrote, imported into a fresh server: one create:full per resource, in
+    // the file's order; imported again, nothing changed and no event.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.jsonl");
+    let file = file.to_str().unwrap();
+    cli(&s, &["export", "-o", file]);
+    let b = TestServer::start();
+    let b_reader = token_for(&b, "default", TokenScope::Events, None);
+    cli(&b, &["import", "-i", file]);
+    let imported = drain(&b, &b_reader);
+    assert_eq!(summary(&imported), summary(&sets));
+    assert_eq!(
+        event(&imported[0], "create:full")["data"]["userName"],
+        "bulk1@example.com"
+    );
+    cli(&b, &["import", "-i", file]);
+    assert!(drain(&b, &b_reader).is_empty());
+}
+
 #[test]
 fn each_token_has_its_place_and_unacknowledged_events_come_again() {
     let s = TestServer::start();
