@@ -31,6 +31,10 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_STATEMENTS: usize = 256;
 /// How often a transaction that lost a deadlock or serialization race is run again.
 const RETRIES: usize = 4;
+/// How often a request tries again when its pooled connection turns out dead at BEGIN: once
+/// the idle connections are dropped the next try connects anew, so one is enough; two
+/// covers a connection lent out during the outage and returned dead right after.
+const STALE_RETRIES: usize = 2;
 
 /// TLS to the database, as libpq's `sslmode` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -518,6 +522,28 @@ impl Pool {
         }
     }
 
+    /// Closes every idle connection. Called when a pooled connection turned out dead: the
+    /// others were opened before the same outage, and trying each in turn could cost a
+    /// silent-connection timeout apiece (15 s) and hold the request past its deadline.
+    fn drop_idle(&self) {
+        let idle = {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.open -= st.idle.len();
+            std::mem::take(&mut st.idle)
+        };
+        self.returned.notify_all();
+        // Closed on a thread of their own: the driver's drop waits for the goodbye to reach
+        // the server (rust-postgres#755), which on a silent network takes the 15 s timeout.
+        if !idle.is_empty() {
+            let spawned = std::thread::Builder::new()
+                .name("pg-close".into())
+                .spawn(move || drop(idle));
+            if let Err(e) = spawned {
+                log::warn!("database: could not start a thread to close dead connections: {e}");
+            }
+        }
+    }
+
     /// A connection outside any transaction (migrations take their own).
     pub(super) fn with_client<T>(
         &self,
@@ -571,10 +597,11 @@ impl Pool {
                     continue;
                 }
                 // A pooled connection the server dropped (a restart) fails at BEGIN, before
-                // anything was done: another connection, or a new one, may work.
-                Err(StoreError::Unavailable(_)) if !began && stale < self.max => {
+                // anything was done: a new connection may work (see `drop_idle`).
+                Err(StoreError::Unavailable(_)) if !began && stale < STALE_RETRIES => {
                     stale += 1;
                     attempt -= 1;
+                    self.drop_idle();
                     continue;
                 }
                 other => return other,
@@ -600,9 +627,10 @@ impl Pool {
             let tx = match begun {
                 Ok(tx) => tx,
                 Err(e) => match StoreError::from(e) {
-                    // A connection the server dropped: try another (see `write_within`).
-                    StoreError::Unavailable(_) if stale < self.max => {
+                    // A connection the server dropped: try a new one (see `write_within`).
+                    StoreError::Unavailable(_) if stale < STALE_RETRIES => {
                         stale += 1;
+                        self.drop_idle();
                         continue;
                     }
                     e => return Err(e),
