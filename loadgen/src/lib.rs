@@ -295,23 +295,38 @@ fn targets(r: &Report) -> Vec<TargetResult> {
         value,
         pass: value.map(ok),
     };
-    let sync = phase(r, "sync").map(PhaseResult::units_per_s);
+    let sync = phase(r, "sync");
     let hello = c.map(|c| c.hello_per_s);
+    // T1 (issue 22): a synced user is two requests, so the HTTP layer alone allows about
+    // hello-world ÷ 2 users/s; the old "≥ 1.0× raw commits" asked for a server as cheap as
+    // an empty handler. CPU per user is the figure the machine's noise barely moves.
     vec![
         t(
-            "sync users/s ÷ raw durable commits/s",
-            "≥ 1.0",
-            ratio(sync, c.map(|c| c.commit_per_s)),
-            |x| x >= 1.0,
+            "T1a server CPU ms per synced user",
+            "≤ 0.25",
+            sync.and_then(PhaseResult::cpu_ms_per_unit),
+            |x| x <= 0.25,
         ),
         t(
-            "GET by id req/s ÷ hello-world req/s",
+            "T1b sync users/s ÷ (hello-world req/s ÷ 2)",
+            "≥ 0.7",
+            ratio(sync.map(PhaseResult::units_per_s), hello.map(|h| h / 2.0)),
+            |x| x >= 0.7,
+        ),
+        t(
+            "T8 steady ops/s ÷ hello-world req/s",
+            "≥ 0.5",
+            ratio(phase(r, "steady").map(PhaseResult::units_per_s), hello),
+            |x| x >= 0.5,
+        ),
+        t(
+            "T2 GET by id req/s ÷ hello-world req/s",
             "≥ 0.5",
             ratio(micro_num(r, &["reads", "get_by_id", "req_per_s"]), hello),
             |x| x >= 0.5,
         ),
         t(
-            "userName lookup req/s ÷ hello-world req/s",
+            "T3 userName lookup req/s ÷ hello-world req/s",
             "≥ 0.5",
             ratio(
                 micro_num(r, &["reads", "filter_username", "req_per_s"]),
@@ -320,31 +335,31 @@ fn targets(r: &Report) -> Vec<TargetResult> {
             |x| x >= 0.5,
         ),
         t(
-            "add one member: p50 largest ÷ p50 smallest group",
+            "T4 add one member: p50 largest ÷ p50 smallest group",
             "≤ 1.5",
             micro_num(r, &["add_one_member_p50_ratio_largest_to_smallest"]),
             |x| x <= 1.5,
         ),
         t(
-            "GET group excludedAttributes=members: p50 largest ÷ smallest",
+            "T5 GET group excludedAttributes=members: p50 largest ÷ smallest",
             "≤ 1.5 (same at every size)",
             micro_num(r, &["get_group_excl_members_p50_ratio_largest_to_smallest"]),
             |x| x <= 1.5,
         ),
         t(
-            "resident memory after load, MiB",
+            "T6 resident memory after load, MiB",
             "≤ 50 (100k users, 100k-member group)",
             r.memory.as_ref().map(|m| m.0),
             |x| x <= 50.0,
         ),
         t(
-            "cold start on the loaded database, ms",
+            "T7 cold start on the loaded database, ms",
             "≤ 100",
             r.restart_ms,
             |x| x <= 100.0,
         ),
         t(
-            "cold start on an empty database, ms",
+            "T7 cold start on an empty database, ms",
             "≤ 100",
             r.cold_start_ms,
             |x| x <= 100.0,
