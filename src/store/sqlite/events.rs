@@ -358,6 +358,33 @@ mod tests {
         assert_eq!(s.last_event_seq().unwrap(), all[2].seq);
     }
 
+    /// `[events] retention_days`: what is older than the cutoff goes, with the positions
+    /// that pointed at it; what is newer stays.
+    #[test]
+    fn pruning_drops_only_events_older_than_the_cutoff() {
+        let (_d, s) = store();
+        s.create(T, ResourceKind::User, &user("a"), None, &A)
+            .unwrap();
+        let (got, _) = s.poll_events("token:x", T, &[], 10).unwrap();
+        s.poll_events("token:x", T, &[got[0].jti.clone()], 10)
+            .unwrap();
+        assert_eq!(s.prune_events("2000-01-01T00:00:00.000Z").unwrap(), 0);
+        assert_eq!(s.events_after(None, 0, 10).unwrap().len(), 1);
+        assert_eq!(s.prune_events("2999-01-01T00:00:00.000Z").unwrap(), 1);
+        assert!(s.events_after(None, 0, 10).unwrap().is_empty());
+        // The next change is still handed out to the consumer whose acks were pruned.
+        let b = s
+            .create(T, ResourceKind::User, &user("b"), None, &A)
+            .unwrap();
+        let (next, _) = s.poll_events("token:x", T, &[], 10).unwrap();
+        assert_eq!(
+            next.iter()
+                .map(|e| e.resource_id.clone())
+                .collect::<Vec<_>>(),
+            vec![b.id]
+        );
+    }
+
     /// The console's newest-first pages: every event exactly once, across tenants whose
     /// events interleave sparsely, whatever the page size.
     #[test]

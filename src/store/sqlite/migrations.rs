@@ -289,6 +289,32 @@ pub(super) const MIGRATIONS: &[&[Step]] = &[
             created TEXT NOT NULL
         );",
     )],
+    // 10: `events.seq` never hands out a number twice. A plain INTEGER PRIMARY KEY takes
+    // max(seq) + 1, so once pruning (or a deleted tenant) removed the newest events, new
+    // events got numbers that consumers had already passed, and were never delivered to
+    // them. AUTOINCREMENT keeps the high-water mark in sqlite_sequence, seeded here above
+    // every event and every consumer's position.
+    &[Step::Sql(
+        "CREATE TABLE events_v10 (
+            seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant        TEXT NOT NULL,
+            jti           TEXT NOT NULL UNIQUE,
+            txn           TEXT NOT NULL,
+            at            TEXT NOT NULL,
+            resource_type TEXT NOT NULL,
+            resource_id   TEXT NOT NULL,
+            change        TEXT NOT NULL
+        );
+        INSERT INTO events_v10 (seq, tenant, jti, txn, at, resource_type, resource_id, change)
+            SELECT seq, tenant, jti, txn, at, resource_type, resource_id, change FROM events;
+        DROP TABLE events;
+        ALTER TABLE events_v10 RENAME TO events;
+        CREATE INDEX events_tenant ON events (tenant, seq);
+        DELETE FROM sqlite_sequence WHERE name IN ('events', 'events_v10');
+        INSERT INTO sqlite_sequence (name, seq) VALUES ('events', max(
+            (SELECT COALESCE(max(seq), 0) FROM events),
+            (SELECT COALESCE(max(acked_upto), 0) FROM event_consumers)));",
+    )],
 ];
 
 /// Creates a database at an older schema version — the first `version` migrations, exactly as
@@ -441,6 +467,42 @@ mod tests {
             SqliteStore::open(&p, Synchronous::Full),
             Err(StoreError::Incompatible(_))
         ));
+    }
+
+    /// A schema-9 database whose newest events are gone (pruned, or their tenant deleted)
+    /// while a consumer had passed them: after the upgrade the next event is numbered above
+    /// that consumer's position, so it is delivered, and numbers are never reused again.
+    #[test]
+    fn an_upgrade_to_schema_10_numbers_new_events_above_every_position() {
+        use crate::store::EventStore;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.db");
+        {
+            let c = create_at_schema_version(&p, 9).unwrap();
+            c.execute_batch(
+                "INSERT INTO events (seq, tenant, jti, txn, at, resource_type, resource_id, change)
+                 VALUES (1, 'default', 'j1', 't', '2026-01-01T00:00:00.000Z', 'User', 'u1', '{\"op\":\"delete\"}');
+                 INSERT INTO event_consumers (consumer, tenant, acked_upto) VALUES ('token:x', 'default', 7);",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&p, Synchronous::Normal).unwrap();
+        assert_eq!(s.events_after(None, 0, 10).unwrap().len(), 1);
+        let u = s
+            .create(T, ResourceKind::User, &user("a"), None, &A)
+            .unwrap();
+        let (got, _) = s.poll_events("token:x", T, &[], 10).unwrap();
+        assert_eq!(
+            got.iter()
+                .map(|e| (e.seq, e.resource_id.clone()))
+                .collect::<Vec<_>>(),
+            vec![(8, u.id)]
+        );
+        // Everything pruned: the next number still goes up.
+        s.prune_events("2999-01-01T00:00:00.000Z").unwrap();
+        s.create(T, ResourceKind::User, &user("b"), None, &A)
+            .unwrap();
+        assert_eq!(s.events_after(None, 0, 10).unwrap()[0].seq, 9);
     }
 
     /// A database written by a schema-2 scimlite (tokens without scope or expiry) opens,
