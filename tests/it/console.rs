@@ -536,6 +536,88 @@ fn an_admin_of_another_tenant_sees_only_that_tenant() {
     );
 }
 
+/// The text of an HTML fragment: tags dropped, words separated by single spaces.
+fn text_of(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                out.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The row of the first table row that holds `needle`, as text.
+fn row_with(page: &str, needle: &str) -> String {
+    let at = page
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} in {page}"));
+    let start = page[..at].rfind("<tr").unwrap();
+    let end = at + page[at..].find("</tr>").unwrap();
+    text_of(&page[start..end])
+}
+
+/// The overview's figures, each from what was done before it: users and groups per
+/// tenant, SCIM requests and errors of the last hour, each token's scope, last use and
+/// expiry (an expired one marked), the PATCH dialect steps seen, the database's size.
+#[test]
+fn the_overview_counts_what_happened() {
+    let s = TestServer::start();
+    let ann = s.post("/Users", &user_body("ann")).json();
+    s.post("/Users", &user_body("bob"));
+    s.post("/Groups", &json!({"displayName": "team"}));
+    let patched = entra_patch(&s, ann["id"].as_str().unwrap());
+    assert!((200..300).contains(&patched.status), "{}", patched.text);
+    assert_eq!(s.get("/Users/no-such-id").status, 404);
+    let expired = token_for(
+        &s,
+        "default",
+        TokenScope::ReadOnly,
+        Some("2000-01-01T00:00:00Z".into()),
+    );
+    let admin = admin_token(&s);
+    let auth = format!("Bearer {admin}");
+    let page = get(&s, "/admin/", &[("Authorization", auth.as_str())]);
+    assert_eq!(page.status, 200, "{}", page.text);
+    let page = page.text;
+    // default: 2 users, 1 group, 3 tokens, 5 SCIM requests, 1 of them an error.
+    assert_eq!(row_with(&page, "<td>default</td>"), "default 2 1 3 5 1");
+    assert!(page.contains("<td class=\"num bad\">1</td>"), "{page}");
+    // Tokens: the one the requests used was used; the expired one never, and says so.
+    let id_of = |token: &str| token.split('_').nth(1).unwrap().to_string();
+    let used = row_with(&page, &id_of(&s.token));
+    assert!(
+        !used.contains("never never") && used.contains("read-write"),
+        "{used}"
+    );
+    let old = row_with(&page, &id_of(&expired));
+    assert!(
+        old.contains("read-only never") && old.contains("(expired)"),
+        "{old}"
+    );
+    // Entra's dialect steps, counted per token.
+    for step in ["op-name-case", "string-boolean"] {
+        assert!(
+            row_with(&page, &format!("<code>{step}</code>")).ends_with(" 1"),
+            "{page}"
+        );
+    }
+    // The database's size is known (the file and its WAL); the last backup is not.
+    let facts = text_of(&page[page.find("<h2>Database</h2>").unwrap()..]);
+    assert!(
+        facts.contains("Size ") && !facts.starts_with("Database Size unknown"),
+        "{facts}"
+    );
+    assert!(facts.contains("Last backup unknown"), "{facts}");
+}
+
 #[test]
 fn the_filter_box_runs_the_apis_filter_and_shows_its_errors() {
     let s = TestServer::start();

@@ -446,6 +446,58 @@ fn required_core_attributes_are_enforced_and_advertised() {
     assert_eq!(emails["required"], true);
 }
 
+/// `required = true` on an extension: /ResourceTypes says so, and a User without it is
+/// refused on every path that would leave one — POST, PUT, a PATCH that removes it — with
+/// nothing stored or changed.
+#[test]
+fn a_required_extension_is_advertised_and_enforced() {
+    let s = TestServer::with_config(
+        r#"
+[[extension]]
+urn = "urn:example:scim:schemas:hr:1.0:User"
+resource = "User"
+required = true
+
+[[extension.attribute]]
+name = "badgeCode"
+type = "string"
+"#,
+    );
+    const HR: &str = "urn:example:scim:schemas:hr:1.0:User";
+    let rt = ok(s.get("/ResourceTypes/User"));
+    let ext = rt["schemaExtensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["schema"] == HR)
+        .unwrap()
+        .clone();
+    assert_eq!(ext["required"], true);
+    let r = s.post("/Users", &json!({"schemas": [USER], "userName": "nohr"}));
+    assert_scim_error(&r, 400, Some("invalidValue"));
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains(HR),
+        "{}",
+        r.text
+    );
+    assert_eq!(s.total("Users"), 0);
+    let u = ok(s.post(
+        "/Users",
+        &json!({"schemas": [USER, HR], "userName": "hr", HR: {"badgeCode": "7"}}),
+    ));
+    let loc = format!("/Users/{}", u["id"].as_str().unwrap());
+    let mut put = u.clone();
+    put.as_object_mut().unwrap().remove(HR);
+    assert_scim_error(&s.call("PUT", &loc, Some(&put)), 400, Some("invalidValue"));
+    for ops in [
+        json!([{"op": "remove", "path": HR}]),
+        json!([{"op": "remove", "path": format!("{HR}:badgeCode")}]),
+    ] {
+        assert_scim_error(&patch(&s, &loc, ops), 400, Some("invalidValue"));
+    }
+    assert_eq!(ok(s.get(&loc)), u);
+}
+
 /// A declared `mutability = "writeOnly"` attribute (an enrolment PIN, say) is stored but
 /// never comes back: not in a response, a GET, a projection that names it, nor through a
 /// filter that would let a client guess it (RFC 7643 §7: writeOnly is never returned).
