@@ -154,11 +154,13 @@ impl ResourceStore for SqliteStore {
             serde_json::to_string(&res.doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let c = search_columns(kind, &res.doc);
         self.write(|tx| {
-            tx.execute(
+            // Cached, as every statement of a request's path: preparing these two on each
+            // create and update was 3% of the server's CPU in a sync (perf, issue 22).
+            tx.prepare_cached(
                 "INSERT INTO resources (tenant, kind, id, user_name, display_name, external_id, name_key, doc, password_hash, created, last_modified, version)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 1)",
-                params![tenant, kind_str(kind), id, c.user_name, c.display_name, c.external_id, c.name_key, doc_text, password_hash, now],
-            )
+            )?
+            .execute(params![tenant, kind_str(kind), id, c.user_name, c.display_name, c.external_id, c.name_key, doc_text, password_hash, now])
             .map_err(conflict(kind, &res.doc))?;
             let pk = tx.last_insert_rowid();
             unique::index(tx, &self.registry, tenant, kind, pk, &res.doc)?;
@@ -297,12 +299,12 @@ impl ResourceStore for SqliteStore {
                 PasswordUpdate::Set(h) => (true, Some(h.as_str())),
                 PasswordUpdate::Clear => (true, None),
             };
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE resources SET user_name = ?1, display_name = ?2, external_id = ?3, name_key = ?4,
                  doc = ?5, password_hash = CASE WHEN ?6 THEN ?7 ELSE password_hash END,
                  last_modified = ?8, version = version + 1 WHERE pk = ?9",
-                params![c.user_name, c.display_name, c.external_id, c.name_key, doc_text, set_password, password_hash, now, pk],
-            )
+            )?
+            .execute(params![c.user_name, c.display_name, c.external_id, c.name_key, doc_text, set_password, password_hash, now, pk])
             .map_err(conflict(kind, &update.doc))?;
             unique::index(tx, &self.registry, tenant, kind, pk, &update.doc)?;
             let mut subjects = Vec::new();
