@@ -66,14 +66,19 @@ pub struct Body {
 /// bearer token, an `Authorization` member (ASCII case-insensitively). One pass over the
 /// bytes, so the bodies of ordinary requests are kept as they are without parsing them.
 fn may_hold_secrets(bytes: &[u8]) -> bool {
-    const MARKERS: [&[u8]; 4] = [b"password", b"bearer", b"scim_", b"authorization"];
-    bytes.iter().enumerate().any(|(i, b)| {
-        matches!(b | 0x20, b'p' | b'b' | b's' | b'a')
-            && MARKERS.iter().any(|m| {
-                bytes
-                    .get(i..i + m.len())
-                    .is_some_and(|w| w.eq_ignore_ascii_case(m))
-            })
+    let at = |i: usize, marker: &[u8]| {
+        bytes
+            .get(i..i + marker.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(marker))
+    };
+    // Each candidate byte is compared with the one marker its letter starts, not all four:
+    // this scan was 2% of the server's CPU in a sync (perf, issue 22).
+    bytes.iter().enumerate().any(|(i, b)| match b | 0x20 {
+        b'p' => at(i, b"password"),
+        b'b' => at(i, b"bearer"),
+        b's' => at(i, b"scim_"),
+        b'a' => at(i, b"authorization"),
+        _ => false,
     })
 }
 
