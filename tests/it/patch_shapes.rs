@@ -1,7 +1,8 @@
 //! Every PATCH op × path shape × value shape on a single-valued, a multi-valued and a complex
-//! attribute (and the Enterprise extension, and Group members), each with the exact stored
-//! value or error it must give. A value of an unexpected shape must never widen into a bigger
-//! change: a 400 leaves the resource exactly as it was (same document, same version), and a
+//! attribute (and the Enterprise extension and one of its attributes, and Group members),
+//! each path form plain and URN-qualified (attribute, sub-attribute, value filter), each with
+//! the exact stored value or error it must give. A value of an unexpected shape must never
+//! widen into a bigger change: a 400 leaves the resource exactly as it was (same document, same version), and a
 //! 2xx changes exactly the attribute the table names.
 
 use serde_json::{json, Map, Value};
@@ -309,6 +310,18 @@ fn name_table() -> Table {
                 all(PATH, PATH),
             ),
             ("remove", path(core), removal(|| Is(Value::Null))),
+            // The same sub-attribute, URN-qualified.
+            ("add", path(&format!("{core}.givenName")), sub(Same)),
+            (
+                "replace",
+                path(&format!("{core}.givenName")),
+                sub(family_only()),
+            ),
+            (
+                "remove",
+                path(&format!("{core}.givenName")),
+                removal(family_only),
+            ),
         ],
     }
 }
@@ -371,7 +384,7 @@ fn emails_table() -> Table {
     ];
     let remove_selected =
         |gone: Want| [VALUE, VALUE, VALUE, gone.clone(), VALUE, VALUE, VALUE, gone];
-    Table {
+    let mut table = Table {
         key: "emails",
         values: [
             json!("new@x.example"),
@@ -460,11 +473,30 @@ fn emails_table() -> Table {
             ),
             ("remove", path(core), remove_whole),
         ],
-    }
+    };
+    // The value-filter paths, URN-qualified: each must do what its unqualified twin does.
+    let qualified: Vec<_> = table
+        .rows
+        .iter()
+        .filter(|(_, p, _)| p.as_deref() == Some(filter) || p.as_deref() == Some(filter_value))
+        .map(|(op, p, wants)| {
+            let p = p.as_deref().unwrap_or_default();
+            (
+                *op,
+                Some(format!("urn:ietf:params:scim:schemas:core:2.0:User:{p}")),
+                wants.clone(),
+            )
+        })
+        .collect();
+    table.rows.extend(qualified);
+    table
 }
 
 fn enterprise_table() -> Table {
     let merged = || Is(json!({"department": "Ops", "costCenter": "42"}));
+    let department = format!("{ENT}:department");
+    let dept = merged;
+    let no_dept = || Is(json!({"costCenter": "42"}));
     let assign = |null: Want| [VALUE, VALUE, VALUE, null, merged(), VALUE, VALUE, SYNTAX];
     let removal = [
         VALUE,
@@ -507,6 +539,31 @@ fn enterprise_table() -> Table {
             ("replace", path(ENT), assign(Is(Value::Null))),
             ("remove", None, all(NO_TARGET, NO_TARGET)),
             ("remove", path(ENT), removal),
+            // One attribute of the extension, by its URN-qualified path.
+            (
+                "add",
+                path(&department),
+                [dept(), VALUE, VALUE, Same, VALUE, VALUE, VALUE, SYNTAX],
+            ),
+            (
+                "replace",
+                path(&department),
+                [dept(), VALUE, VALUE, no_dept(), VALUE, VALUE, VALUE, SYNTAX],
+            ),
+            (
+                "remove",
+                path(&department),
+                [
+                    VALUE,
+                    VALUE,
+                    VALUE,
+                    no_dept(),
+                    VALUE,
+                    VALUE,
+                    VALUE,
+                    no_dept(),
+                ],
+            ),
         ],
     }
 }
@@ -529,7 +586,7 @@ fn every_op_path_and_value_shape_on_user_attributes() {
         total += cases;
         failures.extend(f);
     }
-    assert_eq!(total, (15 + 15 + 18 + 6) * 8);
+    assert_eq!(total, (15 + 18 + 24 + 9) * 8);
     assert!(
         failures.is_empty(),
         "{} of {total} cases went wrong:\n{}",
@@ -646,8 +703,23 @@ fn every_op_path_and_value_shape_on_group_members() {
             ("remove", path(core), remove),
         ],
     };
+    // The value filter, URN-qualified: each must do what its unqualified twin does.
+    let qualified: Vec<_> = table
+        .rows
+        .iter()
+        .filter(|(_, p, _)| p.as_deref() == Some(by_id))
+        .map(|(op, _, wants)| {
+            (
+                *op,
+                Some(format!("{core}[value eq \"{u1}\"]")),
+                wants.clone(),
+            )
+        })
+        .collect();
+    let mut table = table;
+    table.rows.extend(qualified);
     let (cases, failures) = run(&s, &location, &reset, &table);
-    assert_eq!(cases, 15 * 8);
+    assert_eq!(cases, 18 * 8);
     assert!(
         failures.is_empty(),
         "{} of {cases} cases went wrong:\n{}",
