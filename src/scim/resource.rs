@@ -457,12 +457,34 @@ fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value
                 .map_err(|_| wrong("an RFC 3339 dateTime"))?;
             Ok(Some(value.clone()))
         }
-        AttrType::String | AttrType::Binary | AttrType::Reference => {
+        AttrType::Binary => {
+            let s = value.as_str().ok_or_else(|| wrong("a base64 string"))?;
+            check_len(path, s)?;
+            if !is_base64(s) {
+                return Err(wrong("base64 (RFC 7643 §2.3.6)"));
+            }
+            Ok(Some(value.clone()))
+        }
+        AttrType::String | AttrType::Reference => {
             let s = value.as_str().ok_or_else(|| wrong("a string"))?;
             check_len(path, s)?;
             Ok(Some(value.clone()))
         }
     }
+}
+
+/// Whether `s` is base64 (RFC 4648 §4, the standard alphabet), with or without its `=`
+/// padding and with line breaks or spaces anywhere (PEM bodies are wrapped): what is stored
+/// is the text as sent.
+fn is_base64(s: &str) -> bool {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine;
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    LENIENT.decode(compact.as_bytes()).is_ok()
 }
 
 /// Parses a `members` array: ids with an optional `type`; `display` and `$ref` are computed
@@ -690,6 +712,23 @@ mod tests {
         assert!(user(json!({"userName":"   "})).is_err());
         assert!(user(json!([1])).is_err());
         assert!(user(json!({"userName":"a".repeat(MAX_STRING_LEN + 1)})).is_err());
+    }
+
+    #[test]
+    fn binary_values_are_base64_with_or_without_padding_and_line_breaks() {
+        for ok in ["aGVsbG8=", "aGVsbG8", "aGVs\nbG8=", "MII Bog==", ""] {
+            assert!(is_base64(ok), "{ok:?}");
+        }
+        for bad in ["not base64!", "aGVsbG8_", "aGVsbG8-", "a", "aGVsbG8==="] {
+            assert!(!is_base64(bad), "{bad:?}");
+        }
+        // The core attribute that is binary: a certificate that is not base64 is refused.
+        let rs = REG.resource(ResourceKind::User);
+        let bad = json!({"userName": "a", "x509Certificates": [{"value": "-----BEGIN x"}]});
+        assert_eq!(
+            validate(rs, &bad).unwrap_err().scim_type,
+            Some(crate::scim::ScimType::InvalidValue)
+        );
     }
 
     #[test]

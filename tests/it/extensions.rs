@@ -446,6 +446,136 @@ fn required_core_attributes_are_enforced_and_advertised() {
     assert_eq!(emails["required"], true);
 }
 
+/// The declared types the Entra/Okta tests do not use — integer, decimal, dateTime,
+/// reference, binary — and `case_exact`, `immutable`: each value of the wrong type is a 400
+/// that changes nothing; filters compare numbers as numbers and times as times, in SQL on
+/// both backends; sorting orders numbers numerically; a caseExact value matches only in its
+/// own case; an immutable value is set once and then never changed.
+#[test]
+fn declared_types_compare_as_their_type_and_refuse_other_shapes() {
+    let s = TestServer::with_config(
+        r#"
+[[extension]]
+urn = "urn:example:scim:schemas:typed:1.0:User"
+resource = "User"
+
+[[extension.attribute]]
+name = "level"
+type = "integer"
+
+[[extension.attribute]]
+name = "ratio"
+type = "decimal"
+
+[[extension.attribute]]
+name = "hired"
+type = "dateTime"
+
+[[extension.attribute]]
+name = "homepage"
+type = "reference"
+
+[[extension.attribute]]
+name = "photo"
+type = "binary"
+
+[[extension.attribute]]
+name = "code"
+type = "string"
+case_exact = true
+
+[[extension.attribute]]
+name = "origin"
+type = "string"
+mutability = "immutable"
+"#,
+    );
+    const TY: &str = "urn:example:scim:schemas:typed:1.0:User";
+    let make = |name: &str, level: i64, ratio: f64, hired: &str, code: &str| {
+        ok(s.post(
+            "/Users",
+            &json!({"schemas": [USER, TY], "userName": name,
+                    TY: {"level": level, "ratio": ratio, "hired": hired, "code": code,
+                         "homepage": "https://example.com/~x", "photo": "aGVsbG8=",
+                         "origin": "hr"}}),
+        ))
+    };
+    let a = make("a", 9, 0.5, "2019-06-01T00:00:00Z", "AbC");
+    make("b", 10, 1.25, "2021-01-15T08:30:00Z", "abc");
+    make("c", 100, 2.0, "2024-12-31T23:59:59Z", "XYZ");
+    // Numbers compare as numbers (9 < 10 < 100, not "10" < "100" < "9"), times as times.
+    let names = |filter: &str| {
+        let list = ok(s.get(&format!("/Users?filter={}&sortBy=userName", enc(filter))));
+        list["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["userName"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&format!("{TY}:level gt 9")), ["b", "c"]);
+    assert_eq!(names(&format!("{TY}:level le 10")), ["a", "b"]);
+    assert_eq!(names(&format!("{TY}:ratio ge 1.25")), ["b", "c"]);
+    assert_eq!(names(&format!("{TY}:ratio lt 1")), ["a"]);
+    assert_eq!(
+        names(&format!("{TY}:hired gt \"2020-01-01T00:00:00Z\"")),
+        ["b", "c"]
+    );
+    assert_eq!(names(&format!("{TY}:code eq \"abc\"")), ["b"]);
+    assert_eq!(
+        names(&format!("{TY}:code eq \"ABC\"")),
+        Vec::<String>::new()
+    );
+    let sorted = ok(s.get(&format!(
+        "/Users?sortBy={}&sortOrder=descending",
+        enc(&format!("{TY}:level"))
+    )));
+    let order: Vec<&str> = sorted["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["userName"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["c", "b", "a"]);
+    // Wrong shapes: refused, nothing changed.
+    let loc = format!("/Users/{}", a["id"].as_str().unwrap());
+    let before = ok(s.get(&loc));
+    for (attr, value) in [
+        ("level", json!("9")),
+        ("level", json!(9.5)),
+        ("ratio", json!("0.5")),
+        ("hired", json!("yesterday")),
+        ("hired", json!(20190601)),
+        ("homepage", json!(7)),
+        ("photo", json!("not base64!")),
+        ("code", json!(["AbC"])),
+    ] {
+        let r = patch(
+            &s,
+            &loc,
+            json!([{"op": "replace", "path": format!("{TY}:{attr}"), "value": value}]),
+        );
+        assert_eq!(r.status, 400, "{attr} = {value}: {}", r.text);
+    }
+    // immutable: a PUT that repeats the value is fine (RFC 7644 §3.5.1), another value is
+    // refused, by PUT and by PATCH.
+    let mut put = ok(s.get(&loc));
+    ok(s.call("PUT", &loc, Some(&put)));
+    put[TY]["origin"] = json!("it");
+    assert_scim_error(&s.call("PUT", &loc, Some(&put)), 400, Some("mutability"));
+    assert_scim_error(
+        &patch(
+            &s,
+            &loc,
+            json!([{"op": "replace", "path": format!("{TY}:origin"), "value": "it"}]),
+        ),
+        400,
+        Some("mutability"),
+    );
+    let after = ok(s.get(&loc));
+    assert_eq!(after[TY], before[TY]);
+}
+
 /// `required = true` on an extension: /ResourceTypes says so, and a User without it is
 /// refused on every path that would leave one — POST, PUT, a PATCH that removes it — with
 /// nothing stored or changed.
