@@ -618,6 +618,67 @@ fn the_overview_counts_what_happened() {
     assert!(facts.contains("Last backup unknown"), "{facts}");
 }
 
+/// What an IdP sends is shown as text everywhere, not only in the request list: markup in
+/// a body, a header, a query string and an extension value comes back escaped on the
+/// request's own page, in its "copy as curl", and on the user's page with its audit
+/// history.
+#[test]
+fn hostile_markup_is_text_on_the_request_and_user_pages() {
+    let s = TestServer::start();
+    const EVIL: &str = "<img src=x onerror=alert(1)>";
+    let r = s.raw(
+        "POST",
+        "/Users?x=%3Cscript%3E",
+        &[
+            ("Authorization", &format!("Bearer {}", s.token)),
+            ("Content-Type", "application/scim+json"),
+            ("User-Agent", EVIL),
+        ],
+        Some(
+            json!({"userName": EVIL, "displayName": "</td><script>alert(2)</script>",
+                   "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":
+                       {"department": "<b onmouseover=alert(3)>R&D</b>"}})
+            .to_string()
+            .into_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let token = admin_token(&s);
+    let auth = format!("Bearer {token}");
+    let h = [("Authorization", auth.as_str())];
+    let list = get(&s, "/admin/requests?refresh=off", &h);
+    let seq = list
+        .text
+        .split("href=\"/admin/requests/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let detail = get(&s, &format!("/admin/requests/{seq}"), &h);
+    let user = get(&s, &format!("/admin/users/{id}"), &h);
+    for (name, page) in [("request", &detail), ("user", &user)] {
+        assert_eq!(page.status, 200, "{name}: {}", page.text);
+        for raw in ["<img src=x", "<script>", "<b onmouseover"] {
+            assert!(
+                !page.text.contains(raw),
+                "{name} page holds {raw}: {}",
+                page.text
+            );
+        }
+        // askama writes numeric entities.
+        assert!(
+            page.text.contains("&#60;img src=x onerror=alert(1)&#62;"),
+            "{name}: {}",
+            page.text
+        );
+    }
+    assert!(detail.text.contains("&#60;script&#62;"), "{}", detail.text);
+    assert!(user.text.contains("R&#38;D"), "{}", user.text);
+}
+
 #[test]
 fn the_filter_box_runs_the_apis_filter_and_shows_its_errors() {
     let s = TestServer::start();
