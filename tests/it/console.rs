@@ -158,6 +158,69 @@ fn served_by_default_on_loopback_and_as_configured() {
     );
 }
 
+/// On scimlite's own TLS listener (loopback, so the console is on by default) the session
+/// cookie is `Secure` too, not only behind a declared TLS proxy.
+#[test]
+fn a_session_cookie_over_direct_tls_is_secure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, cert, key) = crate::transport::make_cert(dir.path());
+    let config_path = crate::common::write_config(
+        dir.path(),
+        &format!(
+            "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let config = scimlite::config::Config::from_file(&config_path).unwrap();
+    let handle = scimlite::start(&config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scimlite"))
+        .arg("--config")
+        .arg(&config_path)
+        .args(["token", "create", "--scope", "admin", "--name", "me"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let token = token.lines().last().unwrap().trim();
+    let root = ureq::tls::Certificate::from_pem(&pem).unwrap().to_owned();
+    let tls: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                    root,
+                ])))
+                .build(),
+        )
+        .build()
+        .into();
+    let r = send(
+        &tls,
+        "POST",
+        &format!(
+            "https://localhost:{}/admin/login",
+            handle.local_addr().port()
+        ),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(format!("token={}", enc(token)).into_bytes()),
+    );
+    assert_eq!(r.status, 303, "{}", r.text);
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.ends_with("; Secure"),
+        "{cookie}"
+    );
+}
+
 #[test]
 fn login_sets_a_strict_http_only_cookie_and_stores_only_its_digest() {
     let s = TestServer::start();
