@@ -795,6 +795,83 @@ fn applications_read_extension_values_from_the_views() {
     );
 }
 
+/// The PostgreSQL twin of `applications_read_extension_values_from_the_views`: the same
+/// rows for declared extensions, the views' documented columns and types.
+#[test]
+fn applications_read_extension_values_from_the_postgres_views() {
+    if crate::common::postgres().is_none() {
+        eprintln!("note: needs a PostgreSQL server (SCIMLITE_TEST_POSTGRES); skipped");
+        return;
+    }
+    let s = TestServer::with_config(DECLARATIONS);
+    let u = ok(s.post("/Users", &entra_user("hana", "H-1")));
+    let id = u["id"].as_str().unwrap().to_string();
+    ok(patch(
+        &s,
+        &format!("/Users/{id}"),
+        json!([{"op": "add", "path": format!("{ACME}:badges"),
+                "value": [{"value": "B-1", "type": "door"}, {"value": "B-2", "type": "car"}]}]),
+    ));
+    let g = ok(s.post(
+        "/Groups",
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", TEAMS],
+                "displayName": "crew", TEAMS: {"teamCode": "T-9"}}),
+    ));
+    let mut db = postgres::Client::connect(&s.database(), postgres::NoTls).unwrap();
+    let rows: Vec<(String, String, String, String)> = db
+        .query(
+            "SELECT urn, name, value, type FROM scim_user_attributes WHERE user_id = $1
+             ORDER BY urn, name, value",
+            &[&id],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let row = |urn: &str, name: &str, value: &str, ty: &str| {
+        (
+            urn.to_string(),
+            name.to_string(),
+            value.to_string(),
+            ty.to_string(),
+        )
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row(
+                ACME,
+                "badges",
+                r#"{"type": "car", "value": "B-2"}"#,
+                "object"
+            ),
+            row(
+                ACME,
+                "badges",
+                r#"{"type": "door", "value": "B-1"}"#,
+                "object"
+            ),
+            row(ACME, "costCenterCode", "H-1", "text"),
+            row(ACME, "remote", "true", "true"),
+            row(ENT, "department", "Tour Operations", "text"),
+            row(ENT, "employeeNumber", "701984", "text"),
+        ]
+    );
+    let group_rows: Vec<(String, String, String)> = db
+        .query(
+            "SELECT urn, name, value FROM scim_group_attributes WHERE group_id = $1",
+            &[&g["id"].as_str().unwrap()],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        group_rows,
+        vec![(TEAMS.to_string(), "teamCode".to_string(), "T-9".to_string())]
+    );
+}
+
 #[test]
 fn bulk_audit_export_and_import_carry_custom_attributes() {
     use scimlite::store::AuditQuery;
