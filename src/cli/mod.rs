@@ -688,22 +688,7 @@ fn token(config: &Config, action: TokenAction) -> ExitCode {
 /// (stored times carry milliseconds, trailing zeros dropped, or none at all). Anything that
 /// does not parse is shown as stored.
 fn listed_time(stored: &str) -> String {
-    use time::format_description::well_known::Rfc3339;
-    match time::OffsetDateTime::parse(stored, &Rfc3339) {
-        Ok(t) => {
-            let t = t.to_offset(time::UtcOffset::UTC);
-            format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        }
-        Err(_) => stored.to_string(),
-    }
+    crate::store::utc_to_the_second(stored).unwrap_or_else(|| stored.to_string())
 }
 
 fn expiry_note(t: &crate::store::TokenRecord) -> String {

@@ -715,6 +715,19 @@ pub fn format_utc_millis(t: time::OffsetDateTime) -> String {
     )
 }
 
+/// A stored RFC 3339 time in UTC at whole seconds (`2026-11-23T14:10:42Z`), as people read
+/// it in `token list` and the console; `None` when it does not parse.
+pub fn utc_to_the_second(rfc3339: &str) -> Option<String> {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(rfc3339, &Rfc3339)
+        .ok()?
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .ok()?
+        .format(&Rfc3339)
+        .ok()
+}
+
 /// Current time as RFC 3339 with millisecond precision, UTC (some .NET/Java parsers dislike
 /// nanoseconds; deps.md §6).
 pub fn now_rfc3339() -> String {

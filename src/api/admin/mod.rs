@@ -262,21 +262,9 @@ fn encode(s: &str) -> String {
 
 /// A time as the console shows it: `2026-11-23 14:10:42 UTC` from RFC 3339.
 fn when(rfc3339: &str) -> String {
-    use time::format_description::well_known::Rfc3339;
-    match time::OffsetDateTime::parse(rfc3339, &Rfc3339) {
-        Ok(t) => {
-            let t = t.to_offset(time::UtcOffset::UTC);
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        }
-        Err(_) => rfc3339.to_string(),
+    match crate::store::utc_to_the_second(rfc3339) {
+        Some(t) => format!("{} UTC", t.trim_end_matches('Z').replacen('T', " ", 1)),
+        None => rfc3339.to_string(),
     }
 }
 
