@@ -118,15 +118,13 @@ impl Vars {
 /// encoded is not the same URI (§2.2): `/Schemas/urn:…` and `filter=urn:…:User:attr` go out
 /// as written.
 fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    const KEPT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b':');
+    percent_encoding::utf8_percent_encode(s, KEPT).to_string()
 }
 
 /// What a step sends as its body.

@@ -250,14 +250,12 @@ fn href(path: &str, params: &[(&str, &str)]) -> String {
 
 /// Percent-encodes a URL component: everything but RFC 3986's unreserved characters.
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 /// A time as the console shows it: `2026-11-23 14:10:42 UTC` from RFC 3339.
