@@ -43,6 +43,23 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// A mistake at byte `offset` of the file's `text` (a `toml::Spanned` start), reported at
+    /// its line.
+    fn at(origin: &str, text: &str, offset: usize, message: String) -> ConfigError {
+        let line = text.as_bytes()[..offset.min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        ConfigError::At {
+            origin: origin.to_string(),
+            line,
+            message,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {

@@ -54,15 +54,7 @@ pub(super) fn validate(
     let Some(raw) = raw else {
         return Ok(config);
     };
-    let at = |offset: usize, message: String| ConfigError::At {
-        origin: origin.to_string(),
-        line: text.as_bytes()[..offset.min(text.len())]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1,
-        message,
-    };
+    let at = |offset: usize, message: String| ConfigError::at(origin, text, offset, message);
     if let Some(enabled) = raw.enabled {
         config.enabled = enabled;
     }

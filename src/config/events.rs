@@ -92,15 +92,7 @@ pub(super) fn validate(
     let Some(raw) = raw else {
         return Ok(EventsConfig::default());
     };
-    let at = |offset: usize, message: String| ConfigError::At {
-        origin: origin.to_string(),
-        line: text.as_bytes()[..offset.min(text.len())]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1,
-        message,
-    };
+    let at = |offset: usize, message: String| ConfigError::at(origin, text, offset, message);
     let retention_days = raw.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
     if retention_days == 0 {
         return Err(ConfigError::Invalid {

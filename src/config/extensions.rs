@@ -45,22 +45,6 @@ struct RawAttribute {
 /// `required_user_attributes` / `required_group_attributes`.
 pub(super) type RawRequired = Option<Vec<Spanned<String>>>;
 
-/// Turns byte offsets of the file into line numbers.
-struct Lines<'a> {
-    text: &'a str,
-}
-
-impl Lines<'_> {
-    fn of(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
-    }
-}
-
 /// A choice among named values (`type`, `mutability`, …), matched case-insensitively.
 fn choose<T: Copy>(
     field: &str,
@@ -143,12 +127,7 @@ pub(super) fn registry(
     required_user: &RawRequired,
     required_group: &RawRequired,
 ) -> Result<Registry, ConfigError> {
-    let lines = Lines { text };
-    let at = |offset: usize, message: String| ConfigError::At {
-        origin: origin.to_string(),
-        line: lines.of(offset),
-        message,
-    };
+    let at = |offset: usize, message: String| ConfigError::at(origin, text, offset, message);
     let mut decls = Vec::with_capacity(extensions.len());
     for ext in extensions {
         let raw = ext.get_ref();
