@@ -49,10 +49,10 @@ fn render_with(
     };
     let rs = app.registry.resource(r.kind);
     let refs = if proj.returns(rs, refs_name) {
-        match known {
-            Some(refs) => Some(refs),
-            None => Some(app.store.references(&ctx.principal.tenant, r.kind, &r.id)?),
-        }
+        Some(match known {
+            Some(refs) => refs,
+            None => app.store.references(&ctx.principal.tenant, r.kind, &r.id)?,
+        })
     } else {
         None
     };
