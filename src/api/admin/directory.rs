@@ -78,7 +78,7 @@ struct ListPage {
     total: u64,
     first: u64,
     last: u64,
-    columns: &'static [&'static str],
+    columns: Vec<&'static str>,
     rows: Vec<Row>,
     previous: Option<String>,
     next: Option<String>,
@@ -137,34 +137,21 @@ pub(super) fn list(
         Ok((first, total, rows)) => (first, total, rows, None),
         Err(e) => (1, 0, Vec::new(), Some(e.detail)),
     };
-    let columns: &'static [&'static str] = match kind {
-        ResourceKind::User => &[
-            "userName",
-            "displayName",
-            "active",
-            "externalId",
-            "last modified",
-        ],
-        ResourceKind::Group => &["displayName", "externalId", "last modified"],
+    // The attributes shown as columns, then when each was last modified.
+    let shown: &[&str] = match kind {
+        ResourceKind::User => &["userName", "displayName", "active", "externalId"],
+        ResourceKind::Group => &["displayName", "externalId"],
     };
+    let columns: Vec<&str> = shown.iter().copied().chain(["last modified"]).collect();
     let rows: Vec<Row> = rows
         .iter()
         .map(|r| Row {
             href: resource_href(kind, &r.id, &tenant),
-            cells: match kind {
-                ResourceKind::User => vec![
-                    text(&r.doc, "userName"),
-                    text(&r.doc, "displayName"),
-                    text(&r.doc, "active"),
-                    text(&r.doc, "externalId"),
-                    when(&r.meta.last_modified),
-                ],
-                ResourceKind::Group => vec![
-                    text(&r.doc, "displayName"),
-                    text(&r.doc, "externalId"),
-                    when(&r.meta.last_modified),
-                ],
-            },
+            cells: shown
+                .iter()
+                .map(|name| text(&r.doc, name))
+                .chain([when(&r.meta.last_modified)])
+                .collect(),
         })
         .collect();
     let last = first + rows.len() as u64 - u64::from(!rows.is_empty());
@@ -313,10 +300,7 @@ pub(super) fn resource(
             kind: r.kind.name(),
         })
         .collect();
-    let title = match kind {
-        ResourceKind::User => text(&stored.doc, "userName"),
-        ResourceKind::Group => text(&stored.doc, "displayName"),
-    };
+    let title = text(&stored.doc, app.registry.resource(kind).unique_name());
     render(
         200,
         &ResourcePage {
