@@ -89,13 +89,13 @@ pub(crate) struct Entry<'a> {
     pub subjects: Vec<String>,
 }
 
-/// The name an admin knows a resource by: a User's userName, a Group's displayName.
-pub(crate) fn resource_name(kind: ResourceKind, doc: &Map<String, Value>) -> Option<&str> {
-    let attr = match kind {
-        ResourceKind::User => "userName",
-        ResourceKind::Group => "displayName",
-    };
-    doc.get(attr).and_then(Value::as_str)
+/// The name an admin knows a resource by: its resource type's unique name (a User's
+/// userName, a Group's displayName; the registry says which).
+pub(crate) fn resource_name<'d>(
+    rs: &ResourceSchema,
+    doc: &'d Map<String, Value>,
+) -> Option<&'d str> {
+    doc.get(rs.unique_name()).and_then(Value::as_str)
 }
 
 /// Names of the attributes that differ between two documents: top-level names, one level

@@ -141,7 +141,7 @@ pub(super) fn import(
                 operation: "import",
                 resource_type: item.kind.name(),
                 resource_id: &item.id,
-                resource_name: audit::resource_name(item.kind, &item.doc),
+                resource_name: audit::resource_name(registry.resource(item.kind), &item.doc),
                 changes,
                 subjects,
             },
