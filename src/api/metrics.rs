@@ -210,7 +210,7 @@ fn render(app: &App) -> Result<String, StoreError> {
     out.family(
         "scimlite_write_batch_size",
         "histogram",
-        "Commits made durable by one WAL fsync (group commit); no samples with synchronous = normal.",
+        "Commits made durable by one WAL fsync (group commit; on SQLite a commit holds one or more requests' writes); no samples with synchronous = normal.",
     );
     if let Some(h) = app.store.write_batch_sizes() {
         out.histogram("scimlite_write_batch_size", &[], &h);

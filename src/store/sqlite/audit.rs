@@ -284,6 +284,7 @@ mod tests {
         s.writer
             .lock()
             .unwrap()
+            .conn
             .execute(
                 "UPDATE audit_log SET at = '2000-01-01T00:00:00.000Z' WHERE seq <= 2",
                 [],
@@ -303,6 +304,7 @@ mod tests {
             .writer
             .lock()
             .unwrap()
+            .conn
             .query_row(
                 "SELECT count(*) FROM audit_subjects WHERE seq <= 2",
                 [],

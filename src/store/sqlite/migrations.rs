@@ -537,6 +537,7 @@ mod tests {
             .writer
             .lock()
             .unwrap()
+            .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);

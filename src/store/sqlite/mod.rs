@@ -2,6 +2,7 @@
 //! small pool of reader connections; WAL, so readers never block the writer.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,7 +42,7 @@ use crate::scim::resource::{MemberInput, Meta, Reference, ValidResource};
 use crate::scim::schema::Registry;
 use crate::scim::ResourceKind;
 use audit::MemberDelta;
-use connections::{configure, GroupCommit};
+use connections::{configure, GroupCommit, Writer};
 use members::{apply_member_changes, set_members};
 use migrations::migrate;
 use resources::{conflict, into_resource, references_of, search_columns};
@@ -55,7 +56,9 @@ pub enum Synchronous {
 
 pub struct SqliteStore {
     path: std::path::PathBuf,
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
+    /// Writers waiting for `writer`: while any is, a write leaves its batch open for them.
+    queued_writers: AtomicUsize,
     readers: Mutex<Vec<Connection>>,
     /// `None` with `synchronous = normal`: commits are not synced.
     group_commit: Option<GroupCommit>,
@@ -129,7 +132,8 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            writer: Mutex::new(conn),
+            writer: Mutex::new(Writer::new(conn)),
+            queued_writers: AtomicUsize::new(0),
             readers: Mutex::new(Vec::new()),
             group_commit: match sync {
                 Synchronous::Full => Some(GroupCommit::new(path)),

@@ -885,7 +885,8 @@ mod tests {
     #[test]
     fn user_name_lookup_uses_its_index() {
         let (_d, s) = store();
-        let conn = s.writer.lock().unwrap();
+        let writer = s.writer.lock().unwrap();
+        let conn = &writer.conn;
         let plan = |sql: &str, args: &[rusqlite::types::Value]| -> Vec<String> {
             conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .unwrap()

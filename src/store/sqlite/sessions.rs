@@ -121,6 +121,7 @@ mod tests {
             .writer
             .lock()
             .unwrap()
+            .conn
             .query_row("SELECT count(*) FROM admin_sessions", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 1);
