@@ -157,7 +157,7 @@ pub struct Config {
     pub listen_addrs: Vec<SocketAddr>,
     /// Where users, groups and tokens live: a SQLite file or a PostgreSQL database.
     pub database: Database,
-    /// Threads that handle requests.
+    /// Requests handled at once; a connection's next request waits for a free handler.
     pub workers: usize,
     /// The old name of `max_connections` (one thread serves one connection); always equal.
     pub http_threads: usize,
@@ -268,11 +268,15 @@ pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
 pub const DEFAULT_MAX_PAGE: u64 = 1000;
 pub const DEFAULT_BULK_MAX_OPERATIONS: usize = 1000;
 
+/// A handler spends most of its time waiting (a socket, the writer, an fsync), and handlers
+/// that wait for a permit cost two context switches each: with 2 per CPU, eight client
+/// connections on two CPUs cost 20% more CPU per synced user than with 4 per CPU (issue 22).
+/// At least 8: Okta rarely runs more than 10 requests at once (docs/PERFORMANCE.md).
 fn default_workers() -> usize {
     std::thread::available_parallelism()
-        .map(|n| n.get() * 2)
-        .unwrap_or(4)
-        .max(4)
+        .map(|n| n.get() * 4)
+        .unwrap_or(8)
+        .max(8)
 }
 
 impl Config {
