@@ -22,6 +22,7 @@ mod query;
 mod resources;
 mod sessions;
 mod tenants;
+mod token_cache;
 mod transfer;
 mod unique;
 
@@ -68,6 +69,8 @@ pub struct SqliteStore {
     next_prune: Mutex<Instant>,
     /// The schemas filters and sorts are compiled against.
     registry: Arc<Registry>,
+    /// Token rows kept between requests while no token changes (`token_cache`).
+    token_cache: token_cache::TokenCache,
 }
 
 /// How often writes prune the audit log.
@@ -142,6 +145,7 @@ impl SqliteStore {
             audit_retention_days: None,
             next_prune: Mutex::new(Instant::now()),
             registry: Arc::new(Registry::builtin()),
+            token_cache: token_cache::TokenCache::new(path),
         })
     }
 

@@ -187,6 +187,7 @@ impl TenantStore for SqliteStore {
                 tokens,
             })
         })
+        .inspect(|_| self.token_cache.changed())
     }
 
     fn create_token(&self, t: &TokenRecord, actor: &Actor) -> Result<(), StoreError> {
@@ -200,6 +201,7 @@ impl TenantStore for SqliteStore {
                 Map::new(),
             )
         })
+        .inspect(|_| self.token_cache.changed())
     }
 
     fn create_first_token(&self, t: &TokenRecord, actor: &Actor) -> Result<bool, StoreError> {
@@ -218,6 +220,7 @@ impl TenantStore for SqliteStore {
             )?;
             Ok(true)
         })
+        .inspect(|_| self.token_cache.changed())
     }
 
     fn rotate_token(&self, t: &TokenRecord, actor: &Actor) -> Result<Vec<String>, StoreError> {
@@ -247,16 +250,20 @@ impl TenantStore for SqliteStore {
             )?;
             Ok(previous)
         })
+        .inspect(|_| self.token_cache.changed())
     }
 
+    /// The row, kept between requests while no token changes (see `token_cache`).
     fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.read_one(|conn| {
-            Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1 AND revoked IS NULL"
-                ))?
-                .query_row([id], token_row)
-                .optional()?)
+        self.token_cache.get(id, || {
+            self.read_one(|conn| {
+                Ok(conn
+                    .prepare_cached(&format!(
+                        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1 AND revoked IS NULL"
+                    ))?
+                    .query_row([id], token_row)
+                    .optional()?)
+            })
         })
     }
 
@@ -289,6 +296,7 @@ impl TenantStore for SqliteStore {
             audit_token(tx, actor, (&tenant, id, &name), "token-revoke", Map::new())?;
             Ok(true)
         })
+        .inspect(|_| self.token_cache.changed())
     }
 
     fn touch_token(&self, id: &str, when: &str) -> Result<(), StoreError> {
