@@ -3,8 +3,9 @@
 //! glibc keeps freed memory in its arenas for reuse. With a thread per connection it also
 //! hands connection threads arenas of their own, and a large response (a 1,000-user page,
 //! a group of 100,000 members) leaves megabytes free but resident. scimlite-load measured
-//! 50-90 MiB resident after its load with glibc's defaults (target 50), 35 MiB with both
-//! measures below (docs/PERFORMANCE.md).
+//! 50-90 MiB resident after its load with glibc's defaults (target 50); 35 MiB with two
+//! arenas and the trimmer below, 42 MiB with eight arenas and the trimmer
+//! (docs/PERFORMANCE.md).
 //!
 //! One of the two places with unsafe code (the other: `priority.rs`): two calls into the C
 //! allocator.
@@ -25,18 +26,26 @@ pub fn note_request() {
     ACTIVE.store(true, Ordering::Relaxed);
 }
 
-/// At most two malloc arenas, unless `MALLOC_ARENA_MAX` is set. Call before any thread starts
-/// (the binary's `main`).
+/// At most [`MALLOC_ARENAS`] malloc arenas, unless `MALLOC_ARENA_MAX` is set. Call before any
+/// thread starts (the binary's `main`).
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
         // SAFETY: mallopt only sets an allocator parameter, before other threads exist. Its
         // result is ignored: a refusal leaves glibc's default.
         unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
         }
     }
 }
+
+/// glibc's default is 8 per CPU. Two kept the resident size lowest, but with the default of
+/// 8 handlers or more, four threads or more shared each arena's lock: its futex wait/wake
+/// calls were 60-70% of the server's futex calls in an initial sync (perf trace of
+/// `syscalls:sys_enter_futex`, issue 22). Eight cut the futex calls by 40% for a few MiB
+/// more resident.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MALLOC_ARENAS: libc::c_int = 8;
 
 /// Starts (once per process) a thread that, each second in which requests were answered,
 /// returns the free memory of every arena to the system (`malloc_trim`). An idle server
