@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::forwarded::{self, IpRange};
+pub use super::permits::outside_worker_limit;
+use super::permits::Permits;
 use super::wire::{
     self, BodyFraming, ChunkedDecoder, HeadLimits, HeadScanner, RequestHead, WireError,
 };
@@ -140,64 +142,6 @@ struct Registry {
     slots: HashMap<u64, Arc<Slot>>,
 }
 
-/// At most `workers` handlers at once.
-struct Permits {
-    free: Mutex<usize>,
-    returned: Condvar,
-}
-
-impl Permits {
-    fn acquire(&self) -> PermitGuard<'_> {
-        self.take();
-        PermitGuard(self)
-    }
-
-    fn take(&self) {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 {
-            free = self.returned.wait(free).unwrap_or_else(|p| p.into_inner());
-        }
-        *free -= 1;
-    }
-
-    fn give_back(&self) {
-        *self.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.returned.notify_one();
-    }
-}
-
-struct PermitGuard<'a>(&'a Permits);
-
-impl Drop for PermitGuard<'_> {
-    fn drop(&mut self) {
-        self.0.give_back();
-    }
-}
-
-thread_local! {
-    /// The permits of the handler running on this thread, for [`outside_worker_limit`].
-    static RUNNING: std::cell::RefCell<Option<Arc<Permits>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Runs `wait` — a handler's wait for something to happen, such as a long poll for
-/// provisioning events — without holding one of the `workers` permits, so waiting clients
-/// never keep others' requests from running; the permit is taken back before returning.
-/// Outside a handler it just runs `wait`.
-pub fn outside_worker_limit<T>(wait: impl FnOnce() -> T) -> T {
-    let Some(permits) = RUNNING.with(|r| r.borrow().clone()) else {
-        return wait();
-    };
-    struct Retake(Arc<Permits>);
-    impl Drop for Retake {
-        fn drop(&mut self) {
-            self.0.take();
-        }
-    }
-    permits.give_back();
-    let _retake = Retake(permits);
-    wait()
-}
-
 struct Shared {
     stop: AtomicBool,
     registry: Mutex<Registry>,
@@ -303,10 +247,7 @@ impl HttpServer {
             stop: AtomicBool::new(false),
             registry: Mutex::new(Registry::default()),
             ended: Condvar::new(),
-            permits: Arc::new(Permits {
-                free: Mutex::new(opts.workers.max(1)),
-                returned: Condvar::new(),
-            }),
+            permits: Arc::new(Permits::new(opts.workers.max(1))),
             handler,
             limits: opts.limits,
             max_body: opts.max_body_bytes,
@@ -737,10 +678,9 @@ fn serve_connection(shared: &Shared, slot: &Slot, tcp: TcpStream, peer: SocketAd
             secure: shared.tls.is_some(),
         };
         let response = {
-            let _permit = shared.permits.acquire();
-            RUNNING.with(|r| *r.borrow_mut() = Some(shared.permits.clone()));
-            let outcome = catch_unwind(AssertUnwindSafe(|| (shared.handler)(&request)));
-            RUNNING.with(|r| *r.borrow_mut() = None);
+            let outcome = shared
+                .permits
+                .run(|| catch_unwind(AssertUnwindSafe(|| (shared.handler)(&request))));
             match outcome {
                 Ok(r) => r,
                 Err(_) => {

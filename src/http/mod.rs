@@ -4,6 +4,7 @@
 
 pub mod adapter;
 pub mod forwarded;
+mod permits;
 pub mod query;
 pub mod wire;
 

@@ -41,6 +41,8 @@ pub(super) struct SyncState {
     /// Every commit up to this one is durable.
     synced: u64,
     syncing: bool,
+    /// Threads blocked on `synced_cv` (notified only when there are some, see `OutcomeState`).
+    waiting: usize,
     /// How many commits each fsync made durable (metrics: "write batch sizes").
     batch_sizes: Histogram,
 }
@@ -51,6 +53,7 @@ impl Default for SyncState {
             committed: 0,
             synced: 0,
             syncing: false,
+            waiting: 0,
             batch_sizes: Histogram::new(BATCH_BUCKETS),
         }
     }
@@ -88,7 +91,9 @@ impl GroupCommit {
                 return Ok(());
             }
             if st.syncing {
+                st.waiting += 1;
                 st = self.synced_cv.wait(st).unwrap_or_else(|p| p.into_inner());
+                st.waiting -= 1;
                 continue;
             }
             st.syncing = true;
@@ -103,8 +108,11 @@ impl GroupCommit {
                 st.batch_sizes.observe(covered as f64);
                 st.synced = st.synced.max(target);
             }
-            self.synced_cv.notify_all();
+            let wake = st.waiting > 0;
             drop(st);
+            if wake {
+                self.synced_cv.notify_all();
+            }
             after_sync();
             result.map_err(|e| StoreError::Durability(e.to_string()))?;
             st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -161,23 +169,38 @@ type Settled = Result<Option<u64>, String>;
 
 #[derive(Default)]
 struct BatchOutcome {
-    settled: Mutex<Option<Settled>>,
+    state: Mutex<OutcomeState>,
     cv: Condvar,
+}
+
+#[derive(Default)]
+struct OutcomeState {
+    settled: Option<Settled>,
+    /// Writes blocked in `wait`. A notify is a futex syscall even when no one waits, and the
+    /// write that closes a batch of one waits for no one: it is notified only if someone does.
+    waiting: usize,
 }
 
 impl BatchOutcome {
     fn settle(&self, outcome: Settled) {
-        *self.settled.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
-        self.cv.notify_all();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.settled = Some(outcome);
+        let wake = st.waiting > 0;
+        drop(st);
+        if wake {
+            self.cv.notify_all();
+        }
     }
 
     fn wait(&self) -> Settled {
-        let mut settled = self.settled.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if let Some(outcome) = settled.as_ref() {
+            if let Some(outcome) = st.settled.as_ref() {
                 return outcome.clone();
             }
-            settled = self.cv.wait(settled).unwrap_or_else(|p| p.into_inner());
+            st.waiting += 1;
+            st = self.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.waiting -= 1;
         }
     }
 }
