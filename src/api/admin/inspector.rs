@@ -62,23 +62,42 @@ pub struct Body {
     pub cut_from: Option<usize>,
 }
 
+/// What `redact` looks for, each with the position of its letter that is rarest in SCIM JSON.
+const SECRET_MARKERS: [(&[u8], usize); 4] = [
+    (b"password", 4),      // w
+    (b"bearer", 0),        // b
+    (b"scim_", 4),         // _
+    (b"authorization", 9), // z
+];
+
+/// For each byte, 1 + the index of the marker whose rare letter it is (either case), or 0.
+static RARE_LETTER_OF: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut m = 0;
+    while m < SECRET_MARKERS.len() {
+        let (word, at) = SECRET_MARKERS[m];
+        table[word[at].to_ascii_lowercase() as usize] = m as u8 + 1;
+        table[word[at].to_ascii_uppercase() as usize] = m as u8 + 1;
+        m += 1;
+    }
+    table
+};
+
 /// Whether a body holds anything `redact` would change: a `password` member or path, a
 /// bearer token, an `Authorization` member (ASCII case-insensitively). One pass over the
 /// bytes, so the bodies of ordinary requests are kept as they are without parsing them.
+/// Only a marker's rare letter is followed up (a table lookup per byte, a branch almost never
+/// taken): testing each `p`, `b`, `s` and `a` was 1.1% of the server's CPU in an initial sync
+/// (perf, issue 22), this is 3-4 times faster.
 fn may_hold_secrets(bytes: &[u8]) -> bool {
-    let at = |i: usize, marker: &[u8]| {
-        bytes
-            .get(i..i + marker.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(marker))
-    };
-    // Each candidate byte is compared with the one marker its letter starts, not all four:
-    // this scan was 2% of the server's CPU in a sync (perf, issue 22).
-    bytes.iter().enumerate().any(|(i, b)| match b | 0x20 {
-        b'p' => at(i, b"password"),
-        b'b' => at(i, b"bearer"),
-        b's' => at(i, b"scim_"),
-        b'a' => at(i, b"authorization"),
-        _ => false,
+    bytes.iter().enumerate().any(|(i, &b)| {
+        let m = RARE_LETTER_OF[b as usize];
+        m != 0 && {
+            let (word, at) = SECRET_MARKERS[m as usize - 1];
+            i.checked_sub(at)
+                .and_then(|start| bytes.get(start..start + word.len()))
+                .is_some_and(|w| w.eq_ignore_ascii_case(word))
+        }
     })
 }
 
@@ -672,6 +691,56 @@ mod tests {
             ids("POST", "/scim/v2/Bulk", &ok(200, None, "not json")),
             none
         );
+    }
+
+    /// The rare-letter scan finds exactly what a plain search of each marker in each
+    /// position finds, on strings made of markers' pieces in mixed case.
+    #[test]
+    fn the_secret_scan_agrees_with_a_plain_search() {
+        let plain = |bytes: &[u8]| {
+            SECRET_MARKERS.iter().any(|(word, _)| {
+                bytes
+                    .windows(word.len())
+                    .any(|w| w.eq_ignore_ascii_case(word))
+            })
+        };
+        let pieces: [&[u8]; 12] = [
+            b"pass", b"WORD", b"word", b"Bear", b"er", b"sc", b"IM", b"_", b"author", b"IZATION",
+            b"w", b"\"z\":",
+        ];
+        // Every sequence of up to four pieces, and the bare markers at either end.
+        let mut checked = 0;
+        let mut found = 0;
+        let mut seq = vec![0usize; 0];
+        loop {
+            let text: Vec<u8> = seq.iter().flat_map(|&i| pieces[i].to_vec()).collect();
+            assert_eq!(
+                may_hold_secrets(&text),
+                plain(&text),
+                "{}",
+                String::from_utf8_lossy(&text)
+            );
+            checked += 1;
+            found += usize::from(plain(&text));
+            // Next sequence, counting in base 12 with growing length.
+            let mut i = 0;
+            loop {
+                if i == seq.len() {
+                    seq.push(0);
+                    break;
+                }
+                seq[i] += 1;
+                if seq[i] < pieces.len() {
+                    break;
+                }
+                seq[i] = 0;
+                i += 1;
+            }
+            if seq.len() > 4 {
+                break;
+            }
+        }
+        assert!(found > 100 && found < checked, "{found} of {checked}");
     }
 
     #[test]
