@@ -43,6 +43,9 @@ pub(super) struct SyncState {
     syncing: bool,
     /// Threads blocked on `synced_cv` (notified only when there are some, see `OutcomeState`).
     waiting: usize,
+    /// Every wait on `synced_cv` so far.
+    #[cfg(test)]
+    waits: u64,
     /// How many commits each fsync made durable (metrics: "write batch sizes").
     batch_sizes: Histogram,
 }
@@ -54,6 +57,8 @@ impl Default for SyncState {
             synced: 0,
             syncing: false,
             waiting: 0,
+            #[cfg(test)]
+            waits: 0,
             batch_sizes: Histogram::new(BATCH_BUCKETS),
         }
     }
@@ -82,9 +87,20 @@ impl GroupCommit {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).syncing
     }
 
-    /// Returns once commit `seq` is durable, running the fsync itself when none runs;
-    /// `after_sync` runs after each fsync this thread made.
-    fn wait_durable(&self, seq: u64, after_sync: &dyn Fn()) -> Result<(), StoreError> {
+    /// Returns once commit `seq` is durable, running the fsync itself when none runs.
+    ///
+    /// The thread that runs an fsync then commits the batch left open while it ran
+    /// (`take_deferred`) and, if its own fsync succeeded, syncs once more before telling that
+    /// batch's writes: they wake once, to a durable commit, instead of once for the commit and
+    /// again for the next fsync (each wake-up a futex call and two context switches). One
+    /// extra round at most, so the syncer's own answer waits for two fsyncs at most; a batch
+    /// opened during the second one is committed and told at once, and its writes make it
+    /// durable themselves.
+    fn wait_durable(
+        &self,
+        seq: u64,
+        take_deferred: &dyn Fn() -> Option<Deferred>,
+    ) -> Result<(), StoreError> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if st.synced >= seq {
@@ -92,31 +108,82 @@ impl GroupCommit {
             }
             if st.syncing {
                 st.waiting += 1;
+                #[cfg(test)]
+                {
+                    st.waits += 1;
+                }
                 st = self.synced_cv.wait(st).unwrap_or_else(|p| p.into_inner());
                 st.waiting -= 1;
                 continue;
             }
             st.syncing = true;
-            let target = st.committed;
             drop(st);
-            let result = sync_file(&self.wal);
+            let result = self.sync_round();
+            let deferred = take_deferred();
+            if result.is_ok() && deferred.as_ref().is_some_and(Deferred::committed) {
+                // If this fails, `synced` stays short of the batch: its writes find it not
+                // durable and run an fsync themselves.
+                let _ = self.sync_round();
+            }
             st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             st.syncing = false;
-            if result.is_ok() {
-                // Only the syncer moves `synced`, so it is still what it was before the fsync.
-                let covered = target.saturating_sub(st.synced);
-                st.batch_sizes.observe(covered as f64);
-                st.synced = st.synced.max(target);
-            }
             let wake = st.waiting > 0;
             drop(st);
             if wake {
                 self.synced_cv.notify_all();
             }
-            after_sync();
+            if let Some(d) = deferred {
+                d.tell();
+            }
+            if let Some(d) = take_deferred() {
+                d.tell();
+            }
             result.map_err(|e| StoreError::Durability(e.to_string()))?;
             st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// One fsync covering every commit so far, run by the thread that set `syncing`; wakes
+    /// the threads waiting for it (those whose commit is still not durable wait again while
+    /// `syncing` stays set).
+    fn sync_round(&self) -> std::io::Result<()> {
+        let target = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .committed;
+        let result = sync_file(&self.wal);
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if result.is_ok() {
+            // Only the syncer moves `synced`, so it is still what it was before the fsync.
+            let covered = target.saturating_sub(st.synced);
+            st.batch_sizes.observe(covered as f64);
+            st.synced = st.synced.max(target);
+        }
+        let wake = st.waiting > 0;
+        drop(st);
+        if wake {
+            self.synced_cv.notify_all();
+        }
+        result
+    }
+}
+
+/// A batch committed (or found broken) by the thread that ended an fsync, whose writes have
+/// not been told yet (see [`GroupCommit::wait_durable`]).
+pub(super) struct Deferred {
+    outcome: Arc<BatchOutcome>,
+    settled: Settled,
+}
+
+impl Deferred {
+    /// Whether the batch is committed as a group commit's commit (and so can be synced).
+    fn committed(&self) -> bool {
+        matches!(self.settled, Ok(Some(_)))
+    }
+
+    fn tell(self) {
+        self.outcome.settle(self.settled);
     }
 }
 
@@ -250,7 +317,9 @@ impl SqliteStore {
             || (self.queued_writers.load(Ordering::SeqCst) == 0
                 && !self.group_commit.as_ref().is_some_and(GroupCommit::syncing));
         if close {
-            self.close_batch(writer, intact);
+            if let Some(closed) = self.close_batch(writer, intact) {
+                closed.tell();
+            }
         }
         drop(guard);
         let out = match out {
@@ -261,17 +330,15 @@ impl SqliteStore {
             .wait()
             .map_err(|e| StoreError::Unavailable(format!("the write was not committed: {e}")))?;
         if let (Some(gc), Some(seq)) = (&self.group_commit, seq) {
-            gc.wait_durable(seq, &|| self.commit_deferred())?;
+            gc.wait_durable(seq, &|| self.take_deferred())?;
         }
         out
     }
 
-    /// Commits (or, when SQLite already ended it, rolls back) the open batch and posts the
-    /// outcome to its writes.
-    fn close_batch(&self, writer: &mut Writer, intact: bool) {
-        let Some(batch) = writer.batch.take() else {
-            return;
-        };
+    /// Commits (or, when SQLite already ended it, rolls back) the open batch, if any; its
+    /// writes are told the outcome by [`Deferred::tell`].
+    fn close_batch(&self, writer: &mut Writer, intact: bool) -> Option<Deferred> {
+        let batch = writer.batch.take()?;
         let conn = &writer.conn;
         let committed = if intact {
             self.prune_if_due(conn);
@@ -283,14 +350,17 @@ impl SqliteStore {
             Err("SQLite rolled the transaction back".to_string())
         };
         let settled = committed.map(|()| self.group_commit.as_ref().map(GroupCommit::committed));
-        batch.outcome.settle(settled);
+        Some(Deferred {
+            outcome: batch.outcome,
+            settled,
+        })
     }
 
     /// Run by a writer that has just finished an fsync: commits a batch left open while it
     /// ran, so its writes can be made durable by the next one.
-    fn commit_deferred(&self) {
+    fn take_deferred(&self) -> Option<Deferred> {
         let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        self.close_batch(&mut guard, true);
+        self.close_batch(&mut guard, true)
     }
 
     /// Prunes old audit entries inside the current write, at most every [`PRUNE_EVERY`] (or
@@ -640,6 +710,51 @@ mod tests {
         assert_eq!(users(&s), 1);
     }
 
+    /// The thread that ends an fsync commits the batch left open during it and syncs again
+    /// before telling its writes: they wake once, to a durable commit, and never wait for the
+    /// fsync themselves.
+    #[test]
+    fn a_deferred_batch_is_synced_before_its_writes_are_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("w.db"), Synchronous::Full).unwrap();
+        let gc = s.group_commit.as_ref().unwrap();
+        s.create(T, ResourceKind::User, &user("first"), None, &A)
+            .unwrap();
+        // An fsync "runs": the next writes leave their batch open.
+        gc.state.lock().unwrap().syncing = true;
+        let (waits, rounds) = {
+            let st = gc.state.lock().unwrap();
+            (st.waits, st.batch_sizes.count())
+        };
+        std::thread::scope(|scope| {
+            let a = scope.spawn(|| s.create(T, ResourceKind::User, &user("a"), None, &A));
+            let b = scope.spawn(|| s.create(T, ResourceKind::User, &user("b"), None, &A));
+            until_batch_holds(&s, 2);
+            // This thread is the syncer of one more commit (pretended): it ends the fsync.
+            let own = {
+                let mut st = gc.state.lock().unwrap();
+                st.committed += 1;
+                st.syncing = false;
+                st.committed
+            };
+            gc.wait_durable(own, &|| s.take_deferred()).unwrap();
+            assert!(a.join().unwrap().is_ok() && b.join().unwrap().is_ok());
+        });
+        let st = gc.state.lock().unwrap();
+        assert_eq!(
+            st.synced, st.committed,
+            "every acknowledged write is durable"
+        );
+        assert_eq!(st.waits, waits, "no write waited for an fsync");
+        assert_eq!(
+            st.batch_sizes.count(),
+            rounds + 2,
+            "the syncer's fsync and one more"
+        );
+        drop(st);
+        assert_eq!(users(&s), 3);
+    }
+
     /// While an fsync runs, a write leaves its batch open (a commit now could not be durable
     /// before the next fsync anyway); the writer that finishes the fsync commits it.
     #[test]
@@ -655,7 +770,9 @@ mod tests {
             assert_eq!(commits(&s), before, "no commit while the fsync runs");
             // The fsync ends: its writer commits what waited, and the write is made durable.
             gc.state.lock().unwrap().syncing = false;
-            s.commit_deferred();
+            if let Some(d) = s.take_deferred() {
+                d.tell();
+            }
             assert!(write.join().unwrap().is_ok());
         });
         assert_eq!(commits(&s), before + 1);
