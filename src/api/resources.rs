@@ -34,6 +34,45 @@ pub(super) fn render(
     render_with(app, ctx, r, proj, None)
 }
 
+/// [`render`] for a page of resources: the references of every resource whose projection
+/// keeps them are read together, one read per kind on the page instead of one per resource.
+pub(super) fn render_page(
+    app: &App,
+    ctx: &Ctx,
+    rows: &[&StoredResource],
+    proj: &Projection,
+) -> Result<Vec<Value>, ScimError> {
+    let mut known: Vec<Option<Vec<Reference>>> = rows.iter().map(|_| None).collect();
+    for kind in [ResourceKind::User, ResourceKind::Group] {
+        if !proj.returns(app.registry.resource(kind), references_name(kind)) {
+            continue;
+        }
+        let at: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].kind == kind).collect();
+        if at.is_empty() {
+            continue;
+        }
+        let ids: Vec<&str> = at.iter().map(|&i| rows[i].id.as_str()).collect();
+        let refs = app
+            .store
+            .references_of_each(&ctx.principal.tenant, kind, &ids)?;
+        for (i, r) in at.into_iter().zip(refs) {
+            known[i] = Some(r);
+        }
+    }
+    rows.iter()
+        .zip(known)
+        .map(|(r, known)| render_with(app, ctx, r, proj, known))
+        .collect()
+}
+
+/// The attribute a resource's references are rendered as.
+fn references_name(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::User => "groups",
+        ResourceKind::Group => "members",
+    }
+}
+
 /// [`render`], with the resource's references (`groups`, `members`) already known when
 /// `known` is given, so they are not read again.
 fn render_with(
@@ -43,10 +82,7 @@ fn render_with(
     proj: &Projection,
     known: Option<Vec<Reference>>,
 ) -> Result<Value, ScimError> {
-    let refs_name = match r.kind {
-        ResourceKind::User => "groups",
-        ResourceKind::Group => "members",
-    };
+    let refs_name = references_name(r.kind);
     let rs = app.registry.resource(r.kind);
     let refs = if proj.returns(rs, refs_name) {
         Some(match known {

@@ -10,7 +10,7 @@
 //! one snapshot: a write in between can shift a root page by that one change, as it could
 //! between two pages anyway.
 
-use super::resources::render;
+use super::resources::render_page;
 use super::{App, Ctx};
 use crate::http::Response;
 use crate::scim::cursor::{Cursor, Scope};
@@ -91,10 +91,12 @@ fn by_index(
         want = want.saturating_sub(found.len() as u64);
         rows.extend(found);
     }
-    let resources = rows
-        .iter()
-        .map(|r| render(app, ctx, r, &query.projection))
-        .collect::<Result<Vec<_>, _>>()?;
+    let resources = render_page(
+        app,
+        ctx,
+        &rows.iter().collect::<Vec<_>>(),
+        &query.projection,
+    )?;
     Ok(Response::json(
         200,
         &list::list_response(total, page.start_index, resources),
@@ -237,10 +239,8 @@ fn by_cursor(
     } else {
         total()?
     };
-    let resources = rows
-        .iter()
-        .map(|(r, _, _)| render(app, ctx, r, &query.projection))
-        .collect::<Result<Vec<_>, _>>()?;
+    let page: Vec<&StoredResource> = rows.iter().map(|(r, _, _)| r).collect();
+    let resources = render_page(app, ctx, &page, &query.projection)?;
     Ok(Response::json(
         200,
         &list::cursor_list_response(total, resources, next, previous),

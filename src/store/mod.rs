@@ -431,7 +431,21 @@ pub trait ResourceStore: Send + Sync {
         tenant: &str,
         kind: ResourceKind,
         id: &str,
-    ) -> Result<Vec<Reference>, StoreError>;
+    ) -> Result<Vec<Reference>, StoreError> {
+        Ok(self
+            .references_of_each(tenant, kind, &[id])?
+            .pop()
+            .unwrap_or_default())
+    }
+    /// [`ResourceStore::references`] of several resources of one kind, in the order of `ids`
+    /// (none for an id that names nothing), read together: a page of 100 Users costs one
+    /// read, not 100.
+    fn references_of_each(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        ids: &[&str],
+    ) -> Result<Vec<Vec<Reference>>, StoreError>;
 
     /// Every resource of one tenant (or of all tenants, by name), from one consistent snapshot:
     /// per tenant all Users in creation order, then all Groups, each Group after every Group it

@@ -514,3 +514,75 @@ fn bad_search_bodies_are_refused_and_change_nothing() {
         1
     );
 }
+
+/// A page's resources each show their own `groups` / `members` (read for the whole page at
+/// once), on index and cursor pages and on the root search that mixes Users and Groups;
+/// a member removed since shows on no page.
+#[test]
+fn every_resource_on_a_page_shows_its_own_references() {
+    let s = TestServer::start();
+    let id = |v: Value| v["id"].as_str().unwrap().to_string();
+    let users: Vec<String> = ["pa", "pb", "pc"]
+        .iter()
+        .map(|n| id(ok(s.post("/Users", &user_body(n)))))
+        .collect();
+    let g1 = id(ok(s.post(
+        "/Groups",
+        &json!({"displayName": "G1", "members": [{"value": users[0]}, {"value": users[1]}]}),
+    )));
+    let g2 = id(ok(s.post(
+        "/Groups",
+        &json!({"displayName": "G2", "members": [{"value": users[1]}, {"value": users[2]}]}),
+    )));
+    // users[2] leaves G2 again.
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "remove", "path": format!("members[value eq \"{}\"]", users[2])}]});
+    let removed = s
+        .call("PATCH", &format!("/Groups/{g2}"), Some(&patch))
+        .status;
+    assert!(removed == 200 || removed == 204, "{removed}");
+    let values = |v: &Value, attr: &str| -> Vec<String> {
+        let mut out: Vec<String> = v[attr]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| m["value"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    };
+    let mut expected_groups = vec![vec![g1.clone()], vec![g1.clone(), g2.clone()], vec![]];
+    for g in &mut expected_groups {
+        g.sort();
+    }
+    let mut g1_members = vec![users[0].clone(), users[1].clone()];
+    g1_members.sort();
+    let check = |resources: &Value| {
+        for r in resources.as_array().unwrap() {
+            let rid = r["id"].as_str().unwrap();
+            if let Some(i) = users.iter().position(|u| u == rid) {
+                assert_eq!(values(r, "groups"), expected_groups[i], "{r}");
+            } else if rid == g1 {
+                assert_eq!(values(r, "members"), g1_members, "{r}");
+            } else if rid == g2 {
+                assert_eq!(values(r, "members"), vec![users[1].clone()], "{r}");
+            }
+        }
+    };
+    let page = ok(s.get("/Users?count=10"));
+    assert_eq!(page["Resources"].as_array().unwrap().len(), 3);
+    check(&page["Resources"]);
+    let cursor = ok(s.get("/Users?cursor&count=2"));
+    check(&cursor["Resources"]);
+    let root = ok(search(
+        &s,
+        "/.search",
+        json!({"schemas": [SEARCH], "count": 10}),
+    ));
+    assert_eq!(root["Resources"].as_array().unwrap().len(), 5);
+    check(&root["Resources"]);
+    let groups = ok(s.get("/Groups"));
+    check(&groups["Resources"]);
+}

@@ -500,17 +500,19 @@ impl ResourceStore for PostgresStore {
             .map_err(|_| StoreError::Corrupt("the cursor key is not 32 bytes".into()))
     }
 
-    fn references(
+    fn references_of_each(
         &self,
         tenant: &str,
         kind: ResourceKind,
-        id: &str,
-    ) -> Result<Vec<Reference>, StoreError> {
+        ids: &[&str],
+    ) -> Result<Vec<Vec<Reference>>, StoreError> {
         self.read(|db| {
-            let Some(pk) = pk_of(db, tenant, kind, id)? else {
-                return Ok(Vec::new());
-            };
-            references_of(db, kind, pk)
+            ids.iter()
+                .map(|id| match pk_of(db, tenant, kind, id)? {
+                    Some(pk) => references_of(db, kind, pk),
+                    None => Ok(Vec::new()),
+                })
+                .collect()
         })
     }
 

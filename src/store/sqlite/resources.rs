@@ -560,17 +560,19 @@ impl ResourceStore for SqliteStore {
             .map_err(|_| StoreError::Corrupt("the cursor key is not 32 bytes".into()))
     }
 
-    fn references(
+    fn references_of_each(
         &self,
         tenant: &str,
         kind: ResourceKind,
-        id: &str,
-    ) -> Result<Vec<Reference>, StoreError> {
+        ids: &[&str],
+    ) -> Result<Vec<Vec<Reference>>, StoreError> {
         self.read(|conn| {
-            let Some(pk) = pk_of(conn, tenant, kind, id)? else {
-                return Ok(Vec::new());
-            };
-            references_of(conn, kind, pk)
+            ids.iter()
+                .map(|id| match pk_of(conn, tenant, kind, id)? {
+                    Some(pk) => references_of(conn, kind, pk),
+                    None => Ok(Vec::new()),
+                })
+                .collect()
         })
     }
 
