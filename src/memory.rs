@@ -3,7 +3,7 @@
 //! glibc keeps freed memory in its arenas for reuse. With a thread per connection it also
 //! hands connection threads arenas of their own, and a large response (a 1,000-user page,
 //! a group of 100,000 members) leaves megabytes free but resident. scimlite-load measured
-//! 50-90 MiB resident after its load with glibc's defaults (target 50), 35 MiB with the
+//! 50-90 MiB resident after its load with glibc's defaults (target 50), 35-43 MiB with the
 //! arena limit and the trimmer below (docs/PERFORMANCE.md).
 //!
 //! One of the two places with unsafe code (the other: `priority.rs`): two calls into the C
@@ -42,7 +42,7 @@ pub fn limit_malloc_arenas() {
 /// 8 handlers or more, four threads or more shared each arena's lock: its futex wait/wake
 /// calls were 60-70% of the server's futex calls in an initial sync (perf trace of
 /// `syscalls:sys_enter_futex`, issue 22). Four cut the futex calls by about half, as eight
-/// did, and keep the resident size after the load generator's run at 35 MiB (eight: 39-47).
+/// did, and kept the resident size lower in the same runs (35 MiB against 37-40 with eight).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MALLOC_ARENAS: libc::c_int = 4;
 

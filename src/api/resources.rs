@@ -44,7 +44,10 @@ pub(super) fn render_page(
 ) -> Result<Vec<Value>, ScimError> {
     let mut known: Vec<Option<Vec<Reference>>> = rows.iter().map(|_| None).collect();
     for kind in [ResourceKind::User, ResourceKind::Group] {
-        if !proj.returns(app.registry.resource(kind), references_name(kind)) {
+        if !proj.returns(
+            app.registry.resource(kind),
+            resource::references_attribute(kind),
+        ) {
             continue;
         }
         let at: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].kind == kind).collect();
@@ -65,14 +68,6 @@ pub(super) fn render_page(
         .collect()
 }
 
-/// The attribute a resource's references are rendered as.
-fn references_name(kind: ResourceKind) -> &'static str {
-    match kind {
-        ResourceKind::User => "groups",
-        ResourceKind::Group => "members",
-    }
-}
-
 /// [`render`], with the resource's references (`groups`, `members`) already known when
 /// `known` is given, so they are not read again.
 fn render_with(
@@ -82,7 +77,7 @@ fn render_with(
     proj: &Projection,
     known: Option<Vec<Reference>>,
 ) -> Result<Value, ScimError> {
-    let refs_name = references_name(r.kind);
+    let refs_name = resource::references_attribute(r.kind);
     let rs = app.registry.resource(r.kind);
     let refs = if proj.returns(rs, refs_name) {
         Some(match known {

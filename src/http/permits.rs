@@ -95,6 +95,7 @@ pub fn outside_worker_limit<T>(wait: impl FnOnce() -> T) -> T {
     let _retake = Retake(permits);
     wait()
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -565,6 +565,15 @@ pub struct Reference {
     pub display: Option<String>,
 }
 
+/// The computed attribute a resource's references are rendered as: a Group's `members`, a
+/// User's `groups`.
+pub fn references_attribute(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Group => "members",
+        ResourceKind::User => "groups",
+    }
+}
+
 /// Renders the SCIM representation: `schemas`, `id`, the document, `meta`, and the computed
 /// `members` (Groups) or `groups` (Users). `base` is the URL prefix up to and excluding
 /// `/Users` (e.g. `https://host/scim/v2`).
@@ -612,11 +621,7 @@ pub fn render(
                 m
             })
             .collect();
-        let key = match kind {
-            ResourceKind::Group => "members",
-            ResourceKind::User => "groups",
-        };
-        out.insert(key.into(), Value::Array(list));
+        out.insert(references_attribute(kind).into(), Value::Array(list));
     }
     out.insert(
         "meta".into(),

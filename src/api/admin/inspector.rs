@@ -471,13 +471,7 @@ fn resource_ids(method: &str, path: &str, response: &Response) -> Vec<String> {
             ids.push(crate::http::query::decode_path(id));
         }
         ["Users" | "Groups"] if method == "POST" => {
-            ids.extend(
-                response
-                    .headers
-                    .iter()
-                    .find(|(name, _)| name.eq_ignore_ascii_case("Location"))
-                    .and_then(|(_, location)| last_segment(location)),
-            );
+            ids.extend(response.header("Location").and_then(last_segment));
         }
         ["Bulk"] if method == "POST" => {
             let parsed = serde_json::from_slice::<Value>(&response.body).ok();
