@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::api::assert_scim_error;
-use crate::common::{user_body, TestServer};
+use crate::common::{user_body, values_of, TestServer};
 
 const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
@@ -45,15 +45,7 @@ fn id_of(op: &Value) -> String {
 }
 
 fn member_ids(s: &TestServer, gid: &str) -> Vec<String> {
-    let mut ids: Vec<String> = s.get(&format!("/Groups/{gid}")).json()["members"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|m| m["value"].as_str().unwrap().to_string())
-        .collect();
-    ids.sort();
-    ids
+    values_of(&s.get(&format!("/Groups/{gid}")).json(), "members")
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {

@@ -333,6 +333,21 @@ impl Drop for TestServer {
     }
 }
 
+/// The `value`s of a multi-valued attribute (`members`, `groups`, …) of a rendered resource,
+/// sorted; none when the attribute is absent.
+pub fn values_of(resource: &Value, attr: &str) -> Vec<String> {
+    let mut values: Vec<String> = resource[attr]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| m["value"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    values.sort();
+    values
+}
+
 pub fn user_body(user_name: &str) -> Value {
     serde_json::json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::cli::Running;
-use crate::common::{try_send, user_body, write_config};
+use crate::common::{try_send, user_body, values_of, write_config};
 
 struct Client {
     base: String,
@@ -148,14 +148,7 @@ fn sigkill_never_loses_an_acknowledged_write() {
         let (status, text) = c.call("GET", &format!("/Groups/{gid}"), None).unwrap();
         assert_eq!(status, 200);
         let group: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let present: BTreeSet<String> = group["members"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|m| m["value"].as_str().unwrap().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let present: BTreeSet<String> = values_of(&group, "members").into_iter().collect();
         let acknowledged = members.lock().unwrap();
         let lost: Vec<_> = acknowledged.difference(&present).collect();
         assert!(

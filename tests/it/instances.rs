@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::cli::Running;
-use crate::common::{first_token_file, postgres, try_send, user_body, write_config, Reply};
+use crate::common::{
+    first_token_file, postgres, try_send, user_body, values_of, write_config, Reply,
+};
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -366,15 +368,7 @@ fn sixteen_member_patches_split_across_both_lose_no_member() {
         }
     });
     for c in [&a, &b] {
-        let members = c.call("GET", &group_path, None).json()["members"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let mut got: Vec<String> = members
-            .iter()
-            .map(|m| m["value"].as_str().unwrap().to_string())
-            .collect();
-        got.sort();
+        let got = values_of(&c.call("GET", &group_path, None).json(), "members");
         let mut want = users.clone();
         want.sort();
         assert_eq!(got, want);

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::api::assert_scim_error;
-use crate::common::{user_body, TestServer};
+use crate::common::{user_body, values_of, TestServer};
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -30,15 +30,7 @@ fn group(s: &TestServer, name: &str) -> String {
 }
 
 fn member_ids(s: &TestServer, gid: &str) -> Vec<String> {
-    let mut ids: Vec<String> = s.get(&format!("/Groups/{gid}")).json()["members"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|m| m["value"].as_str().unwrap().to_string())
-        .collect();
-    ids.sort();
-    ids
+    values_of(&s.get(&format!("/Groups/{gid}")).json(), "members")
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{user_body, Reply, TestServer};
+use crate::common::{user_body, values_of, Reply, TestServer};
 
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const SEARCH: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -541,18 +541,6 @@ fn every_resource_on_a_page_shows_its_own_references() {
         .call("PATCH", &format!("/Groups/{g2}"), Some(&patch))
         .status;
     assert!(removed == 200 || removed == 204, "{removed}");
-    let values = |v: &Value, attr: &str| -> Vec<String> {
-        let mut out: Vec<String> = v[attr]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|m| m["value"].as_str().unwrap().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.sort();
-        out
-    };
     let mut expected_groups = vec![vec![g1.clone()], vec![g1.clone(), g2.clone()], vec![]];
     for g in &mut expected_groups {
         g.sort();
@@ -563,11 +551,11 @@ fn every_resource_on_a_page_shows_its_own_references() {
         for r in resources.as_array().unwrap() {
             let rid = r["id"].as_str().unwrap();
             if let Some(i) = users.iter().position(|u| u == rid) {
-                assert_eq!(values(r, "groups"), expected_groups[i], "{r}");
+                assert_eq!(values_of(r, "groups"), expected_groups[i], "{r}");
             } else if rid == g1 {
-                assert_eq!(values(r, "members"), g1_members, "{r}");
+                assert_eq!(values_of(r, "members"), g1_members, "{r}");
             } else if rid == g2 {
-                assert_eq!(values(r, "members"), vec![users[1].clone()], "{r}");
+                assert_eq!(values_of(r, "members"), vec![users[1].clone()], "{r}");
             }
         }
     };
