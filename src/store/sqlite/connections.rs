@@ -179,7 +179,15 @@ pub(super) struct Deferred {
 impl Deferred {
     /// Whether the batch is committed as a group commit's commit (and so can be synced).
     fn committed(&self) -> bool {
-        matches!(self.settled, Ok(Some(_)))
+        self.commit_seq().is_some()
+    }
+
+    /// The group commit's sequence number of the batch's commit, if it committed as one.
+    fn commit_seq(&self) -> Option<u64> {
+        match self.settled {
+            Ok(Some(seq)) => Some(seq),
+            _ => None,
+        }
     }
 
     fn tell(self) {
@@ -316,12 +324,21 @@ impl SqliteStore {
             || batch.began.elapsed() >= BATCH_LONGEST
             || (self.queued_writers.load(Ordering::SeqCst) == 0
                 && !self.group_commit.as_ref().is_some_and(GroupCommit::syncing));
-        if close {
-            if let Some(closed) = self.close_batch(writer, intact) {
-                closed.tell();
-            }
-        }
+        let closed = if close {
+            self.close_batch(writer, intact)
+        } else {
+            None
+        };
         drop(guard);
+        if let Some(closed) = closed {
+            // The batch's other writes are told once it is durable, not at its commit: they
+            // wake once, instead of once to find it committed and again for its fsync. If the
+            // fsync fails they are told anyway, find it not durable and sync themselves.
+            if let (Some(gc), Some(seq)) = (&self.group_commit, closed.commit_seq()) {
+                let _ = gc.wait_durable(seq, &|| self.take_deferred());
+            }
+            closed.tell();
+        }
         let out = match out {
             Ok(out) => out,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -708,6 +725,44 @@ mod tests {
         s.create(T, ResourceKind::User, &user("b"), None, &A)
             .unwrap();
         assert_eq!(users(&s), 1);
+    }
+
+    /// The write that closes a batch syncs it before telling the batch's other writes: they
+    /// wake once, to a durable commit, and never wait for the fsync themselves.
+    #[test]
+    fn a_closed_batch_is_synced_before_its_other_writes_are_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("c.db"), Synchronous::Full).unwrap();
+        let gc = s.group_commit.as_ref().unwrap();
+        let waits = gc.state.lock().unwrap().waits;
+        for round in 0..10 {
+            s.queued_writers.fetch_add(1, Ordering::SeqCst);
+            std::thread::scope(|scope| {
+                let name = format!("open{round}");
+                let store = &s;
+                let first = scope
+                    .spawn(move || store.create(T, ResourceKind::User, &user(&name), None, &A));
+                until_batch_holds(&s, 1);
+                s.queued_writers.fetch_sub(1, Ordering::SeqCst);
+                s.create(
+                    T,
+                    ResourceKind::User,
+                    &user(&format!("close{round}")),
+                    None,
+                    &A,
+                )
+                .unwrap();
+                assert!(first.join().unwrap().is_ok());
+            });
+        }
+        let st = gc.state.lock().unwrap();
+        assert_eq!(
+            st.synced, st.committed,
+            "every acknowledged write is durable"
+        );
+        assert_eq!(st.waits, waits, "no write waited for an fsync");
+        drop(st);
+        assert_eq!(users(&s), 20);
     }
 
     /// The thread that ends an fsync commits the batch left open during it and syncs again
