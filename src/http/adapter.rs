@@ -447,12 +447,29 @@ impl Drop for Registered {
 }
 
 /// A TCP stream whose every read and write ends by a deadline.
+///
+/// The deadline becomes the socket's SO_RCVTIMEO/SO_SNDTIMEO, which is relative to each call.
+/// Setting it is a syscall, and a request used to make two of them (a read and a write): so a
+/// timeout already set is kept while it cannot outlast the deadline (set ≤ time left), and
+/// timeouts of 2 s and more are set in whole seconds, which keeps one valid for a second of
+/// calls. A call whose kept timeout ends before the deadline is simply made again.
 struct DeadlineStream {
     tcp: TcpStream,
     deadline: Instant,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
 }
 
 impl DeadlineStream {
+    fn new(tcp: TcpStream, deadline: Instant) -> Self {
+        DeadlineStream {
+            tcp,
+            deadline,
+            read_timeout: None,
+            write_timeout: None,
+        }
+    }
+
     fn left(&self) -> io::Result<Duration> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -463,26 +480,47 @@ impl DeadlineStream {
     }
 }
 
-fn timed_out(e: io::Error) -> io::Error {
-    // SO_RCVTIMEO/SO_SNDTIMEO expiry shows as EAGAIN on Linux.
-    if e.kind() == io::ErrorKind::WouldBlock {
-        io::Error::new(io::ErrorKind::TimedOut, "deadline passed")
-    } else {
-        e
+/// The timeout to set for `left` (non-zero) unless `set` already ends no later; `None` when
+/// the one set can stay.
+fn timeout_for(set: Option<Duration>, left: Duration) -> Option<Duration> {
+    if set.is_some_and(|t| t <= left) {
+        return None;
     }
+    Some(if left >= Duration::from_secs(2) {
+        Duration::from_secs(left.as_secs())
+    } else {
+        left
+    })
 }
 
 impl Read for DeadlineStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.tcp.set_read_timeout(Some(self.left()?))?;
-        self.tcp.read(buf).map_err(timed_out)
+        loop {
+            if let Some(t) = timeout_for(self.read_timeout, self.left()?) {
+                self.tcp.set_read_timeout(Some(t))?;
+                self.read_timeout = Some(t);
+            }
+            match self.tcp.read(buf) {
+                // The timeout ran out (EAGAIN on Linux): `left` says whether the deadline did.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
     }
 }
 
 impl Write for DeadlineStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tcp.set_write_timeout(Some(self.left()?))?;
-        self.tcp.write(buf).map_err(timed_out)
+        loop {
+            if let Some(t) = timeout_for(self.write_timeout, self.left()?) {
+                self.tcp.set_write_timeout(Some(t))?;
+                self.write_timeout = Some(t);
+            }
+            match self.tcp.write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
         self.tcp.flush()
@@ -593,10 +631,7 @@ fn io_stop(e: io::Error, shared: &Shared) -> Stop {
 
 fn serve_connection(shared: &Shared, slot: &Slot, tcp: TcpStream, peer: SocketAddr) {
     let _ = tcp.set_nodelay(true);
-    let stream = DeadlineStream {
-        tcp,
-        deadline: Instant::now() + shared.limits.request_timeout,
-    };
+    let stream = DeadlineStream::new(tcp, Instant::now() + shared.limits.request_timeout);
     let io = match &shared.tls {
         None => Transport::Plain(stream),
         Some(config) => match rustls::ServerConnection::new(config.clone()) {
@@ -875,4 +910,88 @@ fn access_log(
         response.status,
         started.elapsed().as_secs_f64() * 1000.0
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_timeout_is_set_only_when_the_one_set_could_outlast_the_deadline() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // Nothing set yet: whole seconds from 2 s on, the exact time left below.
+        assert_eq!(timeout_for(None, ms(59_999)), Some(s(59)));
+        assert_eq!(timeout_for(None, ms(2_000)), Some(s(2)));
+        assert_eq!(timeout_for(None, ms(1_999)), Some(ms(1_999)));
+        // Kept while it ends no later than the deadline…
+        assert_eq!(timeout_for(Some(s(59)), ms(59_999)), None);
+        assert_eq!(timeout_for(Some(s(29)), ms(59_999)), None);
+        assert_eq!(timeout_for(Some(s(29)), s(29)), None);
+        // …and replaced when it could end after it.
+        assert_eq!(timeout_for(Some(s(59)), ms(29_999)), Some(s(29)));
+        assert_eq!(timeout_for(Some(s(2)), ms(1_500)), Some(ms(1_500)));
+    }
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (server, client)
+    }
+
+    #[test]
+    fn a_read_waits_until_the_deadline_even_when_the_kept_timeout_is_shorter() {
+        let (server, mut client) = pair();
+        let mut stream = DeadlineStream::new(server, Instant::now() + Duration::from_secs(1));
+        // As if an earlier call had left a 100 ms timeout on the socket.
+        stream
+            .tcp
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        stream.read_timeout = Some(Duration::from_millis(100));
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            client.write_all(b"late").unwrap();
+            client
+        });
+        let mut buf = [0u8; 8];
+        let n = stream.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"late");
+        let _client = writer.join().unwrap();
+
+        // Nothing more arrives: the read ends with the deadline, not with the kept timeout.
+        let started = Instant::now();
+        stream.deadline = started + Duration::from_millis(400);
+        let e = stream.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(390) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+    }
+
+    #[test]
+    fn a_read_never_outlasts_a_deadline_nearer_than_the_timeout_set() {
+        let (server, _client) = pair();
+        let mut stream = DeadlineStream::new(server, Instant::now() + Duration::from_secs(30));
+        // A first call sets 29 s …
+        let mut buf = [0u8; 8];
+        let t = timeout_for(None, stream.left().unwrap()).unwrap();
+        assert_eq!(t, Duration::from_secs(29));
+        stream.tcp.set_read_timeout(Some(t)).unwrap();
+        stream.read_timeout = Some(t);
+        // … then the deadline moves to 300 ms away: the read must not wait 29 s.
+        let started = Instant::now();
+        stream.deadline = started + Duration::from_millis(300);
+        let e = stream.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(290) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+    }
 }
