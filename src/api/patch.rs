@@ -73,7 +73,7 @@ pub fn patch(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Respo
         );
     }
     if changed {
-        log::info!("patched {} {id}", kind.name());
+        log::debug!("patched {} {id}", kind.name());
     }
     let projected = ctx.param("attributes").is_some() || ctx.param("excludedAttributes").is_some();
     // Entra ID documents 204 for a Group PATCH (entra.md Q11); echoing a large group after

@@ -118,7 +118,8 @@ pub fn create(app: &App, ctx: &Ctx, kind: ResourceKind) -> Result<Response, Scim
         password_hash,
         &ctx.actor(),
     )?;
-    log::info!("created {} {}", kind.name(), stored.id);
+    // At debug: the access line already names the new resource (its `location=`).
+    log::debug!("created {} {}", kind.name(), stored.id);
     // A user this request created is in no group yet (memberships name existing
     // resources), so its `groups` need no read: that read was 3-5% of the server's CPU in
     // an initial sync (perf, issue 22).
@@ -213,7 +214,7 @@ pub fn delete(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Resp
             }
             other => other.into(),
         })?;
-    log::info!("deleted {} {id}", kind.name());
+    log::debug!("deleted {} {id}", kind.name());
     Ok(Response::new(204))
 }
 

@@ -895,7 +895,9 @@ fn linger(stream: &mut DeadlineStream) {
     }
 }
 
-/// One line per request: method, path, status, time, client address, token name.
+/// One line per request: method, path, status, time, client address, token name, and the
+/// path of a `Location` the response names (a created resource's: its id is in the log
+/// without a line of its own).
 fn access_log(
     method: &str,
     path: &str,
@@ -904,18 +906,40 @@ fn access_log(
     started: Instant,
 ) {
     let principal = response.principal.as_deref().unwrap_or("-");
+    let location = response.header("Location").map(location_path);
     log::info!(
         target: "scimlite::access",
-        "{method} {path} {} {:.1}ms {client} {principal}",
+        "{method} {path} {} {:.1}ms {client} {principal}{}{}",
         response.status,
-        started.elapsed().as_secs_f64() * 1000.0
+        started.elapsed().as_secs_f64() * 1000.0,
+        if location.is_some() { " location=" } else { "" },
+        location.unwrap_or_default()
     );
+}
+
+/// The path of a `Location` URL (`https://host/scim/v2/Users/1` → `/scim/v2/Users/1`); one
+/// without a scheme as it is.
+fn location_path(location: &str) -> &str {
+    match location.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => location,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    #[test]
+    fn the_access_log_names_a_location_by_its_path() {
+        assert_eq!(
+            location_path("https://scim.example.com:8443/scim/v2/Users/01a2"),
+            "/scim/v2/Users/01a2"
+        );
+        assert_eq!(location_path("http://127.0.0.1:8080"), "/");
+        assert_eq!(location_path("/scim/v2/Groups/7"), "/scim/v2/Groups/7");
+    }
 
     #[test]
     fn a_timeout_is_set_only_when_the_one_set_could_outlast_the_deadline() {

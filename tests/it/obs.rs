@@ -894,6 +894,19 @@ fn json_log_lines_parse_as_json() {
     };
     let health = get_url(&format!("http://127.0.0.1:{port}/healthz"), &[]);
     assert_eq!(health.status, 200);
+    let token = std::fs::read_to_string(crate::common::first_token_file(dir.path())).unwrap();
+    let created = send(
+        &agent(None),
+        "POST",
+        &format!("http://127.0.0.1:{port}/scim/v2/Users"),
+        &[
+            ("Authorization", &format!("Bearer {}", token.trim())),
+            ("Content-Type", "application/scim+json"),
+        ],
+        Some(user_body("logged").to_string().into_bytes()),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json()["id"].as_str().unwrap().to_string();
     Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -936,6 +949,29 @@ fn json_log_lines_parse_as_json() {
                     .starts_with("GET /healthz 200")
         }),
         "{lines:?}"
+    );
+    // A create's access line names the new resource; no second line repeats it.
+    let messages: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let create_line = messages
+        .iter()
+        .find(|m| m.starts_with("POST /scim/v2/Users 201 "))
+        .unwrap_or_else(|| panic!("{messages:?}"));
+    assert!(
+        create_line.ends_with(&format!(" location=/scim/v2/Users/{id}")),
+        "{create_line}"
+    );
+    assert_eq!(
+        messages.iter().filter(|m| m.contains(&id)).count(),
+        1,
+        "{messages:?}"
     );
 }
 
