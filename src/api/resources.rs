@@ -70,7 +70,7 @@ pub(super) fn render_page(
 
 /// [`render`], with the resource's references (`groups`, `members`) already known when
 /// `known` is given, so they are not read again.
-fn render_with(
+pub(super) fn render_with(
     app: &App,
     ctx: &Ctx,
     r: &StoredResource,
@@ -130,17 +130,29 @@ pub fn create(app: &App, ctx: &Ctx, kind: ResourceKind) -> Result<Response, Scim
 }
 
 pub fn get(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response, ScimError> {
-    let stored = app
-        .store
-        .get(&ctx.principal.tenant, kind, id)?
-        .ok_or_else(|| ScimError::not_found(format!("{} \"{id}\" not found", kind.name())))?;
+    let proj = Projection::from(ctx);
+    // The resource and its `groups`/`members` (when the answer shows them) in one read.
+    let references = proj.returns(
+        app.registry.resource(kind),
+        resource::references_attribute(kind),
+    );
+    let tenant = &ctx.principal.tenant;
+    let found = match references {
+        true => app
+            .store
+            .get_with_references(tenant, kind, id)?
+            .map(|(r, refs)| (r, Some(refs))),
+        false => app.store.get(tenant, kind, id)?.map(|r| (r, None)),
+    };
+    let (stored, refs) =
+        found.ok_or_else(|| ScimError::not_found(format!("{} \"{id}\" not found", kind.name())))?;
     // RFC 7644 §3.14: a client holding the current version gets 304 and no body.
     if let Some(h) = &ctx.req.headers.if_none_match {
         if etag_listed(h, &stored.meta) {
             return Ok(Response::new(304).with_header("ETag", stored.meta.etag()));
         }
     }
-    let v = render(app, ctx, &stored, &Projection::from(ctx))?;
+    let v = render_with(app, ctx, &stored, &proj, refs)?;
     Ok(single(200, &v, &stored))
 }
 

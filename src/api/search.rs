@@ -10,12 +10,12 @@
 //! one snapshot: a write in between can shift a root page by that one change, as it could
 //! between two pages anyway.
 
-use super::resources::render_page;
+use super::resources::{render_page, render_with};
 use super::{App, Ctx};
 use crate::http::Response;
 use crate::scim::cursor::{Cursor, Scope};
 use crate::scim::list::{self, Bound, ListQuery, Page, Paging, Position, Seek};
-use crate::scim::{ResourceKind, ScimError, ScimType};
+use crate::scim::{resource, ResourceKind, ScimError, ScimType};
 use crate::store::StoredResource;
 
 /// The resource types the root endpoint searches, in result order.
@@ -72,31 +72,42 @@ fn by_index(
     let mut skip = page.start_index.saturating_sub(1);
     let mut want = page.count;
     let mut total: u64 = 0;
-    let mut rows = Vec::new();
+    let mut resources = Vec::new();
     for &kind in kinds {
         let page = Page {
             start_index: skip.saturating_add(1),
             count: want,
         };
-        let (n, found) = app.store.list(
+        let (tenant, filter, sort) = (
             &ctx.principal.tenant,
-            kind,
             query.filter.as_ref(),
             query.sort.as_ref(),
-            page,
-            &ctx.base,
-        )?;
+        );
+        // The page's `groups`/`members`, when the answer shows them, in the same read.
+        let (n, found) = if query.projection.returns(
+            app.registry.resource(kind),
+            resource::references_attribute(kind),
+        ) {
+            let (n, found) = app
+                .store
+                .list_with_references(tenant, kind, filter, sort, page, &ctx.base)?;
+            (
+                n,
+                found.into_iter().map(|(r, refs)| (r, Some(refs))).collect(),
+            )
+        } else {
+            let (n, found) = app
+                .store
+                .list(tenant, kind, filter, sort, page, &ctx.base)?;
+            (n, found.into_iter().map(|r| (r, None)).collect::<Vec<_>>())
+        };
         total = total.saturating_add(n);
         skip = skip.saturating_sub(n);
         want = want.saturating_sub(found.len() as u64);
-        rows.extend(found);
+        for (r, refs) in found {
+            resources.push(render_with(app, ctx, &r, &query.projection, refs)?);
+        }
     }
-    let resources = render_page(
-        app,
-        ctx,
-        &rows.iter().collect::<Vec<_>>(),
-        &query.projection,
-    )?;
     Ok(Response::json(
         200,
         &list::list_response(total, page.start_index, resources),

@@ -355,6 +355,9 @@ pub struct ImportFailed {
 pub type ExportFn<'a> =
     dyn FnMut(&str, &StoredResource, &[Reference]) -> Result<(), std::io::Error> + 'a;
 
+/// A resource with its references (a User's `groups`, a Group's `members`).
+pub type WithReferences = (StoredResource, Vec<Reference>);
+
 /// Users and Groups: CRUD, list queries, memberships, export and import.
 pub trait ResourceStore: Send + Sync {
     /// Creates a resource; `password_hash` is the PHC string of a User's password.
@@ -372,6 +375,14 @@ pub trait ResourceStore: Send + Sync {
         kind: ResourceKind,
         id: &str,
     ) -> Result<Option<StoredResource>, StoreError>;
+    /// [`ResourceStore::get`] with the resource's [`ResourceStore::references`], read
+    /// together: one read instead of two for a GET whose answer shows `groups` or `members`.
+    fn get_with_references(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<WithReferences>, StoreError>;
     /// Read-modify-write in one write transaction, so concurrent updates of one resource never
     /// lose each other's changes. `meta.version` and `lastModified` move only when the
     /// document, the password or the membership actually changed; the bool says whether it did
@@ -409,6 +420,17 @@ pub trait ResourceStore: Send + Sync {
         page: Page,
         base: &str,
     ) -> Result<(u64, Vec<StoredResource>), StoreError>;
+    /// [`ResourceStore::list`] with each resource's [`ResourceStore::references`], read
+    /// together: one read for an IdP's lookup (`filter=userName eq …`) instead of two.
+    fn list_with_references(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        filter: Option<&Filter>,
+        sort: Option<&Sort>,
+        page: Page,
+        base: &str,
+    ) -> Result<(u64, Vec<WithReferences>), StoreError>;
     /// One keyset page (RFC 9865 cursors, [`Seek`]) in the order [`ResourceStore::list`]
     /// gives, each resource with its [`Position`] in it. The position's tie-breaker is unique,
     /// so a walk from page to page sees every resource that stays exactly once, whatever is

@@ -35,7 +35,7 @@ use super::{
     now_rfc3339, Actor, CheckFn, ExportFn, HealthStore, ImportFailed, ImportOutcome,
     ImportResource, MemberChange, PasswordUpdate, ResourceCount, ResourceStore, SchemaStore,
     StoreError, StoredResource, TenantDeleted, TenantInfo, TenantStore, TokenRecord, TokenScope,
-    UpdateFn, UpdateOp,
+    UpdateFn, UpdateOp, WithReferences,
 };
 use crate::scim::filter::Filter;
 use crate::scim::list::{Page, Position, Seek, Sort, SortValue};

@@ -72,7 +72,7 @@ pub(super) fn page_sql(where_sql: &str, order_sql: &str, limit: u64, offset: u64
     let limit = limit.min(i64::MAX as u64);
     let offset = offset.min(i64::MAX as u64);
     format!(
-        "SELECT {RESOURCE_COLUMNS} FROM resources WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit} OFFSET {offset}"
+        "SELECT {RESOURCE_COLUMNS}, resources.pk FROM resources WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit} OFFSET {offset}"
     )
 }
 
@@ -103,6 +103,44 @@ pub(super) fn references_of(
             })
         })
         .collect()
+}
+
+/// The resources on one page of the compiled list `q`, each with its pk.
+fn page_rows(
+    db: &mut Db,
+    q: &query::Compiled,
+    page: Page,
+) -> Result<Vec<(StoredResource, i64)>, StoreError> {
+    if page.count == 0 {
+        return Ok(Vec::new());
+    }
+    let offset = page.start_index.saturating_sub(1);
+    db.query(
+        &page_sql(&q.where_sql, &q.order_sql, page.count, offset),
+        &query::params(&q.args),
+    )?
+    .iter()
+    .map(|r| Ok((into_resource(r, 0)?, r.get::<_, i64>(6))))
+    .collect()
+}
+
+/// [`page_rows`] and the number of all the matches; inside a read, from one snapshot.
+fn list_page(
+    db: &mut Db,
+    q: &query::Compiled,
+    page: Page,
+) -> Result<(u64, Vec<(StoredResource, i64)>), StoreError> {
+    let rows = page_rows(db, q, page)?;
+    if page.start_index <= 1 && page.count > 0 && (rows.len() as u64) < page.count {
+        return Ok((rows.len() as u64, rows));
+    }
+    let total: i64 = db
+        .query_one(
+            &format!("SELECT count(*) FROM resources WHERE {}", q.where_sql),
+            &query::params(&q.args),
+        )?
+        .get(0);
+    Ok((total.max(0) as u64, rows))
 }
 
 impl ResourceStore for PostgresStore {
@@ -188,6 +226,26 @@ impl ResourceStore for PostgresStore {
             db.query_opt(&by_id_sql(RESOURCE_COLUMNS, kind, ""), &[&tenant, &id])?
                 .map(|row| into_resource(&row, 0))
                 .transpose()
+        })
+    }
+
+    fn get_with_references(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<WithReferences>, StoreError> {
+        self.read(|db| {
+            let Some(row) = db.query_opt(
+                &by_id_sql(&format!("{RESOURCE_COLUMNS}, pk"), kind, ""),
+                &[&tenant, &id],
+            )?
+            else {
+                return Ok(None);
+            };
+            let pk: i64 = row.get(6);
+            let refs = references_of(db, kind, pk)?;
+            Ok(Some((into_resource(&row, 0)?, refs)))
         })
     }
 
@@ -397,38 +455,36 @@ impl ResourceStore for PostgresStore {
         base: &str,
     ) -> Result<(u64, Vec<StoredResource>), StoreError> {
         let q = query::compile(tenant, self.registry.resource(kind), filter, sort, base);
-        let args = query::params(&q.args);
-        let offset = page.start_index.saturating_sub(1);
-        let first_only = offset == 0 && page.count > 0;
-        let page_rows = |db: &mut Db| -> Result<Vec<StoredResource>, StoreError> {
-            if page.count == 0 {
-                return Ok(Vec::new());
-            }
-            db.query(
-                &page_sql(&q.where_sql, &q.order_sql, page.count, offset),
-                &args,
-            )?
-            .iter()
-            .map(|r| into_resource(r, 0))
-            .collect()
-        };
+        let without_pk = |rows: Vec<(StoredResource, i64)>| rows.into_iter().map(|(r, _)| r);
         // A first page that is not full holds every match: its length is the count. That
         // spares the count query (and a transaction around both) on every IdP lookup.
-        if first_only {
-            let rows = self.pool.read_one(page_rows)?;
+        if page.start_index <= 1 && page.count > 0 {
+            let rows = self.pool.read_one(|db| page_rows(db, &q, page))?;
             if (rows.len() as u64) < page.count {
-                return Ok((rows.len() as u64, rows));
+                return Ok((rows.len() as u64, without_pk(rows).collect()));
             }
         }
+        let (total, rows) = self.read(|db| list_page(db, &q, page))?;
+        Ok((total, without_pk(rows).collect()))
+    }
+
+    fn list_with_references(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        filter: Option<&Filter>,
+        sort: Option<&Sort>,
+        page: Page,
+        base: &str,
+    ) -> Result<(u64, Vec<WithReferences>), StoreError> {
+        let q = query::compile(tenant, self.registry.resource(kind), filter, sort, base);
         self.read(|db| {
-            let rows = page_rows(db)?;
-            let total: i64 = db
-                .query_one(
-                    &format!("SELECT count(*) FROM resources WHERE {}", q.where_sql),
-                    &args,
-                )?
-                .get(0);
-            Ok((total.max(0) as u64, rows))
+            let (total, rows) = list_page(db, &q, page)?;
+            let rows = rows
+                .into_iter()
+                .map(|(r, pk)| Ok((r, references_of(db, kind, pk)?)))
+                .collect::<Result<_, StoreError>>()?;
+            Ok((total, rows))
         })
     }
 
@@ -560,6 +616,97 @@ impl ResourceStore for PostgresStore {
 mod tests {
     use super::*;
     use crate::store::postgres::test_support::*;
+
+    /// The one-read GET gives exactly what `get` and `references` give apart, and nothing for
+    /// another tenant's or kind's id.
+    #[test]
+    fn get_with_references_is_get_and_references_in_one_read() {
+        let Some((_d, s)) = store() else {
+            return;
+        };
+        let alice = s
+            .create(T, ResourceKind::User, &user("alice"), None, &A)
+            .unwrap();
+        let bob = s
+            .create(T, ResourceKind::User, &user("bob"), None, &A)
+            .unwrap();
+        let group = validate(
+            REG.resource(ResourceKind::Group),
+            &json!({"displayName": "G", "members": [{"value": alice.id}, {"value": bob.id}]}),
+        )
+        .unwrap();
+        let g = s.create(T, ResourceKind::Group, &group, None, &A).unwrap();
+        for (kind, id) in [
+            (ResourceKind::User, &alice.id),
+            (ResourceKind::User, &bob.id),
+            (ResourceKind::Group, &g.id),
+        ] {
+            let alone = s.get(T, kind, id).unwrap().unwrap();
+            let refs = s.references(T, kind, id).unwrap();
+            assert!(!refs.is_empty());
+            let (with, got) = s.get_with_references(T, kind, id).unwrap().unwrap();
+            assert_eq!(
+                (&with.id, &with.doc, &with.meta),
+                (&alone.id, &alone.doc, &alone.meta)
+            );
+            assert_eq!(got, refs);
+        }
+        assert!(s
+            .get_with_references(T, ResourceKind::Group, &alice.id)
+            .unwrap()
+            .is_none());
+        s.create_tenant("acme", &A).unwrap();
+        assert!(s
+            .get_with_references("acme", ResourceKind::User, &alice.id)
+            .unwrap()
+            .is_none());
+    }
+
+    /// A page with its references is the page `list` gives, each resource with what
+    /// `references` gives, and the same total, on a first page short or full and a later one.
+    #[test]
+    fn list_with_references_is_list_and_the_references_of_each() {
+        let Some((_d, s)) = store() else {
+            return;
+        };
+        let users: Vec<_> = (0..5)
+            .map(|i| {
+                s.create(T, ResourceKind::User, &user(&format!("u{i}")), None, &A)
+                    .unwrap()
+            })
+            .collect();
+        for (name, members) in [("G0", &users[..2]), ("G1", &users[1..4])] {
+            let members: Vec<_> = members.iter().map(|u| json!({"value": u.id})).collect();
+            let g = validate(
+                REG.resource(ResourceKind::Group),
+                &json!({"displayName": name, "members": members}),
+            )
+            .unwrap();
+            s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
+        }
+        let f = crate::scim::filter::parse(r#"userName sw "u""#).unwrap();
+        for kind in [ResourceKind::User, ResourceKind::Group] {
+            for (start_index, count) in [(1, 10), (1, 2), (2, 2), (5, 10)] {
+                let page = Page { start_index, count };
+                let filter = (kind == ResourceKind::User).then_some(&f);
+                let (n, plain) = s.list(T, kind, filter, None, page, BASE).unwrap();
+                let (m, with) = s
+                    .list_with_references(T, kind, filter, None, page, BASE)
+                    .unwrap();
+                assert_eq!(n, m, "{kind:?} {start_index} {count}");
+                assert_eq!(plain.len(), with.len());
+                for (p, (w, refs)) in plain.iter().zip(&with) {
+                    assert_eq!((&p.id, &p.doc), (&w.id, &w.doc));
+                    assert_eq!(refs, &s.references(T, kind, &p.id).unwrap());
+                }
+            }
+        }
+        let (_, groups) = s
+            .list_with_references(T, ResourceKind::Group, None, None, PAGE, BASE)
+            .unwrap();
+        let sizes: Vec<usize> = groups.iter().map(|(_, refs)| refs.len()).collect();
+        assert_eq!(sizes, [2, 3]);
+    }
 
     #[test]
     fn list_totals_with_and_without_the_count_query() {

@@ -34,7 +34,7 @@ use super::{
     now_rfc3339, Actor, CheckFn, ExportFn, HealthStore, ImportFailed, ImportOutcome,
     ImportResource, MemberChange, PasswordUpdate, ResourceCount, ResourceStore, StoreError,
     StoredResource, TenantDeleted, TenantInfo, TenantStore, TokenRecord, TokenScope, UpdateFn,
-    UpdateOp,
+    UpdateOp, WithReferences,
 };
 use crate::metrics::{Histogram, BATCH_BUCKETS};
 use crate::scim::filter::{fold_case, Filter};

@@ -91,8 +91,49 @@ pub(super) fn page_sql(where_sql: &str, order_sql: &str, limit: u64, offset: u64
     let limit = limit.min(i64::MAX as u64);
     let offset = offset.min(i64::MAX as u64);
     format!(
-        "SELECT {RESOURCE_COLUMNS} FROM resources WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit} OFFSET {offset}"
+        "SELECT {RESOURCE_COLUMNS}, resources.pk FROM resources WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit} OFFSET {offset}"
     )
+}
+
+/// One page of the compiled list `q`, each resource with its pk, and the number of all its
+/// matches; run inside a read, so both come from one snapshot.
+fn list_page(
+    conn: &Connection,
+    q: &query::Compiled,
+    page: Page,
+) -> Result<(u64, Vec<(StoredResource, i64)>), StoreError> {
+    let (sql, order) = (&q.where_sql, &q.order_sql);
+    let offset = page.start_index.saturating_sub(1);
+    let mut rows = Vec::new();
+    if page.count > 0 {
+        let text = page_sql(sql, order, page.count, offset);
+        // First pages (every IdP lookup) repeat; a walk through the pages does not, so its
+        // statements stay out of the cache instead of evicting the hot ones.
+        let (mut cached, mut fresh);
+        let stmt: &mut rusqlite::Statement = if offset == 0 {
+            cached = conn.prepare_cached(&text)?;
+            &mut cached
+        } else {
+            fresh = conn.prepare(&text)?;
+            &mut fresh
+        };
+        let mapped = stmt.query_map(params_from_iter(q.args.iter()), |r| {
+            Ok((row_to_resource(r)?, r.get::<_, i64>(6)?))
+        })?;
+        for r in mapped {
+            let (row, pk) = r?;
+            rows.push((into_resource(row)?, pk));
+        }
+    }
+    // A first page that is not full holds every match (same snapshot): the count is its
+    // length. That spares the second query of every IdP lookup (0 or 1 match).
+    if offset == 0 && page.count > 0 && (rows.len() as u64) < page.count {
+        return Ok((rows.len() as u64, rows));
+    }
+    let total: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM resources WHERE {sql}"))?
+        .query_row(params_from_iter(q.args.iter()), |r| r.get(0))?;
+    Ok((total.max(0) as u64, rows))
 }
 
 /// The statement of [`references_of`], `?1` the resource's pk. The display name is read
@@ -227,6 +268,27 @@ impl ResourceStore for SqliteStore {
                 .query_row(params![tenant, id], row_to_resource)
                 .optional()?;
             row.map(into_resource).transpose()
+        })
+    }
+
+    fn get_with_references(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<WithReferences>, StoreError> {
+        self.read(|conn| {
+            let row = conn
+                .prepare_cached(&by_id_sql(&format!("{RESOURCE_COLUMNS}, pk"), kind))?
+                .query_row(params![tenant, id], |r| {
+                    Ok((row_to_resource(r)?, r.get::<_, i64>(6)?))
+                })
+                .optional()?;
+            let Some((row, pk)) = row else {
+                return Ok(None);
+            };
+            let refs = references_of(conn, kind, pk)?;
+            Ok(Some((into_resource(row)?, refs)))
         })
     }
 
@@ -451,36 +513,27 @@ impl ResourceStore for SqliteStore {
         base: &str,
     ) -> Result<(u64, Vec<StoredResource>), StoreError> {
         let q = query::compile(tenant, self.registry.resource(kind), filter, sort, base);
-        let (sql, order) = (&q.where_sql, &q.order_sql);
+        let (total, rows) = self.read(|conn| list_page(conn, &q, page))?;
+        Ok((total, rows.into_iter().map(|(r, _)| r).collect()))
+    }
+
+    fn list_with_references(
+        &self,
+        tenant: &str,
+        kind: ResourceKind,
+        filter: Option<&Filter>,
+        sort: Option<&Sort>,
+        page: Page,
+        base: &str,
+    ) -> Result<(u64, Vec<WithReferences>), StoreError> {
+        let q = query::compile(tenant, self.registry.resource(kind), filter, sort, base);
         self.read(|conn| {
-            let offset = page.start_index.saturating_sub(1);
-            let mut rows = Vec::new();
-            if page.count > 0 {
-                let text = page_sql(sql, order, page.count, offset);
-                // First pages (every IdP lookup) repeat; a walk through the pages does not, so
-                // its statements stay out of the cache instead of evicting the hot ones.
-                let (mut cached, mut fresh);
-                let stmt: &mut rusqlite::Statement = if offset == 0 {
-                    cached = conn.prepare_cached(&text)?;
-                    &mut cached
-                } else {
-                    fresh = conn.prepare(&text)?;
-                    &mut fresh
-                };
-                let mapped = stmt.query_map(params_from_iter(q.args.iter()), row_to_resource)?;
-                for r in mapped {
-                    rows.push(into_resource(r?)?);
-                }
-            }
-            // A first page that is not full holds every match (same snapshot): the count is
-            // its length. That spares the second query of every IdP lookup (0 or 1 match).
-            if offset == 0 && page.count > 0 && (rows.len() as u64) < page.count {
-                return Ok((rows.len() as u64, rows));
-            }
-            let total: i64 = conn
-                .prepare_cached(&format!("SELECT count(*) FROM resources WHERE {sql}"))?
-                .query_row(params_from_iter(q.args.iter()), |r| r.get(0))?;
-            Ok((total.max(0) as u64, rows))
+            let (total, rows) = list_page(conn, &q, page)?;
+            let rows = rows
+                .into_iter()
+                .map(|(r, pk)| Ok((r, references_of(conn, kind, pk)?)))
+                .collect::<Result<_, StoreError>>()?;
+            Ok((total, rows))
         })
     }
 
@@ -627,6 +680,93 @@ impl ResourceStore for SqliteStore {
 mod tests {
     use super::*;
     use crate::store::sqlite::test_support::*;
+
+    /// The one-read GET gives exactly what `get` and `references` give apart, and nothing for
+    /// another tenant's or kind's id.
+    #[test]
+    fn get_with_references_is_get_and_references_in_one_read() {
+        let (_d, s) = store();
+        let alice = s
+            .create(T, ResourceKind::User, &user("alice"), None, &A)
+            .unwrap();
+        let bob = s
+            .create(T, ResourceKind::User, &user("bob"), None, &A)
+            .unwrap();
+        let group = validate(
+            REG.resource(ResourceKind::Group),
+            &json!({"displayName": "G", "members": [{"value": alice.id}, {"value": bob.id}]}),
+        )
+        .unwrap();
+        let g = s.create(T, ResourceKind::Group, &group, None, &A).unwrap();
+        for (kind, id) in [
+            (ResourceKind::User, &alice.id),
+            (ResourceKind::User, &bob.id),
+            (ResourceKind::Group, &g.id),
+        ] {
+            let alone = s.get(T, kind, id).unwrap().unwrap();
+            let refs = s.references(T, kind, id).unwrap();
+            assert!(!refs.is_empty());
+            let (with, got) = s.get_with_references(T, kind, id).unwrap().unwrap();
+            assert_eq!(
+                (&with.id, &with.doc, &with.meta),
+                (&alone.id, &alone.doc, &alone.meta)
+            );
+            assert_eq!(got, refs);
+        }
+        assert!(s
+            .get_with_references(T, ResourceKind::Group, &alice.id)
+            .unwrap()
+            .is_none());
+        s.create_tenant("acme", &A).unwrap();
+        assert!(s
+            .get_with_references("acme", ResourceKind::User, &alice.id)
+            .unwrap()
+            .is_none());
+    }
+
+    /// A page with its references is the page `list` gives, each resource with what
+    /// `references` gives, and the same total, on a first page short or full and a later one.
+    #[test]
+    fn list_with_references_is_list_and_the_references_of_each() {
+        let (_d, s) = store();
+        let users: Vec<_> = (0..5)
+            .map(|i| {
+                s.create(T, ResourceKind::User, &user(&format!("u{i}")), None, &A)
+                    .unwrap()
+            })
+            .collect();
+        for (name, members) in [("G0", &users[..2]), ("G1", &users[1..4])] {
+            let members: Vec<_> = members.iter().map(|u| json!({"value": u.id})).collect();
+            let g = validate(
+                REG.resource(ResourceKind::Group),
+                &json!({"displayName": name, "members": members}),
+            )
+            .unwrap();
+            s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
+        }
+        let f = crate::scim::filter::parse(r#"userName sw "u""#).unwrap();
+        for kind in [ResourceKind::User, ResourceKind::Group] {
+            for (start_index, count) in [(1, 10), (1, 2), (2, 2), (5, 10)] {
+                let page = Page { start_index, count };
+                let filter = (kind == ResourceKind::User).then_some(&f);
+                let (n, plain) = s.list(T, kind, filter, None, page, BASE).unwrap();
+                let (m, with) = s
+                    .list_with_references(T, kind, filter, None, page, BASE)
+                    .unwrap();
+                assert_eq!(n, m, "{kind:?} {start_index} {count}");
+                assert_eq!(plain.len(), with.len());
+                for (p, (w, refs)) in plain.iter().zip(&with) {
+                    assert_eq!((&p.id, &p.doc), (&w.id, &w.doc));
+                    assert_eq!(refs, &s.references(T, kind, &p.id).unwrap());
+                }
+            }
+        }
+        let (_, groups) = s
+            .list_with_references(T, ResourceKind::Group, None, None, PAGE, BASE)
+            .unwrap();
+        let sizes: Vec<usize> = groups.iter().map(|(_, refs)| refs.len()).collect();
+        assert_eq!(sizes, [2, 3]);
+    }
 
     /// Statements the server runs on every request are planned once: SQLite re-plans a
     /// statement whose bound value it looked at while planning (a value compared with a
