@@ -106,8 +106,14 @@ impl Body {
         if !may_hold_secrets(bytes) {
             // Nothing to redact: only what is kept is copied, nothing is parsed.
             let kept = &bytes[..bytes.len().min(BODY_LIMIT)];
+            // Valid UTF-8 (every JSON body) is copied as it is; from_utf8_lossy walks it
+            // chunk by chunk, 2% of the server's instructions in a sync (callgrind).
+            let text = match std::str::from_utf8(kept) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(kept).into_owned(),
+            };
             return Body {
-                text: String::from_utf8_lossy(kept).into_owned(),
+                text,
                 cut_from: (bytes.len() > kept.len()).then_some(bytes.len()),
             };
         }
@@ -500,6 +506,20 @@ fn resource_ids(method: &str, path: &str, response: &Response) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::http::Headers;
+
+    #[test]
+    fn bodies_are_kept_as_text_and_invalid_utf8_is_replaced() {
+        assert_eq!(
+            Body::of("{\"displayName\":\"café\"}".as_bytes()).text,
+            "{\"displayName\":\"café\"}"
+        );
+        assert_eq!(Body::of(b"\xff ok").text, "\u{fffd} ok");
+        // Cut inside a character: the kept part ends with a replacement, not a panic.
+        let long = "é".repeat(BODY_LIMIT);
+        let kept = Body::of(long.as_bytes());
+        assert_eq!(kept.cut_from, Some(long.len()));
+        assert!(kept.text.starts_with("éé") && kept.text.len() <= BODY_LIMIT + 3);
+    }
 
     fn request(method: &str, path: &str, body: &str) -> Request {
         Request {

@@ -80,6 +80,13 @@ pub fn header(name: &str, value: &str) -> String {
     tokens_in(value).unwrap_or_else(|| value.to_string())
 }
 
+/// Whether `needle` (ASCII, lower case) is in `s` in any ASCII case.
+fn contains_ignoring_ascii_case(s: &str, needle: &str) -> bool {
+    s.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-._~+/=".contains(c)
 }
@@ -88,10 +95,12 @@ fn is_token_char(c: char) -> bool {
 /// word after `Bearer ` (any case), and the secret of `scim_<16 hex>_<secret>` (its id stays:
 /// `token list` shows ids, and it tells which token was pasted).
 fn tokens_in(s: &str) -> Option<String> {
-    let lower = s.to_ascii_lowercase();
-    if !lower.contains("bearer") && !lower.contains("scim_") {
+    // Checked before lower-casing a copy: every header of every request comes through here
+    // for the inspector, and almost none holds a token.
+    if !contains_ignoring_ascii_case(s, "bearer") && !contains_ignoring_ascii_case(s, "scim_") {
         return None;
     }
+    let lower = s.to_ascii_lowercase();
     let mut out = String::with_capacity(s.len());
     let mut changed = false;
     let mut i = 0;
@@ -237,6 +246,15 @@ mod tests {
         // Not tokens: too short an id, nothing after "Bearer".
         assert_eq!(text("scim_12_x and bearer"), "scim_12_x and bearer");
         assert_eq!(text("émile scim_ é"), "émile scim_ é");
+        // Found in any case, in any header.
+        assert_eq!(
+            header("X-Forwarded-Auth", &format!("BEARER {TOKEN}")),
+            format!("BEARER {REDACTED}")
+        );
+        assert_eq!(
+            header("X-Note", &format!("see {}", TOKEN.to_uppercase())),
+            format!("see SCIM_0123456789ABCDEF_{REDACTED}")
+        );
     }
 
     #[test]
