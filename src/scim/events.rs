@@ -11,6 +11,8 @@
 //! `active` adds `prov:activate` or `prov:deactivate` to the same SET (one subject, one
 //! state change). Passwords are never in an event.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -59,7 +61,7 @@ pub struct MemberRef {
 
 /// One committed change, as the outbox keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Change {
+pub struct Change<'a> {
     pub op: ChangeOp,
     #[serde(rename = "externalId", skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
@@ -68,7 +70,7 @@ pub struct Change {
     pub meta: Option<StoredMeta>,
     /// The resource's document after the change (create, replace).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub doc: Option<Map<String, Value>>,
+    pub doc: Option<Cow<'a, Map<String, Value>>>,
     /// A Group's members after a create or replace.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<MemberRef>>,
@@ -130,15 +132,16 @@ fn members(refs: &[Reference]) -> Vec<MemberRef> {
         .collect()
 }
 
-impl Change {
+impl<'a> Change<'a> {
     /// A resource created (or imported as new) with this document and, for a Group, these
     /// members.
-    pub fn created(doc: &Map<String, Value>, meta: &Meta, refs: Option<&[Reference]>) -> Change {
+    pub fn created(doc: &'a Map<String, Value>, meta: &Meta, refs: Option<&[Reference]>) -> Self {
         Change {
             op: ChangeOp::Create,
             external_id: external_id(doc),
             meta: Some(meta.into()),
-            doc: Some(doc.clone()),
+            // Borrowed: the event is serialized in the same write, never kept.
+            doc: Some(Cow::Borrowed(doc)),
             members: refs.map(members),
             operations: Vec::new(),
             active: activation(None, doc),
@@ -148,15 +151,15 @@ impl Change {
     /// A resource replaced (PUT, or an import over a stored one).
     pub fn replaced(
         before: &Map<String, Value>,
-        doc: &Map<String, Value>,
+        doc: &'a Map<String, Value>,
         meta: &Meta,
         refs: Option<&[Reference]>,
-    ) -> Change {
+    ) -> Self {
         Change {
             op: ChangeOp::Replace,
             external_id: external_id(doc),
             meta: Some(meta.into()),
-            doc: Some(doc.clone()),
+            doc: Some(Cow::Borrowed(doc)),
             members: refs.map(members),
             operations: Vec::new(),
             active: activation(Some(before), doc),
@@ -172,7 +175,7 @@ impl Change {
         meta: &Meta,
         added: &[String],
         removed: &[String],
-    ) -> Change {
+    ) -> Self {
         // Between what the API shows: an attribute never returned (a declared writeOnly
         // one) must not reach an application through an event either.
         let shown = |doc: &Map<String, Value>| match Projection::default()
@@ -202,7 +205,7 @@ impl Change {
     }
 
     /// A resource deleted.
-    pub fn deleted(external_id: Option<String>) -> Change {
+    pub fn deleted(external_id: Option<String>) -> Self {
         Change {
             op: ChangeOp::Delete,
             external_id,
@@ -266,7 +269,12 @@ pub struct EventHead<'a> {
 /// The claims of the SET that reports `change` (RFC 8417, RFC 9967): `iss`, `iat`, `jti`,
 /// `txn`, `sub_id` (format `scim`: the resource's `uri` relative to the SCIM base URL, its
 /// `id` and `externalId`) and `events`.
-pub fn set_claims(rs: &ResourceSchema, head: EventHead, change: &Change, issuer: &str) -> Value {
+pub fn set_claims(
+    rs: &ResourceSchema,
+    head: EventHead,
+    change: &Change<'_>,
+    issuer: &str,
+) -> Value {
     let uri = format!("/{}/{}", head.kind.endpoint(), head.id);
     let iat = time::OffsetDateTime::parse(head.at, &time::format_description::well_known::Rfc3339)
         .map(|t| t.unix_timestamp())
@@ -316,11 +324,11 @@ pub fn set_claims(rs: &ResourceSchema, head: EventHead, change: &Change, issuer:
     };
     match change.op {
         ChangeOp::Create => {
-            let data = change.doc.as_ref().map(full).unwrap_or(Value::Null);
+            let data = change.doc.as_deref().map(full).unwrap_or(Value::Null);
             events.insert(CREATE_FULL.into(), with_version(json!({"data": data})));
         }
         ChangeOp::Replace => {
-            let data = change.doc.as_ref().map(full).unwrap_or(Value::Null);
+            let data = change.doc.as_deref().map(full).unwrap_or(Value::Null);
             events.insert(PUT_FULL.into(), with_version(json!({"data": data})));
         }
         ChangeOp::Patch => {
@@ -462,7 +470,8 @@ mod tests {
 
     #[test]
     fn changes_round_trip_through_the_outbox_json() {
-        let c = Change::created(&doc(json!({"userName": "a"})), &meta(1), None);
+        let d = doc(json!({"userName": "a"}));
+        let c = Change::created(&d, &meta(1), None);
         let text = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<Change>(&text).unwrap(), c);
     }

@@ -540,7 +540,7 @@ pub struct StoredEvent {
     pub at: String,
     pub kind: ResourceKind,
     pub resource_id: String,
-    pub change: crate::scim::events::Change,
+    pub change: crate::scim::events::Change<'static>,
 }
 
 /// A key that signs SETs (ES256): its id, its PKCS#8 private key and its public key (the

@@ -30,7 +30,7 @@ pub(super) fn append(
     tenant: &str,
     kind: ResourceKind,
     id: &str,
-    change: &Change,
+    change: &Change<'_>,
 ) -> Result<(), StoreError> {
     let text = serde_json::to_string(change).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let jti = uuid::Uuid::now_v7().to_string();
