@@ -111,13 +111,20 @@ pub fn create(app: &App, ctx: &Ctx, kind: ResourceKind) -> Result<Response, Scim
     let body = ctx.json_body()?;
     let res = resource::validate(app.registry.resource(kind), &body)?;
     let password_hash = hash_password(app, &res)?;
-    let stored = app.store.create(
+    let created = app.store.create(
         &ctx.principal.tenant,
         kind,
         &res,
         password_hash,
         &ctx.actor(),
     )?;
+    // The stored document is the validated one: moved here, not copied by the store.
+    let stored = StoredResource {
+        id: created.id,
+        kind,
+        doc: res.doc,
+        meta: created.meta,
+    };
     // At debug: the access line already names the new resource (its `location=`).
     log::debug!("created {} {}", kind.name(), stored.id);
     // A user this request created is in no group yet (memberships name existing

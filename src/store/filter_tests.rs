@@ -46,7 +46,13 @@ pub(super) fn postgres() -> Option<Opened> {
 
 pub(super) fn create(s: &dyn Store, kind: ResourceKind, body: Value) -> StoredResource {
     let res = validate(REG.resource(kind), &body).unwrap_or_else(|e| panic!("{body}: {e}"));
-    s.create(T, kind, &res, None, &A).unwrap()
+    let created = s.create(T, kind, &res, None, &A).unwrap();
+    StoredResource {
+        id: created.id,
+        kind,
+        doc: res.doc,
+        meta: created.meta,
+    }
 }
 
 pub(super) fn add_members(s: &dyn Store, gid: &str, ids: &[String]) {

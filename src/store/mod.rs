@@ -246,6 +246,14 @@ pub struct StoredResource {
     pub meta: Meta,
 }
 
+/// What [`ResourceStore::create`] made: the new resource's id and meta (its document is the
+/// one the caller passed, stored as it is).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Created {
+    pub id: String,
+    pub meta: Meta,
+}
+
 /// A bearer token's row; the secret is only ever stored as a PHC hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
@@ -368,7 +376,7 @@ pub trait ResourceStore: Send + Sync {
         res: &ValidResource,
         password_hash: Option<String>,
         actor: &Actor,
-    ) -> Result<StoredResource, StoreError>;
+    ) -> Result<Created, StoreError>;
     fn get(
         &self,
         tenant: &str,

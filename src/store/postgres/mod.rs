@@ -32,7 +32,7 @@ mod unique;
 pub use connections::{is_postgres_url, ConnectOptions, TlsMode};
 
 use super::{
-    now_rfc3339, Actor, CheckFn, ExportFn, HealthStore, ImportFailed, ImportOutcome,
+    now_rfc3339, Actor, CheckFn, Created, ExportFn, HealthStore, ImportFailed, ImportOutcome,
     ImportResource, MemberChange, PasswordUpdate, ResourceCount, ResourceStore, SchemaStore,
     StoreError, StoredResource, TenantDeleted, TenantInfo, TenantStore, TokenRecord, TokenScope,
     UpdateFn, UpdateOp, WithReferences,

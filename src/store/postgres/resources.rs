@@ -151,7 +151,7 @@ impl ResourceStore for PostgresStore {
         res: &ValidResource,
         password_hash: Option<String>,
         actor: &Actor,
-    ) -> Result<StoredResource, StoreError> {
+    ) -> Result<Created, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_rfc3339();
         let c = search_columns(kind, &res.doc);
@@ -204,10 +204,8 @@ impl ResourceStore for PostgresStore {
             let change = Change::created(&res.doc, &meta, refs.as_deref());
             events::append(db, actor, tenant, kind, &id, &change)
         })?;
-        Ok(StoredResource {
+        Ok(Created {
             id,
-            kind,
-            doc: res.doc.clone(),
             meta: Meta {
                 created: now.clone(),
                 last_modified: now,
@@ -909,7 +907,7 @@ mod tests {
         let Some((_d, s)) = store() else {
             return;
         };
-        let results: Vec<Result<StoredResource, StoreError>> = std::thread::scope(|scope| {
+        let results: Vec<Result<Created, StoreError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..4)
                 .map(|i| {
                     let s = &s;

@@ -31,7 +31,7 @@ pub use backup::{backup, BackupError, BackupReport};
 pub use migrations::create_at_schema_version;
 
 use super::{
-    now_rfc3339, Actor, CheckFn, ExportFn, HealthStore, ImportFailed, ImportOutcome,
+    now_rfc3339, Actor, CheckFn, Created, ExportFn, HealthStore, ImportFailed, ImportOutcome,
     ImportResource, MemberChange, PasswordUpdate, ResourceCount, ResourceStore, StoreError,
     StoredResource, TenantDeleted, TenantInfo, TenantStore, TokenRecord, TokenScope, UpdateFn,
     UpdateOp, WithReferences,

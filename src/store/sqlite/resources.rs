@@ -188,7 +188,7 @@ impl ResourceStore for SqliteStore {
         res: &ValidResource,
         password_hash: Option<String>,
         actor: &Actor,
-    ) -> Result<StoredResource, StoreError> {
+    ) -> Result<Created, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_rfc3339();
         let doc_text =
@@ -244,10 +244,8 @@ impl ResourceStore for SqliteStore {
             let change = Change::created(&res.doc, &meta, refs.as_deref());
             events::append(tx, actor, tenant, kind, &id, &change)
         })?;
-        Ok(StoredResource {
+        Ok(Created {
             id,
-            kind,
-            doc: res.doc.clone(),
             meta: Meta {
                 created: now.clone(),
                 last_modified: now,
