@@ -981,24 +981,6 @@ fn property_sql_equals_the_evaluator_on_random_data_and_filters(open: fn() -> Op
     );
 }
 
-/// Every test above, once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[test]
-            fn $name() {
-                super::$name(super::sqlite)
-            })*
-        }
-        mod on_postgres {
-            $(#[test]
-            fn $name() {
-                super::$name(super::postgres)
-            })*
-        }
-    };
-}
-
 on_both_backends!(
     case_insensitive_strings_fold_like_the_evaluator,
     case_exact_strings_and_references,

@@ -272,23 +272,6 @@ fn the_cursor_key_is_kept_in_the_database(open: fn() -> Option<Opened>) {
     assert_eq!(store.cursor_key(&[9; 32]).unwrap(), first);
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[test]
-            fn $name() {
-                super::$name(super::sqlite)
-            })*
-        }
-        mod on_postgres {
-            $(#[test]
-            fn $name() {
-                super::$name(super::postgres)
-            })*
-        }
-    };
-}
-
 on_both_backends!(
     every_sort_walks_in_the_offset_order_both_ways,
     a_walk_sees_every_survivor_once_while_others_come_and_go,

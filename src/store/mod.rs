@@ -13,11 +13,33 @@
 //! SCIM in one place. The only SCIM a backend needs is the schema registry and the filter
 //! AST it compiles to SQL.
 
+/// Each named test `fn name(open: fn() -> Option<Opened>)` of a store test module, once on
+/// SQLite and once on PostgreSQL (`sqlite` and `postgres` in scope open the stores; without
+/// `SCIMLITE_TEST_POSTGRES` the PostgreSQL run passes with a note).
+#[cfg(test)]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(super::sqlite)
+            })*
+        }
+        mod on_postgres {
+            $(#[test]
+            fn $name() {
+                super::$name(super::postgres)
+            })*
+        }
+    };
+}
 #[cfg(test)]
 mod filter_tests;
 #[cfg(test)]
 mod keyset_tests;
 pub mod postgres;
+#[cfg(test)]
+mod references_tests;
 pub(crate) mod shared;
 pub mod sqlite;
 
