@@ -59,7 +59,7 @@ fn main() {
 
 fn user(store: &SqliteStore, name: &str) -> String {
     let body = json!({"userName": name});
-    let res = validate(registry().resource(ResourceKind::User), &body).expect("valid user");
+    let res = validate(registry().resource(ResourceKind::User), body).expect("valid user");
     store
         .create(TENANT, ResourceKind::User, &res, None, &actor())
         .expect("create user")
@@ -80,7 +80,7 @@ fn membership() {
             .expect("open store");
         let group = validate(
             registry().resource(ResourceKind::Group),
-            &json!({"displayName": "big"}),
+            json!({"displayName": "big"}),
         )
         .expect("group");
         let gid = store
@@ -243,7 +243,7 @@ fn filter_bench() {
         if i % 3 == 0 {
             body["title"] = json!("Engineer");
         }
-        let res = validate(registry().resource(ResourceKind::User), &body).expect("valid user");
+        let res = validate(registry().resource(ResourceKind::User), body).expect("valid user");
         store
             .create(TENANT, ResourceKind::User, &res, None, &actor())
             .expect("create user");

@@ -183,7 +183,7 @@ pub fn parse_line(registry: &Registry, text: &str) -> Result<ImportResource, Str
                 .is_none_or(|u| !kept.keys().any(|k| k.eq_ignore_ascii_case(u)))
         });
     }
-    let mut valid = validate(rs, &Value::Object(obj)).map_err(|e| e.detail)?;
+    let mut valid = validate(rs, Value::Object(obj)).map_err(|e| e.detail)?;
     restore_undeclared(&mut valid.doc, kept);
     Ok(ImportResource {
         tenant,

@@ -132,7 +132,7 @@ fn stored_docs_uncached() -> Vec<(ResourceKind, Map<String, Value>)> {
     bodies
         .into_iter()
         .map(
-            |(kind, body)| match resource::validate(schemas(kind), &body) {
+            |(kind, body)| match resource::validate(schemas(kind), body.clone()) {
                 Ok(v) => (kind, v.doc),
                 Err(e) => panic!("sample {body} does not validate: {e}"),
             },
@@ -189,7 +189,7 @@ fn world() -> &'static World {
         let store =
             SqliteStore::open(&dir.join("fuzz.db"), Synchronous::Normal).expect("the store");
         let create = |kind: ResourceKind, body: Value| {
-            let res = resource::validate(schemas(kind), &body).expect("a valid sample");
+            let res = resource::validate(schemas(kind), body).expect("a valid sample");
             store
                 .create(DEFAULT_TENANT, kind, &res, None, &Actor::cli())
                 .expect("created")
@@ -590,7 +590,7 @@ fn check_patch_on(body: &Value, which: usize) {
             return;
         }
     };
-    let revalidated = resource::validate(schemas(kind), &Value::Object(outcome.doc.clone()))
+    let revalidated = resource::validate(schemas(kind), Value::Object(outcome.doc.clone()))
         .unwrap_or_else(|e| {
             panic!(
                 "{body} on {before:?} gave {:?}, which fails: {e}",
@@ -617,7 +617,7 @@ fn check_rendered_round_trip(kind: ResourceKind, doc: &Map<String, Value>) {
         version: 1,
     };
     let rendered = resource::render(schemas(kind), "the-id", doc, &meta, Some(&[]), BASE);
-    match resource::validate(schemas(kind), &rendered) {
+    match resource::validate(schemas(kind), rendered.clone()) {
         Ok(v) => assert_eq!(&v.doc, doc, "GET then PUT changes {rendered}"),
         Err(e) => panic!("the rendered {rendered} does not validate: {e}"),
     }
@@ -633,9 +633,9 @@ pub fn resource_validation(data: &[u8]) {
         return;
     };
     for kind in KINDS {
-        match resource::validate(schemas(kind), &body) {
+        match resource::validate(schemas(kind), body.clone()) {
             Ok(v) => {
-                let again = resource::validate(schemas(kind), &Value::Object(v.doc.clone()))
+                let again = resource::validate(schemas(kind), Value::Object(v.doc.clone()))
                     .unwrap_or_else(|e| panic!("{body} gave {:?}, which fails: {e}", v.doc));
                 assert_eq!(again.doc, v.doc, "validation is idempotent for {body}");
                 check_rendered_round_trip(kind, &v.doc);

@@ -109,7 +109,7 @@ fn hash_password(app: &App, res: &ValidResource) -> Result<Option<String>, ScimE
 
 pub fn create(app: &App, ctx: &Ctx, kind: ResourceKind) -> Result<Response, ScimError> {
     let body = ctx.json_body()?;
-    let res = resource::validate(app.registry.resource(kind), &body)?;
+    let res = resource::validate(app.registry.resource(kind), body)?;
     let password_hash = hash_password(app, &res)?;
     let created = app.store.create(
         &ctx.principal.tenant,
@@ -175,7 +175,7 @@ pub fn replace(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Res
         }
     }
     let rs = app.registry.resource(kind);
-    let res = resource::validate(rs, &body)?;
+    let res = resource::validate(rs, body)?;
     let password = match hash_password(app, &res)? {
         Some(h) => PasswordUpdate::Set(h),
         None => PasswordUpdate::Keep,

@@ -43,11 +43,15 @@ impl ValidResource {
 /// Errors (RFC 7644 §3.12): a body that is not an object, or names an unknown attribute, is
 /// `invalidSyntax`; a value of the wrong type (a string where an array or object belongs, or
 /// the reverse), a missing required value or an undeclared schema is `invalidValue`.
-pub fn validate(rs: &ResourceSchema, body: &Value) -> Result<ValidResource, ScimError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
-    check_schemas(rs, obj)?;
+/// The body is taken, not borrowed: its values become the document's (a copy of each string
+/// was 2% of the server's instructions in a sync, callgrind).
+pub fn validate(rs: &ResourceSchema, body: Value) -> Result<ValidResource, ScimError> {
+    let Value::Object(obj) = body else {
+        return Err(ScimError::invalid_syntax(
+            "the request body must be a JSON object",
+        ));
+    };
+    check_schemas(rs, &obj)?;
     let mut doc = Map::new();
     let mut password = None;
     let mut members = None;
@@ -61,18 +65,18 @@ pub fn validate(rs: &ResourceSchema, body: &Value) -> Result<ValidResource, Scim
         if value.is_null() {
             continue;
         }
-        if let Some(ext) = rs.extension(key) {
+        if let Some(ext) = rs.extension(&key) {
             let ext_doc = validate_extension(ext, value)?;
             if !ext_doc.is_empty() {
                 doc.insert(ext.schema.urn.clone(), Value::Object(ext_doc));
             }
             continue;
         }
-        if is_urn(key) {
-            return Err(undeclared(rs, key, value));
+        if is_urn(&key) {
+            return Err(undeclared(rs, &key, &value));
         }
         let def = rs
-            .top_level(key)
+            .top_level(&key)
             .ok_or_else(|| ScimError::invalid_syntax(format!("unknown attribute \"{key}\"")))?;
         if def.mutability == Mutability::ReadOnly {
             continue;
@@ -86,11 +90,11 @@ pub fn validate(rs: &ResourceSchema, body: &Value) -> Result<ValidResource, Scim
             continue;
         }
         if rs.kind == ResourceKind::Group && def.is("members") {
-            members = Some(parse_members(value)?);
+            members = Some(parse_members(&value)?);
             continue;
         }
-        if let Some(v) = check_value(def, value, &def.name)? {
-            doc.insert(def.name.clone(), v);
+        if let Some(v) = check_value(def, value, AttrPath::Top(&def.name))? {
+            doc.insert(canonical(key, &def.name), v);
         }
     }
     check_required(rs, &doc, password.is_some(), members.is_some())?;
@@ -106,18 +110,20 @@ fn is_urn(key: &str) -> bool {
 }
 
 /// The values of one extension object, checked against its schema.
-fn validate_extension(ext: &Extension, value: &Value) -> Result<Map<String, Value>, ScimError> {
+fn validate_extension(ext: &Extension, value: Value) -> Result<Map<String, Value>, ScimError> {
     let urn = &ext.schema.urn;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_value(format!("\"{urn}\" must be a JSON object")))?;
+    let Value::Object(obj) = value else {
+        return Err(ScimError::invalid_value(format!(
+            "\"{urn}\" must be a JSON object"
+        )));
+    };
     let mut out = Map::new();
     for (k, v) in obj {
         // A `schemas` member inside an extension value is ignored (Entra, okta.md §3).
         if v.is_null() || k.eq_ignore_ascii_case("schemas") {
             continue;
         }
-        let def = ext.schema.attr(k).ok_or_else(|| {
+        let def = ext.schema.attr(&k).ok_or_else(|| {
             ScimError::invalid_syntax(format!(
                 "unknown attribute \"{k}\" in the extension \"{urn}\"{}",
                 if ext.declared {
@@ -130,8 +136,8 @@ fn validate_extension(ext: &Extension, value: &Value) -> Result<Map<String, Valu
         if def.mutability == Mutability::ReadOnly {
             continue;
         }
-        if let Some(v) = check_value(def, v, &format!("{urn}:{}", def.name))? {
-            out.insert(def.name.clone(), v);
+        if let Some(v) = check_value(def, v, AttrPath::Extension(urn, &def.name))? {
+            out.insert(canonical(k, &def.name), v);
         }
     }
     Ok(out)
@@ -364,7 +370,38 @@ fn check_schemas(rs: &ResourceSchema, obj: &Map<String, Value>) -> Result<(), Sc
     Ok(())
 }
 
-fn check_len(name: &str, s: &str) -> Result<(), ScimError> {
+/// The attribute's name as declared, reusing the client's key when it already is (it
+/// usually is: a `clone` of each name was most of validation's allocations).
+fn canonical(key: String, name: &str) -> String {
+    if key == name {
+        key
+    } else {
+        name.to_string()
+    }
+}
+
+/// Where a value is in the body, for error messages: written out only when there is one (a
+/// `format!` per attribute was 3.5% of the server's instructions in a sync, callgrind).
+#[derive(Clone, Copy)]
+enum AttrPath<'a> {
+    Top(&'a str),
+    /// An extension's attribute, `urn:…:name`.
+    Extension(&'a str, &'a str),
+    /// A sub-attribute, `parent.name`.
+    Sub(&'a AttrPath<'a>, &'a str),
+}
+
+impl std::fmt::Display for AttrPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttrPath::Top(name) => f.write_str(name),
+            AttrPath::Extension(urn, name) => write!(f, "{urn}:{name}"),
+            AttrPath::Sub(parent, name) => write!(f, "{parent}.{name}"),
+        }
+    }
+}
+
+fn check_len(name: impl std::fmt::Display, s: &str) -> Result<(), ScimError> {
     if s.len() > MAX_STRING_LEN {
         return Err(ScimError::invalid_value(format!(
             "\"{name}\" is longer than {MAX_STRING_LEN} bytes"
@@ -375,14 +412,20 @@ fn check_len(name: &str, s: &str) -> Result<(), ScimError> {
 
 /// Checks one value against its definition; returns the normalised value, or `None` when the
 /// value is to be dropped (read-only sub-attributes, nulls).
-fn check_value(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value>, ScimError> {
+fn check_value(
+    def: &AttrDef,
+    value: Value,
+    path: AttrPath<'_>,
+) -> Result<Option<Value>, ScimError> {
     if value.is_null() {
         return Ok(None);
     }
     if def.multi {
-        let items = value
-            .as_array()
-            .ok_or_else(|| ScimError::invalid_value(format!("\"{path}\" must be an array")))?;
+        let Value::Array(items) = value else {
+            return Err(ScimError::invalid_value(format!(
+                "\"{path}\" must be an array"
+            )));
+        };
         let mut out = Vec::with_capacity(items.len());
         let mut primaries = 0;
         for item in items {
@@ -403,14 +446,20 @@ fn check_value(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value>
     check_single(def, value, path)
 }
 
-fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value>, ScimError> {
+fn check_single(
+    def: &AttrDef,
+    value: Value,
+    path: AttrPath<'_>,
+) -> Result<Option<Value>, ScimError> {
     let wrong = |what: &str| ScimError::invalid_value(format!("\"{path}\" must be {what}"));
     match def.ty {
         AttrType::Complex => {
-            let obj = value.as_object().ok_or_else(|| wrong("a JSON object"))?;
+            let Value::Object(obj) = value else {
+                return Err(wrong("a JSON object"));
+            };
             let mut out = Map::new();
             for (k, v) in obj {
-                let sub = def.sub_attr(k).ok_or_else(|| {
+                let sub = def.sub_attr(&k).ok_or_else(|| {
                     ScimError::invalid_syntax(format!(
                         "unknown sub-attribute \"{k}\" of \"{path}\""
                     ))
@@ -420,9 +469,8 @@ fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value
                 if sub.mutability == Mutability::ReadOnly || v.is_null() {
                     continue;
                 }
-                let sub_path = format!("{path}.{}", sub.name);
-                if let Some(v) = check_single(sub, v, &sub_path)? {
-                    out.insert(sub.name.clone(), v);
+                if let Some(v) = check_single(sub, v, AttrPath::Sub(&path, &sub.name))? {
+                    out.insert(canonical(k, &sub.name), v);
                 }
             }
             if out.is_empty() {
@@ -431,7 +479,7 @@ fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value
             Ok(Some(Value::Object(out)))
         }
         AttrType::Boolean => match value {
-            Value::Bool(_) => Ok(Some(value.clone())),
+            Value::Bool(_) => Ok(Some(value)),
             // Entra ID sends booleans as the strings "True"/"False" (entra.md Q2, REF-21).
             Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Some(Value::Bool(true))),
             Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(Some(Value::Bool(false))),
@@ -439,14 +487,14 @@ fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value
         },
         AttrType::Integer => {
             if value.as_i64().is_some() {
-                Ok(Some(value.clone()))
+                Ok(Some(value))
             } else {
                 Err(wrong("an integer"))
             }
         }
         AttrType::Decimal => {
             if value.is_number() {
-                Ok(Some(value.clone()))
+                Ok(Some(value))
             } else {
                 Err(wrong("a number"))
             }
@@ -455,7 +503,7 @@ fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value
             let s = value.as_str().ok_or_else(|| wrong("a dateTime string"))?;
             time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
                 .map_err(|_| wrong("an RFC 3339 dateTime"))?;
-            Ok(Some(value.clone()))
+            Ok(Some(value))
         }
         AttrType::Binary => {
             let s = value.as_str().ok_or_else(|| wrong("a base64 string"))?;
@@ -463,12 +511,12 @@ fn check_single(def: &AttrDef, value: &Value, path: &str) -> Result<Option<Value
             if !is_base64(s) {
                 return Err(wrong("base64 (RFC 7643 §2.3.6)"));
             }
-            Ok(Some(value.clone()))
+            Ok(Some(value))
         }
         AttrType::String | AttrType::Reference => {
             let s = value.as_str().ok_or_else(|| wrong("a string"))?;
             check_len(path, s)?;
-            Ok(Some(value.clone()))
+            Ok(Some(value))
         }
     }
 }
@@ -650,7 +698,7 @@ mod tests {
     }
 
     fn user(v: Value) -> Result<ValidResource, ScimError> {
-        validate(rs(ResourceKind::User), &v)
+        validate(rs(ResourceKind::User), v)
     }
 
     #[test]
@@ -719,6 +767,41 @@ mod tests {
         assert!(user(json!({"userName":"a".repeat(MAX_STRING_LEN + 1)})).is_err());
     }
 
+    /// A wrong value's error names where it is: a sub-attribute as `parent.name`, an
+    /// element of a multi-valued attribute by the attribute, an extension's as `urn:name`.
+    #[test]
+    fn errors_name_the_path_of_the_wrong_value() {
+        let detail = |body: Value| user(body).unwrap_err().detail;
+        assert_eq!(
+            detail(json!({"userName":"a","name":{"givenName":5}})),
+            "\"name.givenName\" must be a string"
+        );
+        assert_eq!(
+            detail(json!({"userName":"a","emails":[{"value":"a@x"},{"value":7}]})),
+            "\"emails.value\" must be a string"
+        );
+        assert_eq!(
+            detail(json!({"userName":"a","emails":[{"value":"a@x","primary":"no"}]})),
+            "\"emails.primary\" must be a boolean"
+        );
+        assert_eq!(
+            detail(json!({"userName":"a", ENTERPRISE_URN: {"manager":{"value":5}}})),
+            format!("\"{ENTERPRISE_URN}:manager.value\" must be a string")
+        );
+        assert_eq!(
+            detail(json!({"userName":"a", ENTERPRISE_URN: {"department":[]}})),
+            format!("\"{ENTERPRISE_URN}:department\" must be a string")
+        );
+        assert_eq!(
+            detail(json!({"userName":"a","name":{"familyName":"x".repeat(MAX_STRING_LEN + 1)}})),
+            format!("\"name.familyName\" is longer than {MAX_STRING_LEN} bytes")
+        );
+        assert_eq!(
+            detail(json!({"userName":"a","name":"Ann"})),
+            "\"name\" must be a JSON object"
+        );
+    }
+
     #[test]
     fn binary_values_are_base64_with_or_without_padding_and_line_breaks() {
         for ok in ["aGVsbG8=", "aGVsbG8", "aGVs\nbG8=", "MII Bog==", ""] {
@@ -731,7 +814,7 @@ mod tests {
         let rs = REG.resource(ResourceKind::User);
         let bad = json!({"userName": "a", "x509Certificates": [{"value": "-----BEGIN x"}]});
         assert_eq!(
-            validate(rs, &bad).unwrap_err().scim_type,
+            validate(rs, bad).unwrap_err().scim_type,
             Some(crate::scim::ScimType::InvalidValue)
         );
     }
@@ -739,7 +822,7 @@ mod tests {
     #[test]
     fn a_value_of_the_wrong_type_is_invalid_value_an_unknown_name_invalid_syntax() {
         use crate::scim::ScimType::{InvalidSyntax, InvalidValue};
-        let group = |v: Value| validate(rs(ResourceKind::Group), &v);
+        let group = |v: Value| validate(rs(ResourceKind::Group), v);
         for (r, t) in [
             (user(json!({"userName":"a","emails":"a@x"})), InvalidValue),
             (
@@ -796,7 +879,7 @@ mod tests {
 
     #[test]
     fn group_members_are_parsed_and_deduplicated() {
-        let g = validate(rs(ResourceKind::Group), &json!({"schemas":[crate::scim::GROUP_URN, ENTRA_LEGACY_GROUP_URN],
+        let g = validate(rs(ResourceKind::Group), json!({"schemas":[crate::scim::GROUP_URN, ENTRA_LEGACY_GROUP_URN],
             "displayName":"g","members":[{"value":"a","display":"x"},{"value":"a"},{"value":"b","type":"Group","$ref":null}]}))
         .unwrap();
         let m = g.members.unwrap();
@@ -804,7 +887,7 @@ mod tests {
         assert_eq!(m[1].kind, Some(ResourceKind::Group));
         assert!(validate(
             rs(ResourceKind::Group),
-            &json!({"displayName":"g","members":[{"display":"x"}]})
+            json!({"displayName":"g","members":[{"display":"x"}]})
         )
         .is_err());
     }

@@ -45,7 +45,7 @@ pub(super) fn postgres() -> Option<Opened> {
 }
 
 pub(super) fn create(s: &dyn Store, kind: ResourceKind, body: Value) -> StoredResource {
-    let res = validate(REG.resource(kind), &body).unwrap_or_else(|e| panic!("{body}: {e}"));
+    let res = validate(REG.resource(kind), body.clone()).unwrap_or_else(|e| panic!("{body}: {e}"));
     let created = s.create(T, kind, &res, None, &A).unwrap();
     StoredResource {
         id: created.id,

@@ -124,7 +124,7 @@ pub fn apply(
     for (i, op) in ops.iter().enumerate() {
         work.operation(op).map_err(|e| at_operation(e, i))?;
     }
-    let mut valid = resource::validate(rs, &Value::Object(work.doc))?;
+    let mut valid = resource::validate(rs, Value::Object(work.doc))?;
     resource::restore_undeclared(&mut valid.doc, kept);
     Ok(Outcome {
         doc: valid.doc,

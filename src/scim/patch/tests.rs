@@ -612,7 +612,7 @@ fn applying_nothing_new_returns_the_same_document() {
     let before = alice();
     let (out, _) =
         user(json!([{"op": "replace", "path": "displayName", "value": "Alice"}])).unwrap();
-    let expected = resource::validate(REG.resource(ResourceKind::User), &before)
+    let expected = resource::validate(REG.resource(ResourceKind::User), before.clone())
         .unwrap()
         .doc;
     assert_eq!(out.doc, expected);

@@ -207,7 +207,7 @@ mod tests {
             .unwrap();
         let g = validate(
             REG.resource(ResourceKind::Group),
-            &json!({"displayName": "Finance", "members": [{"value": alice.id}]}),
+            json!({"displayName": "Finance", "members": [{"value": alice.id}]}),
         )
         .unwrap();
         let g = s.create(T, ResourceKind::Group, &g, None, &okta).unwrap();
@@ -314,7 +314,7 @@ mod tests {
             .collect();
         let g = validate(
             REG.resource(ResourceKind::Group),
-            &json!({"displayName": "g"}),
+            json!({"displayName": "g"}),
         )
         .unwrap();
         let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();

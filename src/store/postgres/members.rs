@@ -217,7 +217,7 @@ mod tests {
         let group = |name: &str| {
             let g = validate(
                 REG.resource(ResourceKind::Group),
-                &json!({ "displayName": name }),
+                json!({ "displayName": name }),
             )
             .unwrap();
             s.create(T, ResourceKind::Group, &g, None, &A).unwrap()
@@ -282,7 +282,7 @@ mod tests {
             .unwrap();
         let g = validate(
             REG.resource(ResourceKind::Group),
-            &json!({"displayName":"g","members":[{"value": u.id}]}),
+            json!({"displayName":"g","members":[{"value": u.id}]}),
         )
         .unwrap();
         let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
@@ -304,7 +304,7 @@ mod tests {
         ));
         let bad = validate(
             REG.resource(ResourceKind::Group),
-            &json!({"displayName":"h","members":[{"value":"nope"}]}),
+            json!({"displayName":"h","members":[{"value":"nope"}]}),
         )
         .unwrap();
         assert!(matches!(
@@ -333,7 +333,7 @@ mod tests {
             .collect();
         let g = validate(
             REG.resource(ResourceKind::Group),
-            &json!({"displayName": "g"}),
+            json!({"displayName": "g"}),
         )
         .unwrap();
         let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
@@ -454,13 +454,13 @@ mod tests {
             .unwrap();
         let sub = validate(
             REG.resource(ResourceKind::Group),
-            &json!({"displayName": "Sub"}),
+            json!({"displayName": "Sub"}),
         )
         .unwrap();
         let sub = s.create(T, ResourceKind::Group, &sub, None, &A).unwrap();
         let g = validate(
             REG.resource(ResourceKind::Group),
-            &json!({"displayName": "All", "members": [
+            json!({"displayName": "All", "members": [
                 {"value": u1.id}, {"value": u2.id}, {"value": sub.id}]}),
         )
         .unwrap();

@@ -685,7 +685,7 @@ mod tests {
         let group = |name: &str| {
             validate(
                 REG.resource(ResourceKind::Group),
-                &json!({"displayName": name}),
+                json!({"displayName": name}),
             )
             .unwrap()
         };
@@ -779,7 +779,7 @@ mod tests {
             .collect();
         let g = validate(
             REG.resource(ResourceKind::Group),
-            &json!({"displayName": "busy"}),
+            json!({"displayName": "busy"}),
         )
         .unwrap();
         let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();

@@ -196,7 +196,7 @@ mod tests {
             .unwrap();
         let g = validate(
             REG.resource(ResourceKind::Group),
-            &json!({"displayName":"g","members":[{"value": u.id}]}),
+            json!({"displayName":"g","members":[{"value": u.id}]}),
         )
         .unwrap();
         let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
@@ -218,7 +218,7 @@ mod tests {
         ));
         let bad = validate(
             REG.resource(ResourceKind::Group),
-            &json!({"displayName":"h","members":[{"value":"nope"}]}),
+            json!({"displayName":"h","members":[{"value":"nope"}]}),
         )
         .unwrap();
         assert!(matches!(
@@ -245,7 +245,7 @@ mod tests {
             .collect();
         let g = validate(
             REG.resource(ResourceKind::Group),
-            &json!({"displayName": "g"}),
+            json!({"displayName": "g"}),
         )
         .unwrap();
         let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
@@ -366,13 +366,13 @@ mod tests {
             .unwrap();
         let sub = validate(
             REG.resource(ResourceKind::Group),
-            &json!({"displayName": "Sub"}),
+            json!({"displayName": "Sub"}),
         )
         .unwrap();
         let sub = s.create(T, ResourceKind::Group, &sub, None, &A).unwrap();
         let g = validate(
             REG.resource(ResourceKind::Group),
-            &json!({"displayName": "All", "members": [
+            json!({"displayName": "All", "members": [
                 {"value": u1.id}, {"value": u2.id}, {"value": sub.id}]}),
         )
         .unwrap();

@@ -213,7 +213,7 @@ pub(crate) mod test_support {
     pub(crate) fn user(name: &str) -> ValidResource {
         validate(
             REG.resource(ResourceKind::User),
-            &json!({"userName": name, "displayName": format!("D {name}")}),
+            json!({"userName": name, "displayName": format!("D {name}")}),
         )
         .unwrap()
     }

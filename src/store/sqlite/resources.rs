@@ -696,7 +696,7 @@ mod tests {
         let group = |name: &str, member: &str| {
             validate(
                 REG.resource(ResourceKind::Group),
-                &json!({"displayName": name, "members": [{"value": member}]}),
+                json!({"displayName": name, "members": [{"value": member}]}),
             )
             .unwrap()
         };
@@ -895,7 +895,7 @@ mod tests {
         let group = |name: &str| {
             validate(
                 REG.resource(ResourceKind::Group),
-                &json!({"displayName": name}),
+                json!({"displayName": name}),
             )
             .unwrap()
         };
