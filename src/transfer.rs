@@ -60,7 +60,7 @@ pub fn export(
         // Values of extensions no longer declared are exported too: they are stored data, and
         // an import keeps them as the database did.
         let kept = take_undeclared(rs, &mut doc);
-        let mut line = render(rs, &r.id, &doc, &r.meta, Some(refs), crate::api::BASE_PATH);
+        let mut line = render(rs, &r.id, doc, &r.meta, Some(refs), crate::api::BASE_PATH);
         if let Value::Object(obj) = &mut line {
             obj.extend(kept);
             obj.insert(TENANT_KEY.into(), Value::String(tenant.to_string()));

@@ -232,7 +232,7 @@ fn world() -> &'static World {
                 let refs = store
                     .references(DEFAULT_TENANT, kind, &r.id)
                     .expect("references");
-                let v = resource::render(schemas(kind), &r.id, &r.doc, &r.meta, Some(&refs), BASE);
+                let v = resource::render(schemas(kind), &r.id, r.doc.clone(), &r.meta, Some(&refs), BASE);
                 rendered.push((kind, r.id, v));
             }
         }
@@ -616,7 +616,7 @@ fn check_rendered_round_trip(kind: ResourceKind, doc: &Map<String, Value>) {
         last_modified: "2024-01-02T03:04:05Z".into(),
         version: 1,
     };
-    let rendered = resource::render(schemas(kind), "the-id", doc, &meta, Some(&[]), BASE);
+    let rendered = resource::render(schemas(kind), "the-id", doc.clone(), &meta, Some(&[]), BASE);
     match resource::validate(schemas(kind), rendered.clone()) {
         Ok(v) => assert_eq!(&v.doc, doc, "GET then PUT changes {rendered}"),
         Err(e) => panic!("the rendered {rendered} does not validate: {e}"),

@@ -81,8 +81,9 @@ pub fn patch(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Respo
     if kind == ResourceKind::Group && !projected && !app.group_patch_returns_resource {
         return Ok(Response::new(204).with_header("ETag", stored.meta.etag()));
     }
-    let v = render(app, ctx, &stored, &Projection::from(ctx))?;
-    Ok(single(200, &v, &stored))
+    let etag = stored.meta.etag();
+    let v = render(app, ctx, stored, &Projection::from(ctx))?;
+    Ok(single(200, &v, etag))
 }
 
 fn hash(app: &App, password: &str) -> Result<String, ScimError> {

@@ -28,7 +28,7 @@ impl From<&Ctx<'_>> for Projection {
 pub(super) fn render(
     app: &App,
     ctx: &Ctx,
-    r: &StoredResource,
+    r: StoredResource,
     proj: &Projection,
 ) -> Result<Value, ScimError> {
     render_with(app, ctx, r, proj, None)
@@ -39,7 +39,7 @@ pub(super) fn render(
 pub(super) fn render_page(
     app: &App,
     ctx: &Ctx,
-    rows: &[&StoredResource],
+    rows: Vec<StoredResource>,
     proj: &Projection,
 ) -> Result<Vec<Value>, ScimError> {
     let mut known: Vec<Option<Vec<Reference>>> = rows.iter().map(|_| None).collect();
@@ -62,7 +62,7 @@ pub(super) fn render_page(
             known[i] = Some(r);
         }
     }
-    rows.iter()
+    rows.into_iter()
         .zip(known)
         .map(|(r, known)| render_with(app, ctx, r, proj, known))
         .collect()
@@ -73,7 +73,7 @@ pub(super) fn render_page(
 pub(super) fn render_with(
     app: &App,
     ctx: &Ctx,
-    r: &StoredResource,
+    r: StoredResource,
     proj: &Projection,
     known: Option<Vec<Reference>>,
 ) -> Result<Value, ScimError> {
@@ -87,12 +87,13 @@ pub(super) fn render_with(
     } else {
         None
     };
-    let v = resource::render(rs, &r.id, &r.doc, &r.meta, refs.as_deref(), &ctx.base);
+    let v = resource::render(rs, &r.id, r.doc, &r.meta, refs.as_deref(), &ctx.base);
     Ok(proj.apply(rs, v))
 }
 
-pub(super) fn single(status: u16, v: &Value, r: &StoredResource) -> Response {
-    Response::json(status, v).with_header("ETag", r.meta.etag())
+/// A single resource's response, with the ETag of its version.
+pub(super) fn single(status: u16, v: &Value, etag: String) -> Response {
+    Response::json(status, v).with_header("ETag", etag)
 }
 
 fn hash_password(app: &App, res: &ValidResource) -> Result<Option<String>, ScimError> {
@@ -131,9 +132,10 @@ pub fn create(app: &App, ctx: &Ctx, kind: ResourceKind) -> Result<Response, Scim
     // resources), so its `groups` need no read: that read was 3-5% of the server's CPU in
     // an initial sync (perf, issue 22).
     let known = (kind == ResourceKind::User).then(Vec::new);
-    let v = render_with(app, ctx, &stored, &Projection::from(ctx), known)?;
     let location = format!("{}/{}/{}", ctx.base, kind.endpoint(), stored.id);
-    Ok(single(201, &v, &stored).with_header("Location", location))
+    let etag = stored.meta.etag();
+    let v = render_with(app, ctx, stored, &Projection::from(ctx), known)?;
+    Ok(single(201, &v, etag).with_header("Location", location))
 }
 
 pub fn get(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response, ScimError> {
@@ -159,8 +161,9 @@ pub fn get(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Respons
             return Ok(Response::new(304).with_header("ETag", stored.meta.etag()));
         }
     }
-    let v = render_with(app, ctx, &stored, &proj, refs)?;
-    Ok(single(200, &v, &stored))
+    let etag = stored.meta.etag();
+    let v = render_with(app, ctx, stored, &proj, refs)?;
+    Ok(single(200, &v, etag))
 }
 
 pub fn replace(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response, ScimError> {
@@ -217,8 +220,9 @@ pub fn replace(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Res
             }
             other => other.into(),
         })?;
-    let v = render(app, ctx, &stored, &Projection::from(ctx))?;
-    Ok(single(200, &v, &stored))
+    let etag = stored.meta.etag();
+    let v = render(app, ctx, stored, &Projection::from(ctx))?;
+    Ok(single(200, &v, etag))
 }
 
 pub fn delete(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response, ScimError> {

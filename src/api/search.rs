@@ -105,7 +105,7 @@ fn by_index(
         skip = skip.saturating_sub(n);
         want = want.saturating_sub(found.len() as u64);
         for (r, refs) in found {
-            resources.push(render_with(app, ctx, &r, &query.projection, refs)?);
+            resources.push(render_with(app, ctx, r, &query.projection, refs)?);
         }
     }
     Ok(Response::json(
@@ -250,8 +250,8 @@ fn by_cursor(
     } else {
         total()?
     };
-    let page: Vec<&StoredResource> = rows.iter().map(|(r, _, _)| r).collect();
-    let resources = render_page(app, ctx, &page, &query.projection)?;
+    let page: Vec<StoredResource> = rows.into_iter().map(|(r, _, _)| r).collect();
+    let resources = render_page(app, ctx, page, &query.projection)?;
     Ok(Response::json(
         200,
         &list::cursor_list_response(total, resources, next, previous),

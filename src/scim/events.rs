@@ -313,7 +313,7 @@ pub fn set_claims(
                 .collect()
         });
         // As the API returns it, with relative URLs (`meta.location`, member `$ref`).
-        let v = render(rs, head.id, doc, &meta, refs.as_deref(), "");
+        let v = render(rs, head.id, doc.clone(), &meta, refs.as_deref(), "");
         Projection::default().apply(rs, v)
     };
     let with_version = |mut payload: Value| {

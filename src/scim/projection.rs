@@ -135,32 +135,29 @@ impl Projection {
     }
 
     /// Projects a rendered resource of the resource type `rs`.
+    /// In place: what is left out is removed, nothing is copied (rebuilding every map was 4%
+    /// of the server's instructions in a sync, callgrind).
     pub fn apply(&self, rs: &ResourceSchema, resource: Value) -> Value {
-        let Value::Object(map) = resource else {
+        let Value::Object(mut map) = resource else {
             return resource;
         };
         let rules = Rules::new(self, rs);
-        let mut out = Map::new();
-        for (key, value) in map {
+        map.retain(|key, value| {
             if key == "schemas" {
-                out.insert(key, value);
-                continue;
+                return true;
             }
-            if let Some(ext) = rs.extension(&key) {
-                if let Value::Object(values) = value {
-                    let projected = rules.extension(ext, values);
-                    if !projected.is_empty() {
-                        out.insert(key, Value::Object(projected));
+            if let Some(ext) = rs.extension(key) {
+                return match value {
+                    Value::Object(values) => {
+                        rules.extension(ext, values);
+                        !values.is_empty()
                     }
-                }
-                continue;
+                    _ => false,
+                };
             }
-            let def = rs.top_level(&key);
-            if let Some(v) = rules.attribute(None, def, &key, value) {
-                out.insert(key, v);
-            }
-        }
-        Value::Object(out)
+            rules.attribute(None, rs.top_level(key), key, value)
+        });
+        Value::Object(map)
     }
 }
 
@@ -179,27 +176,25 @@ impl<'r> Rules<'r> {
     }
 
     /// Projects the attributes of one extension's object.
-    fn extension(&self, ext: &Extension, map: Map<String, Value>) -> Map<String, Value> {
+    fn extension(&self, ext: &Extension, map: &mut Map<String, Value>) {
         let urn = Some(ext.schema.urn.as_str());
-        map.into_iter()
-            .filter_map(|(key, value)| {
-                let def = ext.schema.attr(&key);
-                self.attribute(urn, def, &key, value).map(|v| (key, v))
-            })
-            .collect()
+        map.retain(|key, value| self.attribute(urn, ext.schema.attr(key), key, value));
     }
 
+    /// Projects one attribute's value; false when the attribute is left out.
     fn attribute(
         &self,
         ext: Option<&str>,
         def: Option<&AttrDef>,
         key: &str,
-        value: Value,
-    ) -> Option<Value> {
-        let subs = self.decide(ext, def, key)?;
+        value: &mut Value,
+    ) -> bool {
+        let Some(subs) = self.decide(ext, def, key) else {
+            return false;
+        };
         match def {
             Some(d) if !d.sub.is_empty() => project_complex(d, &subs, value),
-            _ => Some(value),
+            _ => true,
         }
     }
 
@@ -244,10 +239,10 @@ impl<'r> Rules<'r> {
     }
 }
 
-/// Applies a sub-attribute rule to a complex value (an object, or an array of objects).
-/// A value that had content and loses all of it is left out (RFC 7643 §2.5: empty is
-/// unassigned).
-fn project_complex(def: &AttrDef, subs: &Subs, value: Value) -> Option<Value> {
+/// Applies a sub-attribute rule to a complex value (an object, or an array of objects);
+/// false when it is left out: a value that had content and loses all of it (RFC 7643 §2.5:
+/// empty is unassigned).
+fn project_complex(def: &AttrDef, subs: &Subs, value: &mut Value) -> bool {
     let keep = |key: &str| -> bool {
         let named = |list: &[&str]| list.iter().any(|s| s.eq_ignore_ascii_case(key));
         let returned = def.sub_attr(key).map_or(Returned::Default, |d| d.returned);
@@ -265,38 +260,24 @@ fn project_complex(def: &AttrDef, subs: &Subs, value: Value) -> Option<Value> {
             },
         }
     };
-    let filter = |map: Map<String, Value>| -> Map<String, Value> {
-        map.into_iter().filter(|(k, _)| keep(k)).collect()
-    };
     match value {
         Value::Object(map) => {
             let had = !map.is_empty();
-            let out = filter(map);
-            if out.is_empty() && had {
-                None
-            } else {
-                Some(Value::Object(out))
-            }
+            map.retain(|k, _| keep(k));
+            !(map.is_empty() && had)
         }
         Value::Array(items) => {
             let had = !items.is_empty();
-            let out: Vec<Value> = items
-                .into_iter()
-                .filter_map(|item| match item {
-                    Value::Object(map) => {
-                        let m = filter(map);
-                        (!m.is_empty()).then_some(Value::Object(m))
-                    }
-                    other => Some(other),
-                })
-                .collect();
-            if out.is_empty() && had {
-                None
-            } else {
-                Some(Value::Array(out))
-            }
+            items.retain_mut(|item| match item {
+                Value::Object(map) => {
+                    map.retain(|k, _| keep(k));
+                    !map.is_empty()
+                }
+                _ => true,
+            });
+            !(items.is_empty() && had)
         }
-        other => Some(other),
+        _ => true,
     }
 }
 
@@ -428,6 +409,17 @@ mod tests {
             .is_none());
         // The whole attribute and one of its parts: the whole.
         assert_eq!(project("name,name.givenName", "")["name"], user()["name"]);
+        // Every element of a multi-valued one emptied: the attribute is left out.
+        assert!(project("", "emails.value,emails.type,emails.primary")
+            .get("emails")
+            .is_none());
+        // Every attribute of an extension left out: the extension is left out.
+        let ext = ENTERPRISE_URN;
+        let v = project(
+            "",
+            &format!("{ext}:department,{ext}:costCenter,{ext}:manager"),
+        );
+        assert!(v.get(ENTERPRISE_URN).is_none());
     }
 
     #[test]

@@ -85,7 +85,7 @@ fn rendered(s: &dyn Store, kind: ResourceKind) -> Vec<(String, Value)> {
                 render(
                     REG.resource(kind),
                     &r.id,
-                    &r.doc,
+                    r.doc.clone(),
                     &r.meta,
                     Some(&refs),
                     BASE,

@@ -264,7 +264,8 @@ pub(super) fn resource(
     let rs = app.registry.resource(kind);
     // As the API renders it (its groups too), plus any value of an extension no longer
     // declared, which the API stops returning but the database still holds.
-    let mut rendered = resource::render(rs, id, &stored.doc, &stored.meta, Some(&refs), &base);
+    let mut rendered =
+        resource::render(rs, id, stored.doc.clone(), &stored.meta, Some(&refs), &base);
     if let Value::Object(out) = &mut rendered {
         for (k, v) in &stored.doc {
             out.entry(k.clone()).or_insert_with(|| v.clone());
