@@ -356,7 +356,7 @@ pub(super) fn requests(app: &App, admin: &Admin, params: &[(String, String)]) ->
 fn row(c: &Captured) -> RequestRow {
     RequestRow {
         href: format!("/admin/requests/{}", c.seq),
-        at: when(&c.at),
+        at: when(&crate::store::format_utc_millis(c.at)),
         tenant: tenant_label(&c.tenant),
         idp: c.idp.label(),
         method: c.method.clone(),
