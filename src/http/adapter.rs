@@ -857,7 +857,7 @@ fn write_response(
         response.body.len(),
         close,
         http10,
-        &wire::http_date(time::OffsetDateTime::now_utc()),
+        &wire::current_http_date(),
         |name| log::error!("dropped response header {name}: not a valid name or value"),
     );
     let body: &[u8] = if bodyless { &[] } else { &response.body };

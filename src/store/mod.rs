@@ -42,6 +42,8 @@ pub mod postgres;
 mod references_tests;
 pub(crate) mod shared;
 pub mod sqlite;
+mod times;
+pub use times::{format_utc_millis, now_rfc3339, utc_to_the_second};
 
 use serde_json::{Map, Value};
 
@@ -763,44 +765,4 @@ impl<
             + SessionStore,
     > Store for T
 {
-}
-
-/// A UTC time as RFC 3339 with exactly three fraction digits, so that such strings sort as
-/// the times they name (the audit log's `at`).
-pub fn format_utc_millis(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
-}
-
-/// A stored RFC 3339 time in UTC at whole seconds (`2026-11-23T14:10:42Z`), as people read
-/// it in `token list` and the console; `None` when it does not parse.
-pub fn utc_to_the_second(rfc3339: &str) -> Option<String> {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(rfc3339, &Rfc3339)
-        .ok()?
-        .to_offset(time::UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .ok()?
-        .format(&Rfc3339)
-        .ok()
-}
-
-/// Current time as RFC 3339 with millisecond precision, UTC (some .NET/Java parsers dislike
-/// nanoseconds; deps.md §6).
-pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
 }
