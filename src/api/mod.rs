@@ -424,11 +424,14 @@ impl App {
     /// form, so every URL in a response (`meta.location`, `$ref`, `Location`, discovery) is one
     /// the client can use as it is.
     fn base_url(&self, req: &Request, url_tenant: Option<&str>) -> String {
-        let origin = self.origin(req);
-        match url_tenant {
-            Some(t) => format!("{origin}{BASE_PATH}/{t}"),
-            None => format!("{origin}{BASE_PATH}"),
+        // Appended, not formatted: two `format!`s were 1,700 instructions a request.
+        let mut base = self.origin(req);
+        base.push_str(BASE_PATH);
+        if let Some(t) = url_tenant {
+            base.push('/');
+            base.push_str(t);
         }
+        base
     }
 
     /// `https://host`: the scheme and the request's `Host` when it is a plain host name (else
@@ -449,7 +452,11 @@ impl App {
                         .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
             })
             .unwrap_or(&self.default_host);
-        format!("{scheme}://{host}")
+        let mut origin = String::with_capacity(scheme.len() + host.len() + 64);
+        origin.push_str(scheme);
+        origin.push_str("://");
+        origin.push_str(host);
+        origin
     }
 
     fn route(&self, ctx: &Ctx, segs: &[&str]) -> Result<Response, ScimError> {
