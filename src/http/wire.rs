@@ -694,7 +694,9 @@ pub fn response_head(
     date: &str,
     mut dropped: impl FnMut(&str),
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+    // Room for a small body too: the adapter sends one up to 16 KiB in the same write,
+    // appended to this head (growing it was a `realloc` of every response).
+    let mut out = Vec::with_capacity(256 + body_len.min(16 * 1024));
     out.extend_from_slice(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
     out.extend_from_slice(status.to_string().as_bytes());
     out.push(b' ');

@@ -90,8 +90,7 @@ pub(super) fn describe(
 
 /// Appends an entry; runs inside the change's transaction.
 pub(super) fn append(tx: &Connection, actor: &Actor, entry: Entry) -> Result<(), StoreError> {
-    let changes =
-        serde_json::to_string(&entry.changes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let changes = super::JsonText::of(&entry.changes)?;
     tx.prepare_cached(
         "INSERT INTO audit_log (at, tenant, actor_id, actor_name, via, operation, resource_type,
                                 resource_id, resource_name, changes)

@@ -19,7 +19,7 @@ pub(super) fn append(
     id: &str,
     change: &Change<'_>,
 ) -> Result<(), StoreError> {
-    let text = serde_json::to_string(change).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let text = JsonText::of(change)?;
     tx.prepare_cached(
         "INSERT INTO events (tenant, jti, txn, at, resource_type, resource_id, change)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

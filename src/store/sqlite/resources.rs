@@ -191,8 +191,7 @@ impl ResourceStore for SqliteStore {
     ) -> Result<Created, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_rfc3339();
-        let doc_text =
-            serde_json::to_string(&res.doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let doc_text = JsonText::of(&res.doc)?;
         let c = search_columns(kind, &res.doc);
         self.write(|tx| {
             // Cached, as every statement of a request's path: preparing these two on each
@@ -323,8 +322,7 @@ impl ResourceStore for SqliteStore {
             let old_doc_text = row.2.clone();
             let current = into_resource(row)?;
             let update = apply(&current).map_err(StoreError::Rejected)?;
-            let doc_text = serde_json::to_string(&update.doc)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let doc_text = JsonText::of(&update.doc)?;
             let mut delta = MemberDelta::default();
             match kind {
                 ResourceKind::Group => {
@@ -349,7 +347,7 @@ impl ResourceStore for SqliteStore {
             // version (and ETag) must not move.
             let delta = delta.net();
             let password_changed = update.password != PasswordUpdate::Keep;
-            if doc_text == old_doc_text && !password_changed && delta.is_empty() {
+            if doc_text.0 == old_doc_text.as_bytes() && !password_changed && delta.is_empty() {
                 return Ok((current, false));
             }
             let now = now_rfc3339();
@@ -1041,5 +1039,37 @@ mod tests {
         assert!(s
             .update(T, ResourceKind::User, &u.id, &A, UpdateOp::Patch, &mut f)
             .is_err());
+    }
+
+    /// The JSON columns hold TEXT (the views and applications read them with SQLite's JSON
+    /// functions), written from a buffer bound as it is.
+    #[test]
+    fn json_columns_are_text_that_parses() {
+        let (_d, s) = store();
+        let u = s
+            .create(T, ResourceKind::User, &user("é-ü"), None, &A)
+            .unwrap();
+        let conn = s.writer.lock().unwrap();
+        for sql in [
+            "SELECT typeof(doc), doc FROM resources",
+            "SELECT typeof(changes), changes FROM audit_log",
+            "SELECT typeof(change), change FROM events",
+        ] {
+            let (ty, text): (String, String) = conn
+                .conn
+                .query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap();
+            assert_eq!(ty, "text", "{sql}");
+            serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        let name: String = conn
+            .conn
+            .query_row(
+                "SELECT json_extract(doc, '$.userName') FROM resources WHERE id = ?1",
+                [&u.id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(name, "é-ü");
     }
 }
