@@ -756,7 +756,8 @@ pub fn current_http_date() -> String {
 /// Through `time`'s formatter: a `format!` of each field was 2,800 instructions a response
 /// (callgrind, issue 22).
 pub fn http_date(now: time::OffsetDateTime) -> String {
-    const IMF_FIXDATE: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+    use time::format_description::BorrowedFormatItem;
+    const IMF_FIXDATE: &[BorrowedFormatItem<'_>] = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
     now.to_offset(time::UtcOffset::UTC)

@@ -291,8 +291,9 @@ impl SqliteStore {
 
     /// A write: `f` runs in the open batch's transaction (see [`OpenBatch`]), in a savepoint
     /// unless it is the batch's first write, and its result is returned once the batch is
-    /// committed (and durable). An error of `f` rolls back `f`'s changes alone. `lock_wait` overrides how long starting a transaction
-    /// waits for SQLite's write lock (held by another process).
+    /// committed (and durable). An error of `f` rolls back `f`'s changes alone. `lock_wait`
+    /// overrides how long starting a transaction waits for SQLite's write lock (held by
+    /// another process).
     pub(super) fn write_waiting<T>(
         &self,
         lock_wait: Option<Duration>,
