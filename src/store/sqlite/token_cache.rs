@@ -68,21 +68,25 @@ impl TokenCache {
     /// `stat` by path walked the path on every request: 1.7% of the server's CPU in a sync,
     /// perf, issue 22), or by path while there is none or the file it names was deleted.
     fn stamp(&self) -> Stamp {
-        {
+        let had_one = {
             let open = self.open.read().unwrap_or_else(|p| p.into_inner());
             if let Some(m) = open.as_ref().and_then(|f| f.metadata().ok()) {
                 if still_linked(&m) {
                     return Some((m.len(), m.modified().ok()));
                 }
             }
-        }
+            open.is_some()
+        };
         let m = std::fs::metadata(&self.path).ok();
         // Opened after the `stat`: if the file is replaced in between, the next request
         // sees the new one's size and reads its row again.
         let file = m
             .as_ref()
             .and_then(|_| std::fs::File::open(&self.path).ok());
-        *self.open.write().unwrap_or_else(|p| p.into_inner()) = file;
+        // While there is no stamp, requests take no write lock (they would queue on it).
+        if had_one || file.is_some() {
+            *self.open.write().unwrap_or_else(|p| p.into_inner()) = file;
+        }
         m.map(|m| (m.len(), m.modified().ok()))
     }
 
