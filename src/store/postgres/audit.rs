@@ -2,7 +2,7 @@
 //! inside the change's own transaction, read by `scimlite audit`, pruned after
 //! `audit_retention_days`.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::connections::Db;
 use super::{PostgresStore, StoreError};
@@ -34,7 +34,7 @@ pub(super) fn resource_changes(
         }
     }
     if !attributes.is_empty() {
-        changes.insert("attributes".into(), json!(attributes));
+        changes.insert("attributes".into(), Value::from(attributes));
     }
     if !delta.is_empty() {
         let mut members = Map::new();

@@ -12,7 +12,7 @@
 //! Only ids, never names, are indexed: each subject row is a B-tree insert on every write.
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::{SqliteStore, StoreError};
 use crate::store::AuditStore;
@@ -43,7 +43,7 @@ pub(super) fn resource_changes(
         }
     }
     if !attributes.is_empty() {
-        changes.insert("attributes".into(), json!(attributes));
+        changes.insert("attributes".into(), Value::from(attributes));
     }
     if !delta.is_empty() {
         let mut members = Map::new();
