@@ -11,15 +11,31 @@ use crate::scim::events::Change;
 use crate::store::{ConsumerLag, EventStore, SigningKeyRecord, StoredEvent};
 
 /// Appends the event of one change to the outbox, in the caller's transaction.
+/// `stored_doc` is the JSON text the write stored for the document the change carries (a
+/// create's or replace's), used as it is instead of serialising the document again.
 pub(super) fn append(
     tx: &Connection,
     actor: &Actor,
     tenant: &str,
     kind: ResourceKind,
     id: &str,
-    change: &Change<'_>,
+    mut change: Change<'_>,
+    stored_doc: Option<&JsonText>,
 ) -> Result<(), StoreError> {
-    let text = JsonText::of(change)?;
+    let text = match (change.doc.take(), stored_doc) {
+        (Some(doc), Some(stored)) => {
+            debug_assert_eq!(
+                JsonText::of(&doc)?.0,
+                stored.0,
+                "the stored text is the change's document"
+            );
+            JsonText::object_with(&change, "doc", stored)?
+        }
+        (doc, _) => {
+            change.doc = doc;
+            JsonText::of(&change)?
+        }
+    };
     tx.prepare_cached(
         "INSERT INTO events (tenant, jti, txn, at, resource_type, resource_id, change)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -241,7 +241,7 @@ impl ResourceStore for SqliteStore {
                 ResourceKind::User => None,
             };
             let change = Change::created(&res.doc, &meta, refs.as_deref());
-            events::append(tx, actor, tenant, kind, &id, &change)
+            events::append(tx, actor, tenant, kind, &id, change, Some(&doc_text))
         })?;
         Ok(Created {
             id,
@@ -410,7 +410,7 @@ impl ResourceStore for SqliteStore {
                     &delta.removed,
                 ),
             };
-            events::append(tx, actor, tenant, kind, id, &change)?;
+            events::append(tx, actor, tenant, kind, id, change, Some(&doc_text))?;
             Ok((
                 StoredResource {
                     id: id.to_string(),
@@ -490,7 +490,15 @@ impl ResourceStore for SqliteStore {
                     subjects,
                 },
             )?;
-            events::append(tx, actor, tenant, kind, id, &Change::deleted(external_id))?;
+            events::append(
+                tx,
+                actor,
+                tenant,
+                kind,
+                id,
+                Change::deleted(external_id),
+                None,
+            )?;
             // Membership rows go with it (ON DELETE CASCADE), so no group keeps a dangling member.
             // By pk: the row was found above in this transaction.
             tx.prepare_cached("DELETE FROM resources WHERE pk = ?1")?

@@ -155,7 +155,7 @@ pub(super) fn import(
             None => Change::created(&item.doc, &item.meta, refs.as_deref()),
             Some(_) => Change::replaced(&old, &item.doc, &item.meta, refs.as_deref()),
         };
-        super::events::append(tx, actor, &item.tenant, item.kind, &item.id, &change)?;
+        super::events::append(tx, actor, &item.tenant, item.kind, &item.id, change, None)?;
     }
     *failed_at = None;
     Ok(outcomes)
