@@ -6,10 +6,11 @@
 //! on which resource, and what changed: attribute names (never values, so the log is not a
 //! second copy of personal data), the new `active` value, the members added or removed (id,
 //! type and userName/displayName at the time) and, for a deleted User, the groups it left.
-//! Passwords appear only as the attribute name "password". `audit_subjects` indexes each
-//! entry by the resource's id and by every member id it mentions, so "who removed Alice from
-//! Finance" is one indexed lookup for Alice's id; a name is turned into ids when reading.
-//! Only ids, never names, are indexed: each subject row is a B-tree insert on every write.
+//! Passwords appear only as the attribute name "password". An entry is indexed by its
+//! resource's id (`audit_log_resource`) and, in `audit_subjects`, by every other id it
+//! mentions, so "who removed Alice from Finance" is one indexed lookup for Alice's id; a name
+//! is turned into ids when reading. Only ids, never names, are indexed: each index entry is a
+//! B-tree insert on every write.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
@@ -107,10 +108,14 @@ pub(super) fn append(tx: &Connection, actor: &Actor, entry: Entry) -> Result<(),
         entry.resource_name,
         changes
     ])?;
+    if entry.subjects.is_empty() {
+        return Ok(());
+    }
     let seq = tx.last_insert_rowid();
     let mut subject =
         tx.prepare_cached("INSERT OR IGNORE INTO audit_subjects (subject, seq) VALUES (?1, ?2)")?;
-    for s in std::iter::once(entry.resource_id).chain(entry.subjects.iter().map(String::as_str)) {
+    // The entry's own resource is found through `audit_log_resource`.
+    for s in entry.subjects.iter().filter(|s| *s != entry.resource_id) {
         subject.execute(params![s, seq])?;
     }
     Ok(())
@@ -153,8 +158,10 @@ pub(super) fn read(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>,
                 resource_name, changes
          FROM audit_log
          WHERE (?1 IS NULL OR tenant = ?1)
-           AND (?2 IS NULL OR seq IN (
-                SELECT s.seq FROM audit_subjects s JOIN wanted w ON s.subject = w.id))
+           AND (?2 IS NULL
+                OR seq IN (SELECT s.seq FROM audit_subjects s JOIN wanted w ON s.subject = w.id)
+                OR seq IN (SELECT a.seq FROM audit_log a JOIN wanted w
+                           ON a.resource_id = w.id COLLATE NOCASE))
            AND (?3 IS NULL OR at >= ?3)
          ORDER BY seq DESC LIMIT ?4",
     )?;
@@ -258,6 +265,22 @@ mod tests {
         let ops: Vec<&str> = entries.iter().map(|e| e.operation.as_str()).collect();
         assert_eq!(ops, ["create", "create", "patch"]);
         assert_eq!(s.audit(&q(&alice.id)).unwrap(), entries);
+        assert_eq!(s.audit(&q(&alice.id.to_uppercase())).unwrap(), entries);
+        // Her own entry is found through the entry's index, the group's through a subject row.
+        let subject_rows: Vec<(String, i64)> = {
+            let w = s.writer.lock().unwrap();
+            let mut st = w
+                .conn
+                .prepare("SELECT subject, seq FROM audit_subjects ORDER BY seq")
+                .unwrap();
+            let rows = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            rows
+        };
+        assert_eq!(subject_rows, [(alice.id.clone(), 2), (alice.id.clone(), 3)]);
         let removal = &entries[2];
         assert_eq!(
             (
@@ -311,6 +334,55 @@ mod tests {
             )
             .unwrap();
         assert_eq!(orphans, 0);
+    }
+
+    #[test]
+    fn a_lookup_by_id_uses_the_entries_index_and_the_subjects_index() {
+        let (_d, s) = store();
+        let w = s.writer.lock().unwrap();
+        let plan: Vec<String> = w
+            .conn
+            .prepare(
+                "EXPLAIN QUERY PLAN
+                 SELECT a.seq FROM audit_log a WHERE a.resource_id = ?1 COLLATE NOCASE",
+            )
+            .unwrap()
+            .query_map(["X"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains("audit_log_resource")),
+            "{plan:?}"
+        );
+    }
+
+    /// Entries written before schema 11 indexed their own resource in `audit_subjects` too:
+    /// each is still found, once.
+    #[test]
+    fn entries_from_before_the_resource_index_are_found_once() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("old.db");
+        {
+            let c = crate::store::sqlite::migrations::create_at_schema_version(&p, 10).unwrap();
+            c.execute_batch(
+                "INSERT INTO audit_log (seq, at, tenant, actor_name, via, operation,
+                     resource_type, resource_id, changes)
+                 VALUES (1, '2026-01-01T00:00:00.000Z', 'default', 'okta', 'api', 'create',
+                     'User', 'u-1', '{}');
+                 INSERT INTO audit_subjects (subject, seq) VALUES ('u-1', 1);",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&p, crate::store::sqlite::Synchronous::Full).unwrap();
+        let found = s
+            .audit(&crate::store::AuditQuery {
+                resource: Some("U-1".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(found.iter().map(|e| e.seq).collect::<Vec<_>>(), [1]);
     }
 
     #[test]
