@@ -398,6 +398,13 @@ struct RequestPage {
     curl_note: String,
 }
 
+fn owned(headers: &inspector::Headers) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
 fn cut_note(body: &inspector::Body) -> Option<String> {
     body.cut_from
         .map(|n| format!("Cut: the first {} of {n} bytes are kept.", body.text.len()))
@@ -440,10 +447,10 @@ pub(super) fn request(app: &App, req: &Request, admin: &Admin, seq: &str) -> Res
                 }
             })
             .collect(),
-        request_headers: c.request_headers.clone(),
+        request_headers: owned(&c.request_headers),
         request_body: c.request_body.display(),
         request_cut: cut_note(&c.request_body),
-        response_headers: c.response_headers.clone(),
+        response_headers: owned(&c.response_headers),
         response_body: c.response_body.display(),
         response_cut: cut_note(&c.response_body),
         curl: c.curl(&app.origin(req)),

@@ -66,18 +66,28 @@ pub fn text(body: &str) -> String {
     tokens_in(body).unwrap_or_else(|| body.to_string())
 }
 
-/// A header as the inspector shows it: credentials never, their scheme only.
-pub fn header(name: &str, value: &str) -> String {
+/// A header as the inspector shows it, appended to `out`: credentials never, their scheme
+/// only; any other value as sent unless it holds a token.
+pub fn header_into(out: &mut String, name: &str, value: &str) {
     if name.eq_ignore_ascii_case("authorization") {
-        return match value.trim().split_once(' ') {
-            Some((scheme, _)) => format!("{scheme} {REDACTED}"),
-            None => REDACTED.to_string(),
-        };
+        match value.trim().split_once(' ') {
+            Some((scheme, _)) => {
+                out.push_str(scheme);
+                out.push(' ');
+                out.push_str(REDACTED);
+            }
+            None => out.push_str(REDACTED),
+        }
+        return;
     }
     if name.eq_ignore_ascii_case("cookie") || name.eq_ignore_ascii_case("set-cookie") {
-        return REDACTED.to_string();
+        out.push_str(REDACTED);
+        return;
     }
-    tokens_in(value).unwrap_or_else(|| value.to_string())
+    match tokens_in(value) {
+        Some(redacted) => out.push_str(&redacted),
+        None => out.push_str(value),
+    }
 }
 
 /// Whether `s` holds `bearer` or `scim_` in any ASCII case: memchr finds each `b` and `_`
@@ -160,6 +170,12 @@ fn tokens_in(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shown(name: &str, value: &str) -> String {
+        let mut out = String::new();
+        header_into(&mut out, name, value);
+        out
+    }
     use serde_json::json;
 
     fn redacted(mut v: Value) -> Value {
@@ -255,11 +271,11 @@ mod tests {
         assert_eq!(text("émile scim_ é"), "émile scim_ é");
         // Found in any case, in any header.
         assert_eq!(
-            header("X-Forwarded-Auth", &format!("BEARER {TOKEN}")),
+            shown("X-Forwarded-Auth", &format!("BEARER {TOKEN}")),
             format!("BEARER {REDACTED}")
         );
         assert_eq!(
-            header("X-Note", &format!("see {}", TOKEN.to_uppercase())),
+            shown("X-Note", &format!("see {}", TOKEN.to_uppercase())),
             format!("see SCIM_0123456789ABCDEF_{REDACTED}")
         );
     }
@@ -287,18 +303,18 @@ mod tests {
     #[test]
     fn credential_headers() {
         assert_eq!(
-            header("Authorization", &format!("Bearer {TOKEN}")),
+            shown("Authorization", &format!("Bearer {TOKEN}")),
             format!("Bearer {REDACTED}")
         );
-        assert_eq!(header("authorization", "garbage"), REDACTED);
-        assert_eq!(header("Cookie", "scimlite_admin=abc"), REDACTED);
-        assert_eq!(header("Set-Cookie", "a=b; HttpOnly"), REDACTED);
+        assert_eq!(shown("authorization", "garbage"), REDACTED);
+        assert_eq!(shown("Cookie", "scimlite_admin=abc"), REDACTED);
+        assert_eq!(shown("Set-Cookie", "a=b; HttpOnly"), REDACTED);
         assert_eq!(
-            header("User-Agent", "Okta SCIM Client 1.0.0"),
+            shown("User-Agent", "Okta SCIM Client 1.0.0"),
             "Okta SCIM Client 1.0.0"
         );
         assert_eq!(
-            header("X-Note", &format!("Bearer {TOKEN}")),
+            shown("X-Note", &format!("Bearer {TOKEN}")),
             format!("Bearer {REDACTED}")
         );
     }

@@ -337,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lookup_by_id_uses_the_entries_index_and_the_subjects_index() {
+    fn a_lookup_by_id_uses_the_entries_index() {
         let (_d, s) = store();
         let w = s.writer.lock().unwrap();
         let plan: Vec<String> = w
