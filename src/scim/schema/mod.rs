@@ -168,6 +168,13 @@ impl AttrDef {
     pub fn is(&self, name: &str) -> bool {
         self.name.eq_ignore_ascii_case(name)
     }
+
+    /// Whether a response without `attributes` leaves out this attribute or one of its
+    /// sub-attributes (`returned` `never` or `request`, RFC 7643 §2.4).
+    pub fn hidden_by_default(&self) -> bool {
+        let hidden = |d: &AttrDef| matches!(d.returned, Returned::Never | Returned::Request);
+        hidden(self) || self.sub.iter().any(hidden)
+    }
 }
 
 /// Case-insensitive lookup in a list of definitions.
@@ -231,6 +238,16 @@ impl ResourceSchema {
     /// The extension a URN names, in any case.
     pub fn extension(&self, urn: &str) -> Option<&Extension> {
         self.extensions.iter().find(|e| e.schema.is(urn))
+    }
+
+    /// The top-level attributes outside extensions (`id`, `externalId`, core, `meta`) that
+    /// a response without `attributes` leaves out, whole or in part.
+    pub fn hidden_by_default(&self) -> impl Iterator<Item = &AttrDef> {
+        self.common
+            .iter()
+            .chain(&self.core.attributes)
+            .chain(std::iter::once(&self.meta))
+            .filter(|d| d.hidden_by_default())
     }
 
     /// Every schema URN a resource of this type may name in `schemas`.
