@@ -599,7 +599,6 @@ mod tests {
     use super::*;
     use crate::store::sqlite::test_support::*;
 
-    /// The console's "database size" is the file and its WAL; a backup is never known.
     /// The build setting in .cargo/config.toml reached SQLite: without it every savepointed
     /// write allocates its undo pages in 1 KiB chunks (see `configure`).
     #[test]
@@ -616,6 +615,7 @@ mod tests {
         );
     }
 
+    /// The console's "database size" is the file and its WAL; a backup is never known.
     #[test]
     fn storage_is_the_file_and_its_wal_and_backups_are_unknown() {
         let (dir, s) = store();
