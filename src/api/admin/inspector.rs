@@ -355,12 +355,7 @@ impl Inspector {
         let error = seen.response.status >= 400;
         let captured = (self.size > 0).then(|| self.build(seen));
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        // The tenant's name is copied only the first time it is seen.
-        if !st.activity.contains_key(tenant) {
-            st.activity
-                .insert(tenant.to_string(), [Minute::default(); 60]);
-        }
-        let Some(minutes) = st.activity.get_mut(tenant) else {
+        let Some(minutes) = per_tenant(&mut st.activity, tenant, || [Minute::default(); 60]) else {
             return;
         };
         let slot = &mut minutes[(now % 60) as usize];
@@ -379,10 +374,7 @@ impl Inspector {
         captured.seq = st.next_seq;
         let captured = Arc::new(captured);
         let size = self.size;
-        if !st.rings.contains_key(tenant) {
-            st.rings.insert(tenant.to_string(), Ring::default());
-        }
-        let Some(ring) = st.rings.get_mut(tenant) else {
+        let Some(ring) = per_tenant(&mut st.rings, tenant, Ring::default) else {
             return;
         };
         ring.body_bytes += captured.body_bytes();
@@ -503,6 +495,19 @@ impl Inspector {
         out.sort();
         out
     }
+}
+
+/// What `map` keeps for `tenant`, made by `new` when the tenant is first seen: only then is
+/// its name copied (an `entry` needs an owned key on every request).
+fn per_tenant<'m, V>(
+    map: &'m mut HashMap<String, V>,
+    tenant: &str,
+    new: impl FnOnce() -> V,
+) -> Option<&'m mut V> {
+    if !map.contains_key(tenant) {
+        map.insert(tenant.to_string(), new());
+    }
+    map.get_mut(tenant)
 }
 
 /// The ids a request names or creates: the URL's `/Users/{id}` or `/Groups/{id}`, a

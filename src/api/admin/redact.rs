@@ -170,13 +170,13 @@ fn tokens_in(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn shown(name: &str, value: &str) -> String {
         let mut out = String::new();
         header_into(&mut out, name, value);
         out
     }
-    use serde_json::json;
 
     fn redacted(mut v: Value) -> Value {
         json(&mut v);
