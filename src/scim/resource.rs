@@ -52,7 +52,10 @@ pub fn validate(rs: &ResourceSchema, body: Value) -> Result<ValidResource, ScimE
         ));
     };
     check_schemas(rs, &obj)?;
-    let mut doc = Map::new();
+    // Entries in the body's (sorted) order, made a map at the end: building a sorted map at
+    // once is cheaper than inserting each (callgrind: validation's map inserts were 1% of a
+    // sync). A key sent twice in different cases keeps the last value, as inserts did.
+    let mut doc = Vec::with_capacity(obj.len());
     let mut password = None;
     let mut members = None;
     for (key, value) in obj {
@@ -68,7 +71,7 @@ pub fn validate(rs: &ResourceSchema, body: Value) -> Result<ValidResource, ScimE
         if let Some(ext) = rs.extension(&key) {
             let ext_doc = validate_extension(ext, value)?;
             if !ext_doc.is_empty() {
-                doc.insert(ext.schema.urn.clone(), Value::Object(ext_doc));
+                doc.push((ext.schema.urn.clone(), Value::Object(ext_doc)));
             }
             continue;
         }
@@ -94,9 +97,10 @@ pub fn validate(rs: &ResourceSchema, body: Value) -> Result<ValidResource, ScimE
             continue;
         }
         if let Some(v) = check_value(def, value, AttrPath::Top(&def.name))? {
-            doc.insert(canonical(key, &def.name), v);
+            doc.push((canonical(key, &def.name), v));
         }
     }
+    let doc = Map::from_iter(doc);
     check_required(rs, &doc, password.is_some(), members.is_some())?;
     Ok(ValidResource {
         doc,
@@ -117,7 +121,7 @@ fn validate_extension(ext: &Extension, value: Value) -> Result<Map<String, Value
             "\"{urn}\" must be a JSON object"
         )));
     };
-    let mut out = Map::new();
+    let mut out = Vec::with_capacity(obj.len());
     for (k, v) in obj {
         // A `schemas` member inside an extension value is ignored (Entra, okta.md §3).
         if v.is_null() || k.eq_ignore_ascii_case("schemas") {
@@ -137,10 +141,10 @@ fn validate_extension(ext: &Extension, value: Value) -> Result<Map<String, Value
             continue;
         }
         if let Some(v) = check_value(def, v, AttrPath::Extension(urn, &def.name))? {
-            out.insert(canonical(k, &def.name), v);
+            out.push((canonical(k, &def.name), v));
         }
     }
-    Ok(out)
+    Ok(Map::from_iter(out))
 }
 
 /// The 400 for a key that is a schema URN this resource type does not have: it names the URN
@@ -457,7 +461,7 @@ fn check_single(
             let Value::Object(obj) = value else {
                 return Err(wrong("a JSON object"));
             };
-            let mut out = Map::new();
+            let mut out = Vec::with_capacity(obj.len());
             for (k, v) in obj {
                 let sub = def.sub_attr(&k).ok_or_else(|| {
                     ScimError::invalid_syntax(format!(
@@ -470,13 +474,13 @@ fn check_single(
                     continue;
                 }
                 if let Some(v) = check_single(sub, v, AttrPath::Sub(&path, &sub.name))? {
-                    out.insert(canonical(k, &sub.name), v);
+                    out.push((canonical(k, &sub.name), v));
                 }
             }
             if out.is_empty() {
                 return Ok(None);
             }
-            Ok(Some(Value::Object(out)))
+            Ok(Some(Value::Object(Map::from_iter(out))))
         }
         AttrType::Boolean => match value {
             Value::Bool(_) => Ok(Some(value)),
@@ -738,6 +742,29 @@ mod tests {
         assert_eq!(r.doc["userName"], "a");
         assert_eq!(r.doc["name"]["givenName"], "x");
         assert_eq!(r.doc[ENTERPRISE_URN]["department"], "R&D");
+        // Canonical names can sort apart from the names sent ("Title" < "active" <
+        // "title"); the document finds each one.
+        let r = user(json!({"Title":"t","active":true,"USERNAME":"u",
+            "emails":[{"Value":"a@x","Type":"work"}]}))
+        .unwrap();
+        assert_eq!(r.doc["title"], "t");
+        assert_eq!(r.doc["active"], true);
+        assert_eq!(r.doc["userName"], "u");
+        assert_eq!(r.doc["emails"][0]["value"], "a@x");
+        assert_eq!(r.doc["emails"][0]["type"], "work");
+        let keys: Vec<&str> = r.doc.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["active", "emails", "title", "userName"]);
+        // A name sent twice, in two cases, is one attribute with the value sent last in the
+        // body's order ("USERNAME" < "userName", "Title" < "title").
+        let r = user(
+            json!({"userName":"a","USERNAME":"b","Title":"x","title":"y",
+            "name":{"givenName":"g","GIVENNAME":"G"}}),
+        )
+        .unwrap();
+        assert_eq!(r.doc["userName"], "a");
+        assert_eq!(r.doc["title"], "y");
+        assert_eq!(r.doc["name"], json!({"givenName": "g"}));
+        assert_eq!(r.doc.len(), 3);
     }
 
     #[test]
