@@ -35,6 +35,7 @@ macro_rules! on_both_backends {
 }
 #[cfg(test)]
 mod filter_tests;
+mod json_text;
 #[cfg(test)]
 mod keyset_tests;
 pub mod postgres;

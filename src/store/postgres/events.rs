@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use super::connections::{sql_state, Db};
 use super::*;
 use crate::scim::events::Change;
+use crate::store::json_text::JsonText;
 use crate::store::{ConsumerLag, EventStore, SigningKeyRecord, StoredEvent};
 
 /// The advisory lock key of event inserts ("scimevnt" in ASCII).
@@ -24,15 +25,17 @@ const SETTLE_WAIT: &str = "200ms";
 
 /// Appends the event of one change to the outbox, in the caller's transaction. The shared
 /// lock is taken in the same statement, before the row gets its `seq`, and held to commit.
+/// `stored_doc` is the JSON text the write stored for the change's document (as SQLite's).
 pub(super) fn append(
     db: &mut Db,
     actor: &Actor,
     tenant: &str,
     kind: ResourceKind,
     id: &str,
-    change: &Change<'_>,
+    change: Change<'_>,
+    stored_doc: Option<&JsonText>,
 ) -> Result<(), StoreError> {
-    let text = serde_json::to_string(change).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let text = JsonText::of_change(change, stored_doc)?;
     let jti = uuid::Uuid::now_v7().to_string();
     // Three fraction digits, so text order is time order (pruning compares text).
     let at = crate::store::format_utc_millis(time::OffsetDateTime::now_utc());
@@ -46,7 +49,7 @@ pub(super) fn append(
             &at,
             &kind_str(kind),
             &id,
-            &text,
+            &text.as_str()?,
             &EVENTS_LOCK,
         ],
     )?;
@@ -376,7 +379,7 @@ mod tests {
             std::thread::spawn(move || {
                 s.write(|db| {
                     let change = Change::deleted(None);
-                    append(db, &A, T, ResourceKind::User, "slow", &change)?;
+                    append(db, &A, T, ResourceKind::User, "slow", change, None)?;
                     inserted_tx.send(()).unwrap();
                     commit_rx.recv().unwrap();
                     Ok(())

@@ -285,6 +285,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 10: nothing to change. SQLite's migration 10 makes `events.seq` never reuse a number
     // after pruning; an identity column never did. Kept so both backends count alike.
     r#"SELECT 1;"#,
+    // 11: as SQLite's: an audit entry is found by its own resource's id through this index
+    // on the entry itself; `audit_subjects` keeps only the other ids an entry mentions, so a
+    // write saves a statement (a round trip) and an index insert. Older entries keep their
+    // subject rows until pruned.
+    r#"CREATE INDEX audit_log_resource ON audit_log (lower(resource_id));"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction under the advisory lock.

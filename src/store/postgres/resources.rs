@@ -4,6 +4,7 @@ use postgres::error::SqlState;
 
 use super::*;
 use crate::scim::events::Change;
+use crate::store::json_text::JsonText;
 use crate::store::shared::search_columns;
 
 pub(super) const RESOURCE_COLUMNS: &str = "id, kind, doc, created, last_modified, version";
@@ -154,13 +155,15 @@ impl ResourceStore for PostgresStore {
     ) -> Result<Created, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_rfc3339();
+        // Written once: the document column and the event carry the same text.
+        let doc_text = JsonText::of(&res.doc)?;
         let c = search_columns(kind, &res.doc);
         self.write(|db| {
             let pk: i64 = db
                 .query_one(
                     "INSERT INTO resources (tenant, kind, id, user_name, display_name, external_id, name_key, doc, password_hash, created, last_modified, version)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1) RETURNING pk",
-                    &[&tenant, &kind_str(kind), &id, &c.user_name, &c.display_name, &c.external_id, &c.name_key, &doc_param(&res.doc), &password_hash, &now],
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, $10, $10, 1) RETURNING pk",
+                    &[&tenant, &kind_str(kind), &id, &c.user_name, &c.display_name, &c.external_id, &c.name_key, &doc_text.as_str()?, &password_hash, &now],
                 )
                 .map_err(conflict(kind, &res.doc))?
                 .get(0);
@@ -202,7 +205,7 @@ impl ResourceStore for PostgresStore {
                 ResourceKind::User => None,
             };
             let change = Change::created(&res.doc, &meta, refs.as_deref());
-            events::append(db, actor, tenant, kind, &id, &change)
+            events::append(db, actor, tenant, kind, &id, change, Some(&doc_text))
         })?;
         Ok(Created {
             id,
@@ -297,6 +300,7 @@ impl ResourceStore for PostgresStore {
                 return Ok((current, false));
             }
             let now = now_rfc3339();
+            let doc_text = JsonText::of(&update.doc)?;
             let c = search_columns(kind, &update.doc);
             let (set_password, password_hash) = match &update.password {
                 PasswordUpdate::Keep => (false, None),
@@ -305,9 +309,9 @@ impl ResourceStore for PostgresStore {
             };
             db.execute(
                 "UPDATE resources SET user_name = $1, display_name = $2, external_id = $3, name_key = $4,
-                 doc = $5, password_hash = CASE WHEN $6 THEN $7 ELSE password_hash END,
+                 doc = $5::text::jsonb, password_hash = CASE WHEN $6 THEN $7 ELSE password_hash END,
                  last_modified = $8, version = version + 1 WHERE pk = $9",
-                &[&c.user_name, &c.display_name, &c.external_id, &c.name_key, &doc_param(&update.doc), &set_password, &password_hash, &now, &pk],
+                &[&c.user_name, &c.display_name, &c.external_id, &c.name_key, &doc_text.as_str()?, &set_password, &password_hash, &now, &pk],
             )
             .map_err(conflict(kind, &update.doc))?;
             unique::index(db, &self.registry, tenant, kind, pk, &update.doc)?;
@@ -356,7 +360,7 @@ impl ResourceStore for PostgresStore {
                     &delta.removed,
                 ),
             };
-            events::append(db, actor, tenant, kind, id, &change)?;
+            events::append(db, actor, tenant, kind, id, change, Some(&doc_text))?;
             Ok((
                 StoredResource {
                     id: id.to_string(),
@@ -436,7 +440,15 @@ impl ResourceStore for PostgresStore {
                     subjects,
                 },
             )?;
-            events::append(db, actor, tenant, kind, id, &Change::deleted(external_id))?;
+            events::append(
+                db,
+                actor,
+                tenant,
+                kind,
+                id,
+                Change::deleted(external_id),
+                None,
+            )?;
             // Membership rows go with it (ON DELETE CASCADE).
             db.execute("DELETE FROM resources WHERE pk = $1", &[&pk])?;
             Ok(())

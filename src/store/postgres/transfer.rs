@@ -139,7 +139,7 @@ pub(super) fn import(
             ImportOutcome::Created => Change::created(&item.doc, &item.meta, refs.as_deref()),
             _ => Change::replaced(&old, &item.doc, &item.meta, refs.as_deref()),
         };
-        super::events::append(db, actor, &item.tenant, item.kind, &item.id, &change)?;
+        super::events::append(db, actor, &item.tenant, item.kind, &item.id, change, None)?;
     }
     *failed_at = None;
     Ok(outcomes)

@@ -19,23 +19,10 @@ pub(super) fn append(
     tenant: &str,
     kind: ResourceKind,
     id: &str,
-    mut change: Change<'_>,
+    change: Change<'_>,
     stored_doc: Option<&JsonText>,
 ) -> Result<(), StoreError> {
-    let text = match (change.doc.take(), stored_doc) {
-        (Some(doc), Some(stored)) => {
-            debug_assert_eq!(
-                JsonText::of(&doc)?.0,
-                stored.0,
-                "the stored text is the change's document"
-            );
-            JsonText::object_with(&change, "doc", stored)?
-        }
-        (doc, _) => {
-            change.doc = doc;
-            JsonText::of(&change)?
-        }
-    };
+    let text = JsonText::of_change(change, stored_doc)?;
     tx.prepare_cached(
         "INSERT INTO events (tenant, jti, txn, at, resource_type, resource_id, change)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -30,6 +30,7 @@ pub use backup::{backup, BackupError, BackupReport};
 #[doc(hidden)]
 pub use migrations::create_at_schema_version;
 
+use super::json_text::JsonText;
 use super::{
     now_rfc3339, Actor, CheckFn, Created, ExportFn, HealthStore, ImportFailed, ImportOutcome,
     ImportResource, MemberChange, PasswordUpdate, ResourceCount, ResourceStore, StoreError,
@@ -79,47 +80,10 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 const HEALTH_LOCK_WAIT: Duration = Duration::from_secs(1);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A value's JSON for a TEXT column, serialised into a buffer sized for a typical document
-/// (serde_json's own starts at 128 bytes and grew four or five times for each; those
-/// `realloc`s were 3% of the server's instructions in a sync, callgrind) and bound as it is
-/// (serde_json writes UTF-8).
-struct JsonText(Vec<u8>);
-
-impl JsonText {
-    fn of(value: &impl serde::Serialize) -> Result<JsonText, StoreError> {
-        let mut text = Vec::with_capacity(1024);
-        serde_json::to_writer(&mut text, value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(JsonText(text))
-    }
-
-    /// `object` (something serde writes as a JSON object) with one more member, `key`,
-    /// whose value is JSON text already written: a change's event reuses the document its
-    /// write stored instead of serialising it a second time (1.8% of a sync's instructions).
-    fn object_with(
-        object: &impl serde::Serialize,
-        key: &str,
-        value: &JsonText,
-    ) -> Result<JsonText, StoreError> {
-        let mut text = Vec::with_capacity(value.0.len() + 512);
-        serde_json::to_writer(&mut text, object).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if text.pop() != Some(b'}') {
-            return Err(StoreError::Corrupt("not a JSON object".into()));
-        }
-        if text.len() > 1 {
-            text.push(b',');
-        }
-        serde_json::to_writer(&mut text, key).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        text.push(b':');
-        text.extend_from_slice(&value.0);
-        text.push(b'}');
-        Ok(JsonText(text))
-    }
-}
-
 impl rusqlite::ToSql for JsonText {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         Ok(rusqlite::types::ToSqlOutput::Borrowed(
-            rusqlite::types::ValueRef::Text(&self.0),
+            rusqlite::types::ValueRef::Text(self.as_bytes()),
         ))
     }
 }
@@ -270,28 +234,4 @@ pub(crate) mod test_support {
         start_index: 1,
         count: 10,
     };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn an_object_with_a_written_member_is_the_object_serialised_whole() {
-        let doc = json!({"userName": "a\"b", "emails": [{"value": "a@x"}]});
-        let written = JsonText::of(&doc).unwrap();
-        for object in [json!({"op": "create", "meta": {"version": 1}}), json!({})] {
-            let text = JsonText::object_with(&object, "doc", &written).unwrap();
-            let mut whole = object.clone();
-            whole["doc"] = doc.clone();
-            let parsed: Value = serde_json::from_slice(&text.0).unwrap();
-            assert_eq!(parsed, whole);
-        }
-        // The key is escaped as JSON; something that is not an object is refused.
-        let text = JsonText::object_with(&json!({}), "a\"b", &written).unwrap();
-        let parsed: Value = serde_json::from_slice(&text.0).unwrap();
-        assert_eq!(parsed["a\"b"], doc);
-        assert!(JsonText::object_with(&json!([1]), "doc", &written).is_err());
-    }
 }

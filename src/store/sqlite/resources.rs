@@ -347,7 +347,7 @@ impl ResourceStore for SqliteStore {
             // version (and ETag) must not move.
             let delta = delta.net();
             let password_changed = update.password != PasswordUpdate::Keep;
-            if doc_text.0 == old_doc_text.as_bytes() && !password_changed && delta.is_empty() {
+            if doc_text.as_bytes() == old_doc_text.as_bytes() && !password_changed && delta.is_empty() {
                 return Ok((current, false));
             }
             let now = now_rfc3339();
