@@ -11,6 +11,7 @@ use scimlite::http::forwarded::{client_address, IpRange};
 use scimlite::http::query;
 use scimlite::http::wire::{
     parse_head, response_head, BodyFraming, ChunkedDecoder, HeadLimits, HeadScanner, RequestHead,
+    ResponseHead,
 };
 use scimlite::scim::bulk;
 use scimlite::scim::cursor::{Cursor, CursorKey, Scope};
@@ -988,13 +989,17 @@ pub fn http_wire(data: &[u8]) {
     while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
         headers.push((name.to_string(), value.to_string()));
     }
-    let head = response_head(
-        200,
-        &headers,
-        0,
-        first & 1 == 1,
-        first & 2 == 2,
-        "Mon, 23 Nov 2026 00:00:00 GMT",
+    let mut head = Vec::new();
+    response_head(
+        &ResponseHead {
+            status: 200,
+            headers: &headers,
+            body_len: 0,
+            close: first & 1 == 1,
+            http10: first & 2 == 2,
+            date: "Mon, 23 Nov 2026 00:00:00 GMT",
+        },
+        &mut head,
         |_| {},
     );
     for (i, &b) in head.iter().enumerate() {

@@ -577,6 +577,9 @@ impl Write for Transport {
 struct Conn {
     io: Transport,
     buf: Vec<u8>,
+    /// Where a response is put together before it is written: kept between responses, so
+    /// that each one is not a fresh allocation.
+    out: Vec<u8>,
     start: usize,
     end: usize,
 }
@@ -645,6 +648,7 @@ fn serve_connection(shared: &Shared, slot: &Slot, tcp: TcpStream, peer: SocketAd
     let mut conn = Conn {
         io,
         buf: vec![0; INITIAL_BUFFER],
+        out: Vec::new(),
         start: 0,
         end: 0,
     };
@@ -729,6 +733,7 @@ fn serve_connection(shared: &Shared, slot: &Slot, tcp: TcpStream, peer: SocketAd
             .set_deadline(Instant::now() + shared.limits.request_timeout);
         let sent = write_response(
             &mut conn.io,
+            &mut conn.out,
             &request.method,
             &response,
             !keep_alive,
@@ -836,40 +841,53 @@ fn refuse(shared: &Shared, conn: &mut Conn, error: &WireError, peer: SocketAddr,
     log::debug!("refused a request from {peer}: {error}");
     conn.io
         .set_deadline(Instant::now() + shared.limits.request_timeout.min(Duration::from_secs(5)));
-    if write_response(&mut conn.io, "-", &response, true, false).is_ok() {
+    if write_response(&mut conn.io, &mut conn.out, "-", &response, true, false).is_ok() {
         access_log("-", "-", peer.ip().to_canonical(), &response, started);
         close_gracefully(&mut conn.io);
         linger(conn.io.stream());
     }
 }
 
+/// A connection keeps its output buffer up to this size between responses (the usual
+/// response fits); a larger one is given back after use.
+const KEPT_OUTPUT_BUFFER: usize = 4 * 1024;
+
 fn write_response(
     io: &mut Transport,
+    out: &mut Vec<u8>,
     method: &str,
     response: &Response,
     close: bool,
     http10: bool,
 ) -> io::Result<()> {
     let bodyless = wire::bodyless(method, response.status);
-    let head = wire::response_head(
-        response.status,
-        &response.headers,
-        response.body.len(),
-        close,
-        http10,
-        &wire::current_http_date(),
+    let body: &[u8] = if bodyless { &[] } else { &response.body };
+    out.clear();
+    // Room for a small body too (sent in the same write): growing into it was a realloc.
+    out.reserve(256 + body.len().min(16 * 1024));
+    wire::response_head(
+        &wire::ResponseHead {
+            status: response.status,
+            headers: &response.headers,
+            body_len: response.body.len(),
+            close,
+            http10,
+            date: &wire::current_http_date(),
+        },
+        out,
         |name| log::error!("dropped response header {name}: not a valid name or value"),
     );
-    let body: &[u8] = if bodyless { &[] } else { &response.body };
     // One write for small responses (one TCP segment, one TLS record).
-    if body.len() <= 16 * 1024 {
-        let mut all = head;
-        all.extend_from_slice(body);
-        io.write_all(&all)?;
+    let written = if body.len() <= 16 * 1024 {
+        out.extend_from_slice(body);
+        io.write_all(out)
     } else {
-        io.write_all(&head)?;
-        io.write_all(body)?;
+        io.write_all(out).and_then(|()| io.write_all(body))
+    };
+    if out.capacity() > KEPT_OUTPUT_BUFFER {
+        *out = Vec::new();
     }
+    written?;
     io.flush()
 }
 

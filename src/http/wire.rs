@@ -7,6 +7,8 @@
 //! framing decisions it leaves to the caller (Content-Length, Transfer-Encoding, Host,
 //! Expect, Connection) are made here.
 
+use std::mem::MaybeUninit;
+
 use super::Headers;
 
 /// Size limits on a request head.
@@ -185,6 +187,10 @@ fn list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// Header slots `parse_head` keeps on the stack (32 bytes each); a larger `max_headers`
+/// takes them from the heap.
+const STACK_HEADER_SLOTS: usize = 128;
+
 /// Interprets a complete request head (as found by [`HeadScanner`]). Refuses a body longer
 /// than `max_body` when its length is declared, so nothing of it is read.
 pub fn parse_head(
@@ -192,9 +198,19 @@ pub fn parse_head(
     max_headers: usize,
     max_body: u64,
 ) -> Result<RequestHead, WireError> {
-    let mut slots = vec![httparse::EMPTY_HEADER; max_headers];
-    let mut req = httparse::Request::new(&mut slots);
-    match req.parse(head) {
+    // The default limit's slots live on the stack, and uninitialised: a 3 KiB heap block,
+    // zeroed, per request was the costliest allocation of a request head (glibc serves it
+    // outside its per-thread cache). httparse fills the slots it uses.
+    let mut on_stack = [const { MaybeUninit::<httparse::Header>::uninit() }; STACK_HEADER_SLOTS];
+    let mut on_heap = Vec::new();
+    let slots: &mut [MaybeUninit<httparse::Header>] = if max_headers <= STACK_HEADER_SLOTS {
+        &mut on_stack[..max_headers]
+    } else {
+        on_heap.resize_with(max_headers, MaybeUninit::uninit);
+        &mut on_heap
+    };
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(head, slots) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(bad("incomplete request head")),
         Err(httparse::Error::Version) => return Err(WireError::VersionNotSupported),
@@ -683,23 +699,33 @@ pub fn bodyless(method: &str, status: u16) -> bool {
     method.eq_ignore_ascii_case("HEAD") || status == 204 || status == 304 || status < 200
 }
 
-/// Writes the status line and headers. Invalid header names or values are dropped (and
-/// reported through `dropped`), never sent.
-pub fn response_head(
-    status: u16,
-    headers: &[(String, String)],
-    body_len: usize,
-    close: bool,
-    http10: bool,
-    date: &str,
-    mut dropped: impl FnMut(&str),
-) -> Vec<u8> {
-    // Room for a small body too: the adapter sends one up to 16 KiB in the same write,
-    // appended to this head (growing it was a `realloc` of every response).
-    let mut out = Vec::with_capacity(256 + body_len.min(16 * 1024));
+/// A response's status line and headers, as the transport sends them.
+pub struct ResponseHead<'a> {
+    pub status: u16,
+    pub headers: &'a [(String, String)],
+    pub body_len: usize,
+    /// Announce that the connection closes after this response.
+    pub close: bool,
+    pub http10: bool,
+    /// The `Date` header's value.
+    pub date: &'a str,
+}
+
+/// Appends the status line and headers to `out`. Invalid header names or values are dropped
+/// (and reported through `dropped`), never sent.
+pub fn response_head(head: &ResponseHead, out: &mut Vec<u8>, mut dropped: impl FnMut(&str)) {
+    let ResponseHead {
+        status,
+        headers,
+        body_len,
+        close,
+        http10,
+        date,
+    } = *head;
+    use std::io::Write as _;
     out.extend_from_slice(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
-    out.extend_from_slice(status.to_string().as_bytes());
-    out.push(b' ');
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{status} ");
     out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b"\r\nDate: ");
     out.extend_from_slice(date.as_bytes());
@@ -722,9 +748,7 @@ pub fn response_head(
     }
     // Not for 1xx, 204 (RFC 9110 §8.6) or 304 (whose length would be the 200's).
     if status >= 200 && status != 204 && status != 304 {
-        out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(body_len.to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        let _ = write!(out, "Content-Length: {body_len}\r\n");
     }
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
@@ -732,7 +756,6 @@ pub fn response_head(
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out
 }
 
 /// [`http_date`] of the current second, formatted once a second by each thread: a response's
@@ -1055,24 +1078,67 @@ mod tests {
         }
     }
 
+    /// The header-count limit holds on both sides of where the slots move to the heap.
+    #[test]
+    fn the_header_limit_counts_the_same_on_the_stack_and_on_the_heap() {
+        let with_headers = |n: usize| {
+            let mut text = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+            for i in 2..n {
+                text.push_str(&format!("X-{i}: {i}\r\n"));
+            }
+            text.push_str("Authorization: Bearer last\r\n\r\n");
+            text
+        };
+        for max in [
+            2,
+            10,
+            STACK_HEADER_SLOTS - 1,
+            STACK_HEADER_SLOTS,
+            STACK_HEADER_SLOTS + 1,
+            300,
+        ] {
+            let h = parse_head(with_headers(max).as_bytes(), max, 1000)
+                .unwrap_or_else(|e| panic!("{max} headers with max_headers {max}: {e}"));
+            // The last line was read, so every slot was there.
+            assert_eq!(
+                h.headers.authorization.as_deref(),
+                Some("Bearer last"),
+                "{max}"
+            );
+            assert!(
+                matches!(
+                    parse_head(with_headers(max + 1).as_bytes(), max, 1000),
+                    Err(WireError::HeadersTooLarge(_))
+                ),
+                "{} headers with max_headers {max}",
+                max + 1
+            );
+        }
+    }
+
     #[test]
     fn response_heads_drop_unsafe_headers() {
         let mut dropped = Vec::new();
-        let head = response_head(
-            201,
-            &[
-                ("Location".into(), "/x".into()),
-                ("X-Bad".into(), "a\r\nSet-Cookie: y".into()),
-                ("Content-Length".into(), "999".into()),
-            ],
-            3,
-            false,
-            false,
-            "Sun, 06 Nov 1994 08:49:37 GMT",
+        let mut head = b"kept|".to_vec();
+        response_head(
+            &ResponseHead {
+                status: 201,
+                headers: &[
+                    ("Location".into(), "/x".into()),
+                    ("X-Bad".into(), "a\r\nSet-Cookie: y".into()),
+                    ("Content-Length".into(), "999".into()),
+                ],
+                body_len: 3,
+                close: false,
+                http10: false,
+                date: "Sun, 06 Nov 1994 08:49:37 GMT",
+            },
+            &mut head,
             |n| dropped.push(n.to_string()),
         );
         let text = String::from_utf8(head).unwrap();
-        assert!(text.starts_with("HTTP/1.1 201 Created\r\n"), "{text}");
+        // Appended to what the buffer held.
+        assert!(text.starts_with("kept|HTTP/1.1 201 Created\r\n"), "{text}");
         assert!(text.contains("Location: /x\r\n") && text.contains("Content-Length: 3\r\n"));
         assert!(!text.contains("999") && !text.contains("Set-Cookie"));
         assert_eq!(dropped, ["X-Bad"]);

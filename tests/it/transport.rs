@@ -79,6 +79,40 @@ fn bursts_of_keep_alive_connections_are_all_answered() {
     }
 }
 
+/// A connection reuses its output buffer: responses of every size, in any order on one
+/// connection, are each sent whole and alone (nothing of an earlier, larger one left over).
+#[test]
+fn responses_of_every_size_on_one_connection_are_each_whole() {
+    let s = TestServer::start();
+    let paths = [
+        "/scim/v2/Schemas",               // > 16 KiB: head and body written apart
+        "/scim/v2/ServiceProviderConfig", // the kept buffer's size
+        "/scim/v2/ResourceTypes",
+        "/scim/v2/Users/missing", // an error
+    ];
+    let alone: Vec<(u16, Vec<u8>)> = paths
+        .iter()
+        .map(|path| {
+            let mut stream = TcpStream::connect(s.addr()).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            get_on(&mut stream, path, &s.token);
+            read_response(&mut reader)
+        })
+        .collect();
+    assert!(alone[0].1.len() > 16 * 1024, "{}", alone[0].1.len());
+    assert!(alone[1].1.len() < 4 * 1024, "{}", alone[1].1.len());
+    assert_eq!(alone[3].0, 404);
+    let mut stream = TcpStream::connect(s.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    for i in [0, 1, 0, 2, 1, 1, 3, 0, 3, 2, 1] {
+        get_on(&mut stream, paths[i], &s.token);
+        assert_eq!(read_response(&mut reader), alone[i], "{}", paths[i]);
+    }
+}
+
 /// Responses over ~1 KiB must not wait for the client's delayed ACK (Nagle): with TCP_NODELAY
 /// 30 sequential ~10 KiB responses take a few ms each; without it each costs ≥ 40 ms.
 #[test]
