@@ -73,7 +73,8 @@ fn list_with_references_is_list_and_the_references_of_each(open: fn() -> Option<
     }
     let f = filter::parse(r#"userName sw "u""#).unwrap();
     for kind in [ResourceKind::User, ResourceKind::Group] {
-        for (start_index, count) in [(1, 10), (1, 2), (2, 2), (5, 10)] {
+        // (6, 10): a page past the last match is empty, and its total still counts them.
+        for (start_index, count) in [(1, 10), (1, 2), (2, 2), (5, 10), (6, 10)] {
             let page = Page { start_index, count };
             let filter = (kind == ResourceKind::User).then_some(&f);
             let (n, plain) = s.list(T, kind, filter, None, page, BASE).unwrap();
@@ -92,6 +93,27 @@ fn list_with_references_is_list_and_the_references_of_each(open: fn() -> Option<
         start_index: 1,
         count: 10,
     };
+    // No match: an empty first page and a total of 0 (PostgreSQL answers it from one
+    // statement); past the end of a match, the total still counts it.
+    let none = filter::parse(r#"userName eq "nobody""#).unwrap();
+    let (n, with) = s
+        .list_with_references(T, ResourceKind::User, Some(&none), None, page, BASE)
+        .unwrap();
+    assert_eq!((n, with.len()), (0, 0));
+    let one = filter::parse(r#"userName eq "u1""#).unwrap();
+    let (n, with) = s
+        .list_with_references(T, ResourceKind::User, Some(&one), None, page, BASE)
+        .unwrap();
+    assert_eq!((n, with.len()), (1, 1));
+    assert_eq!(with[0].1.len(), 2, "u1 is in G0 and G1");
+    let past = Page {
+        start_index: 2,
+        count: 10,
+    };
+    let (n, with) = s
+        .list_with_references(T, ResourceKind::User, Some(&one), None, past, BASE)
+        .unwrap();
+    assert_eq!((n, with.len()), (1, 0));
     let (_, groups) = s
         .list_with_references(T, ResourceKind::Group, None, None, page, BASE)
         .unwrap();
