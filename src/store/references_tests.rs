@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::filter_tests::{create, postgres, sqlite, Opened, A, BASE, T};
 use crate::scim::filter;
-use crate::scim::list::Page;
+use crate::scim::list::{Page, Sort, SortOrder};
 use crate::scim::ResourceKind;
 
 /// The one-read GET gives exactly what `get` and `references` give apart, and nothing for
@@ -21,6 +21,20 @@ fn get_with_references_is_get_and_references_in_one_read(open: fn() -> Option<Op
         &*s,
         ResourceKind::Group,
         json!({"displayName": "G", "members": [{"value": alice.id}, {"value": bob.id}]}),
+    );
+    // Alice is in two groups: her references come in the groups' creation order.
+    create(
+        &*s,
+        ResourceKind::Group,
+        json!({"displayName": "H", "members": [{"value": alice.id}]}),
+    );
+    assert_eq!(
+        s.references(T, ResourceKind::User, &alice.id)
+            .unwrap()
+            .iter()
+            .map(|r| r.display.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("G"), Some("H")]
     );
     for (kind, id) in [
         (ResourceKind::User, &alice.id),
@@ -72,14 +86,23 @@ fn list_with_references_is_list_and_the_references_of_each(open: fn() -> Option<
         );
     }
     let f = filter::parse(r#"userName sw "u""#).unwrap();
-    for kind in [ResourceKind::User, ResourceKind::Group] {
+    // Descending by userName: the page keeps the sort's order, not the rows' creation order.
+    let by_name = Sort {
+        by: "userName".into(),
+        order: SortOrder::Descending,
+    };
+    for (kind, sort) in [
+        (ResourceKind::User, None),
+        (ResourceKind::User, Some(&by_name)),
+        (ResourceKind::Group, None),
+    ] {
         // (6, 10): a page past the last match is empty, and its total still counts them.
         for (start_index, count) in [(1, 10), (1, 2), (2, 2), (5, 10), (6, 10)] {
             let page = Page { start_index, count };
             let filter = (kind == ResourceKind::User).then_some(&f);
-            let (n, plain) = s.list(T, kind, filter, None, page, BASE).unwrap();
+            let (n, plain) = s.list(T, kind, filter, sort, page, BASE).unwrap();
             let (m, with) = s
-                .list_with_references(T, kind, filter, None, page, BASE)
+                .list_with_references(T, kind, filter, sort, page, BASE)
                 .unwrap();
             assert_eq!(n, m, "{kind:?} {start_index} {count}");
             assert_eq!(plain.len(), with.len());

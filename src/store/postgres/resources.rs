@@ -70,11 +70,50 @@ pub(super) fn pk_of(
 
 /// One page of a list: LIMIT and OFFSET are our own integers, never client text.
 pub(super) fn page_sql(where_sql: &str, order_sql: &str, limit: u64, offset: u64) -> String {
+    page_sql_of(
+        &format!("{RESOURCE_COLUMNS}, resources.pk"),
+        where_sql,
+        order_sql,
+        limit,
+        offset,
+    )
+}
+
+fn page_sql_of(columns: &str, where_sql: &str, order_sql: &str, limit: u64, offset: u64) -> String {
     let limit = limit.min(i64::MAX as u64);
     let offset = offset.min(i64::MAX as u64);
     format!(
-        "SELECT {RESOURCE_COLUMNS}, resources.pk FROM resources WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit} OFFSET {offset}"
+        "SELECT {columns} FROM resources WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit} OFFSET {offset}"
     )
+}
+
+/// The Groups a User is a direct member of, as [`references_of`] reads them, in one JSON
+/// column of the User's own row (`pk` names the User's pk): a User with its groups, or a
+/// page of Users with theirs, is one statement (one round trip, its own snapshot) instead of
+/// a transaction with a statement more per User. Not for Groups: a group's members can
+/// number a hundred thousand.
+fn user_groups_column(pk: &str) -> String {
+    format!(
+        "(SELECT COALESCE(json_agg(json_build_array(g.id, g.kind, g.display_name) ORDER BY g.pk), '[]'::json)
+          FROM memberships m JOIN resources g ON g.pk = m.group_pk WHERE m.member_pk = {pk})"
+    )
+}
+
+/// The references in a [`user_groups_column`].
+fn user_groups(row: &postgres::Row, at: usize) -> Result<Vec<Reference>, StoreError> {
+    let Json(groups): Json<Vec<(String, String, Option<String>)>> = row
+        .try_get(at)
+        .map_err(|e| StoreError::Corrupt(format!("the groups of a user: {e}")))?;
+    groups
+        .into_iter()
+        .map(|(id, kind, display)| {
+            Ok(Reference {
+                id,
+                kind: parse_kind(&kind)?,
+                display,
+            })
+        })
+        .collect()
 }
 
 /// A Group's members, or the Groups a User is a direct member of, in creation order, with
@@ -132,8 +171,20 @@ fn list_page(
     page: Page,
 ) -> Result<(u64, Vec<(StoredResource, i64)>), StoreError> {
     let rows = page_rows(db, q, page)?;
-    if page.start_index <= 1 && page.count > 0 && (rows.len() as u64) < page.count {
-        return Ok((rows.len() as u64, rows));
+    let total = total_of(db, q, page, rows.len())?;
+    Ok((total, rows))
+}
+
+/// How many resources match `q`, given that its `page` held `on_page`: a first page that is
+/// not full holds them all; otherwise counted (inside the page's read, from its snapshot).
+fn total_of(
+    db: &mut Db,
+    q: &query::Compiled,
+    page: Page,
+    on_page: usize,
+) -> Result<u64, StoreError> {
+    if is_whole(page, on_page) {
+        return Ok(on_page as u64);
     }
     let total: i64 = db
         .query_one(
@@ -141,7 +192,44 @@ fn list_page(
             &query::params(&q.args),
         )?
         .get(0);
-    Ok((total.max(0) as u64, rows))
+    Ok(total.max(0) as u64)
+}
+
+/// A first page that is not full holds every match.
+fn is_whole(page: Page, on_page: usize) -> bool {
+    page.start_index <= 1 && page.count > 0 && (on_page as u64) < page.count
+}
+
+/// A page of Users with their groups, from one statement ([`user_groups_column`]). The page
+/// is cut first and the groups read for its Users only: in the select list of the page's own
+/// query they were read for every row OFFSET skips too (EXPLAIN ANALYZE at OFFSET 5000: 77
+/// ms against 14). `n` keeps the page's order through the outer query.
+fn user_page_rows(
+    db: &mut Db,
+    q: &query::Compiled,
+    page: Page,
+) -> Result<Vec<WithReferences>, StoreError> {
+    if page.count == 0 {
+        return Ok(Vec::new());
+    }
+    let cut = page_sql_of(
+        &format!(
+            "{RESOURCE_COLUMNS}, resources.pk, row_number() OVER (ORDER BY {}) AS n",
+            q.order_sql
+        ),
+        &q.where_sql,
+        &q.order_sql,
+        page.count,
+        page.start_index.saturating_sub(1),
+    );
+    let sql = format!(
+        "SELECT p.id, p.kind, p.doc, p.created, p.last_modified, p.version, {} FROM ({cut}) AS p ORDER BY p.n",
+        user_groups_column("p.pk")
+    );
+    db.query(&sql, &query::params(&q.args))?
+        .iter()
+        .map(|r| Ok((into_resource(r, 0)?, user_groups(r, 6)?)))
+        .collect()
 }
 
 impl ResourceStore for PostgresStore {
@@ -236,6 +324,18 @@ impl ResourceStore for PostgresStore {
         kind: ResourceKind,
         id: &str,
     ) -> Result<Option<WithReferences>, StoreError> {
+        if kind == ResourceKind::User {
+            let sql = by_id_sql(
+                &format!("{RESOURCE_COLUMNS}, {}", user_groups_column("resources.pk")),
+                kind,
+                "",
+            );
+            return self.pool.read_one(|db| {
+                db.query_opt(&sql, &[&tenant, &id])?
+                    .map(|row| Ok((into_resource(&row, 0)?, user_groups(&row, 6)?)))
+                    .transpose()
+            });
+        }
         self.read(|db| {
             let Some(row) = db.query_opt(
                 &by_id_sql(&format!("{RESOURCE_COLUMNS}, pk"), kind, ""),
@@ -488,10 +588,23 @@ impl ResourceStore for PostgresStore {
         base: &str,
     ) -> Result<(u64, Vec<WithReferences>), StoreError> {
         let q = query::compile(tenant, self.registry.resource(kind), filter, sort, base);
+        if kind == ResourceKind::User {
+            // A first page that is not full (an IdP's lookup, found or not) is the whole
+            // answer from one statement; other pages are counted from the same snapshot.
+            if page.start_index <= 1 && page.count > 0 {
+                let rows = self.pool.read_one(|db| user_page_rows(db, &q, page))?;
+                if is_whole(page, rows.len()) {
+                    return Ok((rows.len() as u64, rows));
+                }
+            }
+            return self.read(|db| {
+                let rows = user_page_rows(db, &q, page)?;
+                Ok((total_of(db, &q, page, rows.len())?, rows))
+            });
+        }
         // An empty first page is the whole answer, from one statement: no transaction (two
-        // round trips) around it. An IdP's lookup before each create of an initial sync
-        // finds nothing, and went from three round trips to one. A page with matches is read
-        // again below, with their references, from one snapshot.
+        // round trips) around it. A page with matches is read again below, with their
+        // references, from one snapshot.
         if page.start_index <= 1 && page.count > 0 {
             let rows = self.pool.read_one(|db| page_rows(db, &q, page))?;
             if rows.is_empty() {
