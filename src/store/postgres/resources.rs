@@ -87,11 +87,11 @@ fn page_sql_of(columns: &str, where_sql: &str, order_sql: &str, limit: u64, offs
     )
 }
 
-/// The Groups a User is a direct member of, as [`references_of`] reads them, in one JSON
-/// column of the User's own row (`pk` names the User's pk): a User with its groups, or a
-/// page of Users with theirs, is one statement (one round trip, its own snapshot) instead of
-/// a transaction with a statement more per User. Not for Groups: a group's members can
-/// number a hundred thousand.
+/// The Groups a User is a direct member of, in creation order with their current display
+/// names, as one JSON value (`pk` names the User's pk). As a column of the User's own row, a
+/// User with its groups, or a page of Users with theirs, is one statement (one round trip,
+/// its own snapshot) instead of a transaction with a statement more per User. Not for
+/// Groups: a group's members can number a hundred thousand.
 fn user_groups_column(pk: &str) -> String {
     format!(
         "(SELECT COALESCE(json_agg(json_build_array(g.id, g.kind, g.display_name) ORDER BY g.pk), '[]'::json)
@@ -123,26 +123,24 @@ pub(super) fn references_of(
     kind: ResourceKind,
     pk: i64,
 ) -> Result<Vec<Reference>, StoreError> {
-    let sql = match kind {
-        ResourceKind::Group => {
-            "SELECT r.id, r.kind, COALESCE(r.display_name, r.user_name) FROM memberships m
-             JOIN resources r ON r.pk = m.member_pk WHERE m.group_pk = $1 ORDER BY r.pk"
-        }
-        ResourceKind::User => {
-            "SELECT r.id, r.kind, r.display_name FROM memberships m
-             JOIN resources r ON r.pk = m.group_pk WHERE m.member_pk = $1 ORDER BY r.pk"
-        }
-    };
-    db.query(sql, &[&pk])?
-        .iter()
-        .map(|r| {
-            Ok(Reference {
-                id: r.get(0),
-                kind: parse_kind(r.get(1))?,
-                display: r.get(2),
-            })
+    if kind == ResourceKind::User {
+        let row = db.query_one(&format!("SELECT {}", user_groups_column("$1")), &[&pk])?;
+        return user_groups(&row, 0);
+    }
+    db.query(
+        "SELECT r.id, r.kind, COALESCE(r.display_name, r.user_name) FROM memberships m
+         JOIN resources r ON r.pk = m.member_pk WHERE m.group_pk = $1 ORDER BY r.pk",
+        &[&pk],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(Reference {
+            id: r.get(0),
+            kind: parse_kind(r.get(1))?,
+            display: r.get(2),
         })
-        .collect()
+    })
+    .collect()
 }
 
 /// The resources on one page of the compiled list `q`, each with its pk.
@@ -570,7 +568,7 @@ impl ResourceStore for PostgresStore {
         // spares the count query (and a transaction around both) on every IdP lookup.
         if page.start_index <= 1 && page.count > 0 {
             let rows = self.pool.read_one(|db| page_rows(db, &q, page))?;
-            if (rows.len() as u64) < page.count {
+            if is_whole(page, rows.len()) {
                 return Ok((rows.len() as u64, without_pk(rows).collect()));
             }
         }
