@@ -66,6 +66,11 @@ impl JsonText {
         &self.0
     }
 
+    /// The text as a `String` (no copy), for a parameter that outlives the `JsonText`.
+    pub(crate) fn into_string(self) -> Result<String, StoreError> {
+        String::from_utf8(self.0).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
     /// The text as a `str`, for a driver that binds text parameters as `&str`.
     pub(crate) fn as_str(&self) -> Result<&str, StoreError> {
         std::str::from_utf8(&self.0).map_err(|e| StoreError::Corrupt(e.to_string()))

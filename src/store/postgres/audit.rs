@@ -2,9 +2,12 @@
 //! inside the change's own transaction, read by `scimlite audit`, pruned after
 //! `audit_retention_days`.
 
+use std::sync::LazyLock;
+
+use postgres::types::{Json, ToSql};
 use serde_json::{Map, Value};
 
-use super::connections::Db;
+use super::connections::{placeholders, Db};
 use super::{PostgresStore, StoreError};
 use crate::store::AuditStore;
 use crate::store::{Actor, AuditEntry, AuditQuery};
@@ -22,6 +25,25 @@ pub(super) fn resource_changes(
     delta: &MemberDelta,
     subjects: &mut Vec<String>,
 ) -> Result<Map<String, Value>, StoreError> {
+    let mut changes = attribute_changes(old, new, password_changed);
+    if !delta.is_empty() {
+        let mut members = Map::new();
+        for (label, ids) in [("added", &delta.added), ("removed", &delta.removed)] {
+            if !ids.is_empty() {
+                members.insert(label.into(), describe(db, tenant, ids, subjects)?);
+            }
+        }
+        changes.insert("members".into(), Value::Object(members));
+    }
+    Ok(changes)
+}
+
+/// The `changes` of a write that changes no members: [`resource_changes`] without a read.
+pub(super) fn attribute_changes(
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    password_changed: bool,
+) -> Map<String, Value> {
     let mut attributes = changed_attributes(old, new);
     if password_changed {
         attributes.push("password".into());
@@ -36,16 +58,7 @@ pub(super) fn resource_changes(
     if !attributes.is_empty() {
         changes.insert("attributes".into(), Value::from(attributes));
     }
-    if !delta.is_empty() {
-        let mut members = Map::new();
-        for (label, ids) in [("added", &delta.added), ("removed", &delta.removed)] {
-            if !ids.is_empty() {
-                members.insert(label.into(), describe(db, tenant, ids, subjects)?);
-            }
-        }
-        changes.insert("members".into(), Value::Object(members));
-    }
-    Ok(changes)
+    changes
 }
 
 /// `[{value, type, name}]` for resources by id, with their names as of now (the write's
@@ -80,35 +93,76 @@ pub(super) fn describe(
 /// Appends an entry; runs inside the change's transaction. `at` is the time of the write
 /// (UTC, three fraction digits), as SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`.
 pub(super) fn append(db: &mut Db, actor: &Actor, entry: Entry) -> Result<(), StoreError> {
-    let changes = Value::Object(entry.changes);
-    let seq: i64 = db
-        .query_one(
-            "INSERT INTO audit_log (at, tenant, actor_id, actor_name, via, operation, resource_type,
-                                    resource_id, resource_name, changes)
-             VALUES (to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
-                     $1, $2, $3, $4, $5, $6, $7, $8, $9)
-             RETURNING seq",
-            &[
-                &entry.tenant,
-                &actor.token_id,
-                &actor.name,
-                &actor.via.as_str(),
-                &entry.operation,
-                &entry.resource_type,
-                &entry.resource_id,
-                &entry.resource_name,
-                &postgres::types::Json(&changes),
-            ],
-        )?
-        .get(0);
+    static APPEND: LazyLock<String> = LazyLock::new(|| format!("{} RETURNING seq", insert_sql(1)));
+    let (row, subjects) = EntryRow::of(actor, entry);
+    let seq: i64 = db.query_one(&APPEND, &row.params())?.get(0);
     // The entry's own resource is found through `audit_log_resource`.
-    for s in entry.subjects.iter().filter(|s| *s != entry.resource_id) {
+    for s in subjects.iter().filter(|s| *s != row.resource_id) {
         db.execute(
             "INSERT INTO audit_subjects (subject, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             &[&s, &seq],
         )?;
     }
     Ok(())
+}
+
+/// The INSERT of an entry's row, its parameters numbered from `$first` in the order of
+/// [`EntryRow::params`]: [`append`] sends it alone, a User's create sends it with the User
+/// and its event as one statement (`resources.rs`).
+pub(super) fn insert_sql(first: usize) -> String {
+    format!(
+        "INSERT INTO audit_log (at, tenant, actor_id, actor_name, via, operation, resource_type,
+                                resource_id, resource_name, changes)
+         VALUES (to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), {})",
+        placeholders(first, ENTRY_PARAMS)
+    )
+}
+
+/// The parameters of [`insert_sql`].
+pub(super) const ENTRY_PARAMS: usize = 9;
+
+/// An entry's row in `audit_log` (its subjects are rows of `audit_subjects`).
+pub(super) struct EntryRow<'a> {
+    tenant: &'a str,
+    actor: &'a Actor,
+    via: &'static str,
+    operation: &'a str,
+    resource_type: &'a str,
+    resource_id: &'a str,
+    resource_name: Option<&'a str>,
+    changes: Json<Value>,
+}
+
+impl<'a> EntryRow<'a> {
+    /// The entry's row, and its subjects.
+    pub(super) fn of(actor: &'a Actor, entry: Entry<'a>) -> (EntryRow<'a>, Vec<String>) {
+        let row = EntryRow {
+            tenant: entry.tenant,
+            actor,
+            via: actor.via.as_str(),
+            operation: entry.operation,
+            resource_type: entry.resource_type,
+            resource_id: entry.resource_id,
+            resource_name: entry.resource_name,
+            changes: Json(Value::Object(entry.changes)),
+        };
+        (row, entry.subjects)
+    }
+
+    /// The values of [`insert_sql`]'s parameters, in order.
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); ENTRY_PARAMS] {
+        [
+            &self.tenant,
+            &self.actor.token_id,
+            &self.actor.name,
+            &self.via,
+            &self.operation,
+            &self.resource_type,
+            &self.resource_id,
+            &self.resource_name,
+            &self.changes,
+        ]
+    }
 }
 
 /// Most entries one pruning pass deletes, so a long backlog never makes one write slow.

@@ -646,6 +646,35 @@ impl Pool {
         }
     }
 
+    /// One write statement, in the transaction PostgreSQL gives a statement sent alone (all
+    /// of it or none of it, committed before the answer): no START/COMMIT round trips around
+    /// it. Run again, like [`Pool::write_within`], when it lost a deadlock or serialization
+    /// race (it then changed nothing); not after a lost connection, which may have lost the
+    /// answer to a statement that committed (the caller gets `Unavailable`, as a lost COMMIT
+    /// gives). The connection comes from the pool's top: the one the request's token check
+    /// used a moment ago, so rarely one that went stale while idle.
+    pub(super) fn write_one<T>(
+        &self,
+        mut f: impl FnMut(&mut Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut lent = self.lend(ACQUIRE_WAIT)?;
+            let conn = lent.conn.as_mut().ok_or_else(no_connection)?;
+            let mut db = Db {
+                conn: Inner::Plain(&mut conn.client),
+                statements: &mut conn.statements,
+            };
+            match f(&mut db) {
+                Err(e) if attempt < RETRIES && is_retryable(&e) => {
+                    log::info!("database: statement retried ({e})");
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// One statement, its own snapshot already: no BEGIN/COMMIT round trips around it (the
     /// token check of every request).
     pub(super) fn read_one<T>(
@@ -694,6 +723,15 @@ pub(super) struct Db<'a> {
 }
 
 pub(super) type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+/// `$first, $first+1, …`: `n` parameter placeholders, for a statement put together from
+/// parts that each number their own (several INSERTs sent as one statement).
+pub(super) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl Db<'_> {
     fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {

@@ -9,8 +9,11 @@
 //! highest it then sees is final, and readers hand out and acknowledge only those.
 
 use std::sync::atomic::Ordering;
+use std::sync::LazyLock;
 
-use super::connections::{sql_state, Db};
+use postgres::types::ToSql;
+
+use super::connections::{placeholders, sql_state, Db};
 use super::*;
 use crate::scim::events::Change;
 use crate::store::json_text::JsonText;
@@ -35,25 +38,73 @@ pub(super) fn append(
     change: Change<'_>,
     stored_doc: Option<&JsonText>,
 ) -> Result<(), StoreError> {
-    let text = JsonText::of_change(change, stored_doc)?;
-    let jti = uuid::Uuid::now_v7().to_string();
-    // Three fraction digits, so text order is time order (pruning compares text).
-    let at = crate::store::format_utc_millis(time::OffsetDateTime::now_utc());
-    db.execute(
-        "INSERT INTO events (tenant, jti, txn, at, resource_type, resource_id, change)
-         SELECT $1, $2, $3, $4, $5, $6, $7 FROM (SELECT pg_advisory_xact_lock_shared($8)) AS held",
-        &[
-            &tenant,
-            &jti,
-            &actor.txn,
-            &at,
-            &kind_str(kind),
-            &id,
-            &text.as_str()?,
-            &EVENTS_LOCK,
-        ],
-    )?;
+    static APPEND: LazyLock<String> = LazyLock::new(|| insert_sql(1));
+    let row = EventRow::of(actor, tenant, kind, id, change, stored_doc)?;
+    db.execute(&APPEND, &row.params())?;
     Ok(())
+}
+
+/// The INSERT of an event, its parameters numbered from `$first` in the order of
+/// [`EventRow::params`]: [`append`] sends it alone, a User's create sends it with the User
+/// and its audit entry as one statement (`resources.rs`). The shared lock is taken before
+/// the row gets its `seq`.
+pub(super) fn insert_sql(first: usize) -> String {
+    format!(
+        "INSERT INTO events (tenant, jti, txn, at, resource_type, resource_id, change)
+         SELECT {} FROM (SELECT pg_advisory_xact_lock_shared(${})) AS held",
+        placeholders(first, EVENT_PARAMS - 1),
+        first + EVENT_PARAMS - 1
+    )
+}
+
+/// The parameters of [`insert_sql`].
+pub(super) const EVENT_PARAMS: usize = 8;
+
+/// An event's row in the outbox, and the lock its insert holds.
+pub(super) struct EventRow<'a> {
+    tenant: &'a str,
+    jti: String,
+    txn: &'a str,
+    at: String,
+    resource_type: &'static str,
+    resource_id: &'a str,
+    change: String,
+}
+
+impl<'a> EventRow<'a> {
+    pub(super) fn of(
+        actor: &'a Actor,
+        tenant: &'a str,
+        kind: ResourceKind,
+        id: &'a str,
+        change: Change<'_>,
+        stored_doc: Option<&JsonText>,
+    ) -> Result<EventRow<'a>, StoreError> {
+        Ok(EventRow {
+            tenant,
+            jti: uuid::Uuid::now_v7().to_string(),
+            txn: &actor.txn,
+            // Three fraction digits, so text order is time order (pruning compares text).
+            at: crate::store::format_utc_millis(time::OffsetDateTime::now_utc()),
+            resource_type: kind_str(kind),
+            resource_id: id,
+            change: JsonText::of_change(change, stored_doc)?.into_string()?,
+        })
+    }
+
+    /// The values of [`insert_sql`]'s parameters, in order.
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); EVENT_PARAMS] {
+        [
+            &self.tenant,
+            &self.jti,
+            &self.txn,
+            &self.at,
+            &self.resource_type,
+            &self.resource_id,
+            &self.change,
+            &EVENTS_LOCK,
+        ]
+    }
 }
 
 /// Takes the writers' lock before anything else in a transaction that appends events

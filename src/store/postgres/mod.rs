@@ -232,6 +232,12 @@ impl PostgresStore {
         self.pool.read(f)
     }
 
+    /// Whether the next write prunes the audit log (see [`Self::prune_if_due`]).
+    fn prune_due(&self, now: Instant) -> bool {
+        self.audit_retention_days.is_some()
+            && now >= *self.next_prune.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Prunes old audit entries inside the current write, at most every [`PRUNE_EVERY`] (or
     /// again at once while a backlog remains). In a savepoint: a failure only costs a log
     /// line, and the write itself goes ahead.
@@ -240,11 +246,8 @@ impl PostgresStore {
             return;
         };
         let now = Instant::now();
-        {
-            let next = self.next_prune.lock().unwrap_or_else(|p| p.into_inner());
-            if now < *next {
-                return;
-            }
+        if !self.prune_due(now) {
+            return;
         }
         let backlog = match db.savepoint(|db| audit::prune(db, days)) {
             Ok(n) => {
