@@ -93,7 +93,8 @@ pub(super) fn describe(
 /// Appends an entry; runs inside the change's transaction. `at` is the time of the write
 /// (UTC, three fraction digits), as SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`.
 pub(super) fn append(db: &mut Db, actor: &Actor, entry: Entry) -> Result<(), StoreError> {
-    static APPEND: LazyLock<String> = LazyLock::new(|| format!("{} RETURNING seq", insert_sql(1)));
+    static APPEND: LazyLock<String> =
+        LazyLock::new(|| format!("{} RETURNING seq", insert_sql(1, None)));
     let (row, subjects) = EntryRow::of(actor, entry);
     let seq: i64 = db.query_one(&APPEND, &row.params())?.get(0);
     // The entry's own resource is found through `audit_log_resource`.
@@ -107,14 +108,17 @@ pub(super) fn append(db: &mut Db, actor: &Actor, entry: Entry) -> Result<(), Sto
 }
 
 /// The INSERT of an entry's row, its parameters numbered from `$first` in the order of
-/// [`EntryRow::params`]: [`append`] sends it alone, a User's create sends it with the User
-/// and its event as one statement (`resources.rs`).
-pub(super) fn insert_sql(first: usize) -> String {
+/// [`EntryRow::params`]: [`append`] sends it alone, a User's create or update sends it with
+/// the User's row and its event as one statement (`resources.rs`). With `from` (a WITH
+/// query of that statement) the entry is written once per row `from` returns: only if the
+/// write it records happened.
+pub(super) fn insert_sql(first: usize, from: Option<&str>) -> String {
     format!(
         "INSERT INTO audit_log (at, tenant, actor_id, actor_name, via, operation, resource_type,
                                 resource_id, resource_name, changes)
-         VALUES (to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), {})",
-        placeholders(first, ENTRY_PARAMS)
+         SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), {}{}",
+        placeholders(first, ENTRY_PARAMS),
+        from.map(|f| format!(" FROM {f}")).unwrap_or_default()
     )
 }
 

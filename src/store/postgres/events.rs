@@ -38,22 +38,24 @@ pub(super) fn append(
     change: Change<'_>,
     stored_doc: Option<&JsonText>,
 ) -> Result<(), StoreError> {
-    static APPEND: LazyLock<String> = LazyLock::new(|| insert_sql(1));
+    static APPEND: LazyLock<String> = LazyLock::new(|| insert_sql(1, None));
     let row = EventRow::of(actor, tenant, kind, id, change, stored_doc)?;
     db.execute(&APPEND, &row.params())?;
     Ok(())
 }
 
 /// The INSERT of an event, its parameters numbered from `$first` in the order of
-/// [`EventRow::params`]: [`append`] sends it alone, a User's create sends it with the User
-/// and its audit entry as one statement (`resources.rs`). The shared lock is taken before
-/// the row gets its `seq`.
-pub(super) fn insert_sql(first: usize) -> String {
+/// [`EventRow::params`]: [`append`] sends it alone, a User's create or update sends it with
+/// the User's row and its audit entry as one statement (`resources.rs`). The shared lock is
+/// taken before the row gets its `seq`. With `from` (a WITH query of that statement) the
+/// event is written once per row `from` returns: only if the change happened.
+pub(super) fn insert_sql(first: usize, from: Option<&str>) -> String {
     format!(
         "INSERT INTO events (tenant, jti, txn, at, resource_type, resource_id, change)
-         SELECT {} FROM (SELECT pg_advisory_xact_lock_shared(${})) AS held",
+         SELECT {} FROM (SELECT pg_advisory_xact_lock_shared(${})) AS held{}",
         placeholders(first, EVENT_PARAMS - 1),
-        first + EVENT_PARAMS - 1
+        first + EVENT_PARAMS - 1,
+        from.map(|f| format!(", {f}")).unwrap_or_default()
     )
 }
 
