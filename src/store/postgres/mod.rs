@@ -4,9 +4,11 @@
 //! - A bounded pool of connections (`connections`); every method takes one for the length of
 //!   one transaction, never two at once.
 //! - Writers run concurrently: a read-modify-write locks its row (`SELECT … FOR NO KEY
-//!   UPDATE`, which still lets other transactions reference the row from `memberships`), and
-//!   uniqueness is the database's constraints', so it holds across processes. A transaction
-//!   that loses a deadlock or a serialization race is run again.
+//!   UPDATE`, which still lets other transactions reference the row from `memberships`), or,
+//!   for a User, writes it only if its version is still the one it read (and reads again if
+//!   not: `resources::update_user_at_once`); uniqueness is the database's constraints', so it
+//!   holds across processes. A transaction that loses a deadlock or a serialization race is
+//!   run again.
 //! - Documents are `jsonb`; filters compile to SQL over it (`query`) with the evaluator's
 //!   semantics. Times are stored as the RFC 3339 text SQLite stores, so exports and ETags are
 //!   the same on both backends.

@@ -1200,6 +1200,64 @@ mod tests {
         assert_eq!(s.events_after(None, 0, 100).unwrap().len(), events_before);
     }
 
+    /// Updates of one User at once, each made only from version 1 (as `If-Match` with the
+    /// ETag of version 1 makes them): exactly one lands, the others find the row they would
+    /// write over changed and are refused, many rounds over.
+    #[test]
+    fn of_updates_made_from_one_version_at_once_one_lands() {
+        use crate::store::ResourceUpdate;
+        let Some((_d, s)) = store() else {
+            return;
+        };
+        for round in 0..10 {
+            let u = s
+                .create(T, ResourceKind::User, &user(&format!("r{round}")), None, &A)
+                .unwrap();
+            let start = std::sync::Barrier::new(4);
+            let results: Vec<Result<(StoredResource, bool), StoreError>> =
+                std::thread::scope(|scope| {
+                    let runs: Vec<_> = (0..4)
+                        .map(|i| {
+                            let (s, u, start) = (&s, &u, &start);
+                            scope.spawn(move || {
+                                let mut apply = |cur: &StoredResource| {
+                                    if cur.meta.version != 1 {
+                                        return Err("precondition failed".into());
+                                    }
+                                    let mut doc = cur.doc.clone();
+                                    doc.insert("title".into(), json!(format!("t{i}")));
+                                    Ok(ResourceUpdate {
+                                        doc,
+                                        password: PasswordUpdate::Keep,
+                                        members: Vec::new(),
+                                    })
+                                };
+                                start.wait();
+                                s.update(
+                                    T,
+                                    ResourceKind::User,
+                                    &u.id,
+                                    &A,
+                                    UpdateOp::Patch,
+                                    &mut apply,
+                                )
+                            })
+                        })
+                        .collect();
+                    runs.into_iter().map(|h| h.join().unwrap()).collect()
+                });
+            let landed: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+            assert_eq!(landed.len(), 1, "round {round}: {results:?}");
+            assert!(results
+                .iter()
+                .filter(|r| r.is_err())
+                .all(|r| matches!(r, Err(StoreError::Rejected(_)))));
+            let stored = s.get(T, ResourceKind::User, &u.id).unwrap().unwrap();
+            assert_eq!(&stored, &landed[0].0);
+            assert_eq!(stored.meta.version, 2);
+        }
+    }
+
     #[test]
     fn update_bumps_version_only_on_change() {
         let Some((_d, s)) = store() else {
