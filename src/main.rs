@@ -3,5 +3,7 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     // Before any thread exists (see scimlite::memory).
     scimlite::memory::limit_malloc_arenas();
-    scimlite::cli::run(scimlite::cli::Cli::parse())
+    let code = scimlite::cli::run(scimlite::cli::Cli::parse());
+    scimlite::logging::flush();
+    code
 }
