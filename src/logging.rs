@@ -8,11 +8,11 @@
 //! Without `RUST_LOG` the logger passes everything and the level is the `log` crate's global
 //! maximum, so SIGHUP can change it while serving ([`set_level`]).
 //!
-//! Lines reach stderr through a thread of their own, in batches ([`Lines`]): a line written
-//! straight from each request thread held stderr's lock across the `write` call, and request
-//! threads queued for it (29% of the server's futex calls in an initial sync, `strace -k`,
-//! issue 22). A warning or an error is written at once, with every line before it; the
-//! others may wait a few milliseconds. [`flush`] writes what is pending (the end of `main`).
+//! Lines reach stderr through a thread of their own, in batches ([`Lines`]): one `write` per
+//! batch instead of one per line (two per synced user in an initial sync, issue 22; under
+//! journald, a socket write and a wake-up of journald each). A warning or an error is
+//! written at once, with every line before it; the others may wait a few milliseconds.
+//! [`flush`] writes what is pending (the end of `main`).
 
 use std::io::Write;
 use std::sync::{Condvar, Mutex, MutexGuard};
