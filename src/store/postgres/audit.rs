@@ -2,6 +2,7 @@
 //! inside the change's own transaction, read by `scimlite audit`, pruned after
 //! `audit_retention_days`.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use postgres::types::{Json, ToSql};
@@ -62,27 +63,34 @@ pub(super) fn attribute_changes(
 }
 
 /// `[{value, type, name}]` for resources by id, with their names as of now (the write's
-/// transaction); each id becomes a subject of the entry.
+/// transaction), in one statement; each id becomes a subject of the entry.
 pub(super) fn describe(
     db: &mut Db,
     tenant: &str,
     ids: &[String],
     subjects: &mut Vec<String>,
 ) -> Result<Value, StoreError> {
+    let found: HashMap<String, (String, Option<String>)> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        db.query(
+            "SELECT id, kind, CASE kind WHEN 'User' THEN user_name ELSE display_name END
+             FROM resources WHERE tenant = $1 AND id = ANY($2)",
+            &[&tenant, &ids],
+        )?
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect()
+    };
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let found = db.query_opt(
-            "SELECT kind, CASE kind WHEN 'User' THEN user_name ELSE display_name END
-             FROM resources WHERE tenant = $1 AND id = $2",
-            &[&tenant, id],
-        )?;
         subjects.push(id.clone());
         let mut m = Map::new();
         m.insert("value".into(), Value::String(id.clone()));
-        if let Some(row) = found {
-            m.insert("type".into(), Value::String(row.get(0)));
-            if let Some(name) = row.get::<_, Option<String>>(1) {
-                m.insert("name".into(), Value::String(name));
+        if let Some((kind, name)) = found.get(id) {
+            m.insert("type".into(), Value::String(kind.clone()));
+            if let Some(name) = name {
+                m.insert("name".into(), Value::String(name.clone()));
             }
         }
         out.push(Value::Object(m));
@@ -97,11 +105,18 @@ pub(super) fn append(db: &mut Db, actor: &Actor, entry: Entry) -> Result<(), Sto
         LazyLock::new(|| format!("{} RETURNING seq", insert_sql(1, None)));
     let (row, subjects) = EntryRow::of(actor, entry);
     let seq: i64 = db.query_one(&APPEND, &row.params())?.get(0);
-    // The entry's own resource is found through `audit_log_resource`.
-    for s in subjects.iter().filter(|s| *s != row.resource_id) {
+    // The entry's own resource is found through `audit_log_resource`; the others, however
+    // many (a 100-member PATCH), in one statement.
+    let others: Vec<&str> = subjects
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != row.resource_id)
+        .collect();
+    if !others.is_empty() {
         db.execute(
-            "INSERT INTO audit_subjects (subject, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&s, &seq],
+            "INSERT INTO audit_subjects (subject, seq) SELECT unnest($1::text[]), $2
+             ON CONFLICT DO NOTHING",
+            &[&others, &seq],
         )?;
     }
     Ok(())

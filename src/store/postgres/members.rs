@@ -1,44 +1,57 @@
 //! Group membership as rows: a change costs its own size, not the group's.
 
+use std::collections::{HashMap, HashSet};
+
 use super::*;
 
-/// Looks up a prospective member: it must exist in the same tenant, match the `type` the
-/// client gave, and not be the group itself. Returns its pk and whether it is a Group.
-pub(super) fn member_pk(
+/// Looks up prospective members, all in one statement: each must exist in the same tenant,
+/// match the `type` the client gave, and not be the group itself (the first that does not,
+/// in the order given, is the error). Returns each one's pk and whether it is a Group, in
+/// the order given.
+pub(super) fn member_pks(
     db: &mut Db,
     tenant: &str,
     group_id: &str,
-    m: &MemberInput,
-) -> Result<(i64, bool), StoreError> {
-    if m.value == group_id {
-        return Err(StoreError::InvalidReference(
-            "a group cannot be a member of itself".into(),
-        ));
-    }
-    // KEY SHARE: a concurrent delete of the member (FOR UPDATE) waits until this group's
+    members: &[MemberInput],
+) -> Result<Vec<(i64, bool)>, StoreError> {
+    let ids: Vec<&str> = members.iter().map(|m| m.value.as_str()).collect();
+    // KEY SHARE: a concurrent delete of a member (FOR UPDATE) waits until this group's
     // change commits and then takes the new membership with it; a delete that came first
     // leaves no row here, and the member is refused as unknown, as on SQLite.
-    let found = db.query_opt(
-        "SELECT pk, kind FROM resources WHERE tenant = $1 AND id = $2 FOR KEY SHARE",
-        &[&tenant, &m.value],
-    )?;
-    let Some(row) = found else {
-        return Err(StoreError::InvalidReference(format!(
-            "member \"{}\" is not an existing User or Group",
-            m.value
-        )));
-    };
-    let (pk, kind): (i64, String) = (row.get(0), row.get(1));
-    if let Some(expected) = m.kind {
-        if parse_kind(&kind)? != expected {
-            return Err(StoreError::InvalidReference(format!(
-                "member \"{}\" is a {kind}, not a {}",
-                m.value,
-                expected.name()
-            )));
-        }
-    }
-    Ok((pk, kind == "Group"))
+    let found: HashMap<String, (i64, String)> = db
+        .query(
+            "SELECT id, pk, kind FROM resources WHERE tenant = $1 AND id = ANY($2) FOR KEY SHARE",
+            &[&tenant, &ids],
+        )?
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect();
+    members
+        .iter()
+        .map(|m| {
+            if m.value == group_id {
+                return Err(StoreError::InvalidReference(
+                    "a group cannot be a member of itself".into(),
+                ));
+            }
+            let Some((pk, kind)) = found.get(&m.value) else {
+                return Err(StoreError::InvalidReference(format!(
+                    "member \"{}\" is not an existing User or Group",
+                    m.value
+                )));
+            };
+            if let Some(expected) = m.kind {
+                if parse_kind(kind)? != expected {
+                    return Err(StoreError::InvalidReference(format!(
+                        "member \"{}\" is a {kind}, not a {}",
+                        m.value,
+                        expected.name()
+                    )));
+                }
+            }
+            Ok((*pk, kind == "Group"))
+        })
+        .collect()
 }
 
 /// Whether `candidate` already contains `group_pk`, directly or through nested groups, so
@@ -62,7 +75,9 @@ pub(super) fn contains_transitively(
         .get(0))
 }
 
-/// Adds members; returns how many were not members before (and notes them in `delta`).
+/// Adds members; returns how many were not members before (and notes them in `delta`, in
+/// the order given). A statement for the lookup and one for the inserts, whatever their
+/// number (a 100-member PATCH was 200 round trips).
 pub(super) fn add_members(
     db: &mut Db,
     tenant: &str,
@@ -71,38 +86,56 @@ pub(super) fn add_members(
     members: &[MemberInput],
     delta: &mut MemberDelta,
 ) -> Result<usize, StoreError> {
-    let mut added = 0;
-    for m in members {
-        let (pk, is_group) = member_pk(db, tenant, group_id, m)?;
+    if members.is_empty() {
+        return Ok(0);
+    }
+    let found = member_pks(db, tenant, group_id, members)?;
+    let mut nesting_locked = false;
+    for (m, &(pk, is_group)) in members.iter().zip(&found) {
+        if !is_group {
+            continue;
+        }
         // Groups may contain groups, but not in a cycle: "members of members" must end.
         // Two transactions nesting groups at once (G1 into G2 here, G2 into G1 there) would
         // each pass the check before the other commits: one nesting change per tenant at a
         // time, the lock held to commit, so the later one sees the earlier one's row.
-        if is_group {
+        if !nesting_locked {
             db.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended('scimlite group nesting ' || $1, 0))",
                 &[&tenant],
             )?;
+            nesting_locked = true;
         }
-        if is_group && contains_transitively(db, pk, group_pk)? {
+        if contains_transitively(db, pk, group_pk)? {
             return Err(StoreError::InvalidReference(format!(
                 "group \"{}\" already contains this group; adding it would make a cycle",
                 m.value
             )));
         }
-        let n = db.execute(
-            "INSERT INTO memberships (group_pk, member_pk) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&group_pk, &pk],
-        )?;
-        if n > 0 {
+    }
+    let pks: Vec<i64> = found.iter().map(|&(pk, _)| pk).collect();
+    let mut inserted: HashSet<i64> = db
+        .query(
+            "INSERT INTO memberships (group_pk, member_pk) SELECT $1, unnest($2::bigint[])
+             ON CONFLICT DO NOTHING RETURNING member_pk",
+            &[&group_pk, &pks],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut added = 0;
+    for (m, (pk, _)) in members.iter().zip(&found) {
+        // A member given twice was inserted once.
+        if inserted.remove(pk) {
             delta.added.push(m.value.clone());
+            added += 1;
         }
-        added += n as usize;
     }
     Ok(added)
 }
 
-/// Removes members by id; returns how many were removed (and notes them in `delta`).
+/// Removes members by id; returns how many were removed (and notes them in `delta`, in the
+/// order given). One statement, whatever their number.
 pub(super) fn remove_members(
     db: &mut Db,
     tenant: &str,
@@ -110,17 +143,25 @@ pub(super) fn remove_members(
     ids: &[String],
     delta: &mut MemberDelta,
 ) -> Result<usize, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut gone: HashSet<String> = db
+        .query(
+            "DELETE FROM memberships m USING resources r
+             WHERE m.group_pk = $1 AND m.member_pk = r.pk AND r.tenant = $2 AND r.id = ANY($3)
+             RETURNING r.id",
+            &[&group_pk, &tenant, &ids],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let mut removed = 0;
     for id in ids {
-        let n = db.execute(
-            "DELETE FROM memberships WHERE group_pk = $1
-             AND member_pk = (SELECT pk FROM resources WHERE tenant = $2 AND id = $3)",
-            &[&group_pk, &tenant, id],
-        )?;
-        if n > 0 {
+        if gone.remove(id) {
             delta.removed.push(id.clone());
+            removed += 1;
         }
-        removed += n as usize;
     }
     Ok(removed)
 }
@@ -316,6 +357,133 @@ mod tests {
             .list(T, ResourceKind::Group, None, None, PAGE, BASE)
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    /// Members added or removed many at once (one statement each way): the audit entry
+    /// names them in the order given, each once, with their names; a member given twice
+    /// counts once; of several wrong members the first in the order given is the error, and
+    /// a refused change stores nothing.
+    #[test]
+    fn many_members_at_once_keep_the_order_given_and_the_first_wrong_one_is_the_error() {
+        use crate::scim::resource::MemberInput;
+        use crate::store::{AuditQuery, AuditStore, ResourceUpdate};
+        let Some((_d, s)) = store() else {
+            return;
+        };
+        let ids: Vec<String> = (0..6)
+            .map(|i| {
+                s.create(T, ResourceKind::User, &user(&format!("m{i}")), None, &A)
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        let g = validate(
+            REG.resource(ResourceKind::Group),
+            json!({"displayName": "g"}),
+        )
+        .unwrap();
+        let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
+        let member = |value: &str, kind: Option<ResourceKind>| MemberInput {
+            value: value.into(),
+            kind,
+        };
+        let patch = |changes: Vec<MemberChange>| {
+            let mut f = |cur: &StoredResource| {
+                Ok(ResourceUpdate {
+                    doc: cur.doc.clone(),
+                    password: PasswordUpdate::Keep,
+                    members: changes.clone(),
+                })
+            };
+            s.update(T, ResourceKind::Group, &g.id, &A, UpdateOp::Patch, &mut f)
+        };
+        let members = || {
+            let mut m: Vec<String> = s
+                .references(T, ResourceKind::Group, &g.id)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            m.sort();
+            m
+        };
+        let last_change = || {
+            let q = AuditQuery {
+                resource: Some(g.id.clone()),
+                limit: 100,
+                ..Default::default()
+            };
+            s.audit(&q).unwrap().pop().unwrap().changes
+        };
+        let named = |i: usize| json!({"value": ids[i], "type": "User", "name": format!("m{i}")});
+
+        let (_, changed) = patch(vec![MemberChange::Add(vec![
+            member(&ids[2], None),
+            member(&ids[0], Some(ResourceKind::User)),
+            member(&ids[2], None),
+            member(&ids[1], None),
+        ])])
+        .unwrap();
+        assert!(changed);
+        assert_eq!(
+            last_change()["members"],
+            json!({"added": [named(2), named(0), named(1)]})
+        );
+        // Each added member finds the entry.
+        for i in [0, 1, 2] {
+            let q = AuditQuery {
+                resource: Some(format!("m{i}")),
+                limit: 100,
+                ..Default::default()
+            };
+            let ops: Vec<String> = s
+                .audit(&q)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.operation)
+                .collect();
+            assert_eq!(ops, ["create", "patch"], "m{i}");
+        }
+        let before = members();
+        for (wrong, error) in [
+            (
+                vec![
+                    member(&ids[3], None),
+                    member("nope", None),
+                    member(&g.id, None),
+                ],
+                "member \"nope\" is not an existing User or Group",
+            ),
+            (
+                vec![
+                    member(&ids[3], None),
+                    member(&g.id, None),
+                    member("nope", None),
+                ],
+                "a group cannot be a member of itself",
+            ),
+            (
+                vec![member(&ids[4], Some(ResourceKind::Group))],
+                "is a User, not a Group",
+            ),
+        ] {
+            match patch(vec![MemberChange::Add(wrong)]) {
+                Err(StoreError::InvalidReference(m)) => assert!(m.contains(error), "{m}"),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(members(), before);
+        }
+        let (_, changed) = patch(vec![MemberChange::Remove(vec![
+            ids[0].clone(),
+            ids[5].clone(),
+            ids[0].clone(),
+        ])])
+        .unwrap();
+        assert!(changed);
+        assert_eq!(last_change()["members"], json!({"removed": [named(0)]}));
+        let mut left = vec![ids[1].clone(), ids[2].clone()];
+        left.sort();
+        assert_eq!(members(), left);
     }
 
     #[test]
