@@ -24,7 +24,8 @@ pub fn patch(app: &App, ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Respo
     };
     let if_match = ctx.req.headers.if_match.clone();
     let mut apply = |current: &StoredResource| -> Result<ResourceUpdate, Refusal> {
-        // Checked inside the write transaction, so nothing can change in between.
+        // Checked against the version the write replaces (the store writes over exactly
+        // the version it passed here, or calls this again), so nothing can change in between.
         check_if_match(if_match.as_deref(), &current.meta)?;
         let outcome = patch::apply(
             app.registry.resource(kind),

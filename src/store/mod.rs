@@ -416,10 +416,14 @@ pub trait ResourceStore: Send + Sync {
         kind: ResourceKind,
         id: &str,
     ) -> Result<Option<WithReferences>, StoreError>;
-    /// Read-modify-write in one write transaction, so concurrent updates of one resource never
-    /// lose each other's changes. `meta.version` and `lastModified` move only when the
-    /// document, the password or the membership actually changed; the bool says whether it did
-    /// (and only then is the change audited, as `op`).
+    /// Read-modify-write: the update `apply` makes of the resource is written over exactly
+    /// the version it was given (under the row's lock, or only if the row still has that
+    /// version), so concurrent updates of one resource never lose each other's changes.
+    /// `apply` may be called again with a newer version (a write landed in between, or the
+    /// database aborted a transaction), so it must not do what it cannot repeat.
+    /// `meta.version` and `lastModified` move only when the document, the password or the
+    /// membership actually changed; the bool says whether it did (and only then is the
+    /// change audited, as `op`).
     fn update(
         &self,
         tenant: &str,
