@@ -134,17 +134,7 @@ struct Pending {
     appenders_wait: usize,
 }
 
-static LINES: Lines = Lines {
-    pending: Mutex::new(Pending {
-        lines: Vec::new(),
-        writer_waits: false,
-        appenders_wait: 0,
-    }),
-    arrived: Condvar::new(),
-    taken: Condvar::new(),
-    out: Mutex::new(()),
-    sink: to_stderr,
-};
+static LINES: Lines = Lines::new(to_stderr);
 
 fn to_stderr(batch: &[u8]) {
     let _ = std::io::stderr().lock().write_all(batch);
@@ -161,6 +151,20 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Lines {
+    const fn new(sink: fn(&[u8])) -> Lines {
+        Lines {
+            pending: Mutex::new(Pending {
+                lines: Vec::new(),
+                writer_waits: false,
+                appenders_wait: 0,
+            }),
+            arrived: Condvar::new(),
+            taken: Condvar::new(),
+            out: Mutex::new(()),
+            sink,
+        }
+    }
+
     fn append(&self, line: &[u8]) {
         let mut p = locked(&self.pending);
         while p.lines.len() >= MOST_PENDING {
@@ -255,17 +259,7 @@ mod tests {
     use super::*;
 
     static WRITTEN: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-    static TEST_LINES: Lines = Lines {
-        pending: Mutex::new(Pending {
-            lines: Vec::new(),
-            writer_waits: false,
-            appenders_wait: 0,
-        }),
-        arrived: Condvar::new(),
-        taken: Condvar::new(),
-        out: Mutex::new(()),
-        sink: |batch| WRITTEN.lock().unwrap().push(batch.to_vec()),
-    };
+    static TEST_LINES: Lines = Lines::new(|batch| WRITTEN.lock().unwrap().push(batch.to_vec()));
 
     /// Lines from several threads reach the sink whole, each thread's in its order, in
     /// batches (fewer writes than lines), and a flush leaves nothing behind.

@@ -282,12 +282,7 @@ mod tests {
                 &okta,
             )
             .unwrap();
-        let g = validate(
-            REG.resource(ResourceKind::Group),
-            json!({"displayName": "Finance", "members": [{"value": alice.id}]}),
-        )
-        .unwrap();
-        let g = s.create(T, ResourceKind::Group, &g, None, &okta).unwrap();
+        let g = group_of(&s, "Finance", &[&alice.id], &okta);
         let mut remove = |cur: &StoredResource| {
             Ok(ResourceUpdate {
                 doc: cur.doc.clone(),

@@ -366,23 +366,12 @@ mod tests {
     #[test]
     fn many_members_at_once_keep_the_order_given_and_the_first_wrong_one_is_the_error() {
         use crate::scim::resource::MemberInput;
-        use crate::store::{AuditQuery, AuditStore, ResourceUpdate};
+        use crate::store::ResourceUpdate;
         let Some((_d, s)) = store() else {
             return;
         };
-        let ids: Vec<String> = (0..6)
-            .map(|i| {
-                s.create(T, ResourceKind::User, &user(&format!("m{i}")), None, &A)
-                    .unwrap()
-                    .id
-            })
-            .collect();
-        let g = validate(
-            REG.resource(ResourceKind::Group),
-            json!({"displayName": "g"}),
-        )
-        .unwrap();
-        let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
+        let ids = user_ids(&s, "m", 6);
+        let g = group_of(&s, "g", &[], &A);
         let member = |value: &str, kind: Option<ResourceKind>| MemberInput {
             value: value.into(),
             kind,
@@ -407,14 +396,7 @@ mod tests {
             m.sort();
             m
         };
-        let last_change = || {
-            let q = AuditQuery {
-                resource: Some(g.id.clone()),
-                limit: 100,
-                ..Default::default()
-            };
-            s.audit(&q).unwrap().pop().unwrap().changes
-        };
+        let last_change = || entries_about(&s, &g.id).pop().unwrap().changes;
         let named = |i: usize| json!({"value": ids[i], "type": "User", "name": format!("m{i}")});
 
         let (_, changed) = patch(vec![MemberChange::Add(vec![
@@ -431,14 +413,7 @@ mod tests {
         );
         // Each added member finds the entry.
         for i in [0, 1, 2] {
-            let q = AuditQuery {
-                resource: Some(format!("m{i}")),
-                limit: 100,
-                ..Default::default()
-            };
-            let ops: Vec<String> = s
-                .audit(&q)
-                .unwrap()
+            let ops: Vec<String> = entries_about(&s, &format!("m{i}"))
                 .into_iter()
                 .map(|e| e.operation)
                 .collect();
@@ -492,19 +467,8 @@ mod tests {
         let Some((_d, s)) = store() else {
             return;
         };
-        let ids: Vec<String> = (0..4)
-            .map(|i| {
-                s.create(T, ResourceKind::User, &user(&format!("m{i}")), None, &A)
-                    .unwrap()
-                    .id
-            })
-            .collect();
-        let g = validate(
-            REG.resource(ResourceKind::Group),
-            json!({"displayName": "g"}),
-        )
-        .unwrap();
-        let g = s.create(T, ResourceKind::Group, &g, None, &A).unwrap();
+        let ids = user_ids(&s, "m", 4);
+        let g = group_of(&s, "g", &[], &A);
         let input = |v: &[usize]| -> Vec<MemberInput> {
             v.iter()
                 .map(|&i| MemberInput {

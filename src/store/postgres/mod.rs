@@ -348,6 +348,52 @@ pub(crate) mod test_support {
         .unwrap()
     }
 
+    /// The ids of `n` new Users named `{prefix}0`, `{prefix}1`, …
+    pub(crate) fn user_ids(s: &PostgresStore, prefix: &str, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                s.create(
+                    T,
+                    ResourceKind::User,
+                    &user(&format!("{prefix}{i}")),
+                    None,
+                    &A,
+                )
+                .unwrap()
+                .id
+            })
+            .collect()
+    }
+
+    /// The audit entries about `resource` (an id or a name), oldest first.
+    pub(crate) fn entries_about(
+        s: &PostgresStore,
+        resource: &str,
+    ) -> Vec<crate::store::AuditEntry> {
+        let q = crate::store::AuditQuery {
+            resource: Some(resource.into()),
+            limit: 100,
+            ..Default::default()
+        };
+        s.audit(&q).unwrap()
+    }
+
+    /// A new Group with these members, created by `actor`.
+    pub(crate) fn group_of(
+        s: &PostgresStore,
+        name: &str,
+        members: &[&str],
+        actor: &Actor,
+    ) -> Created {
+        let members: Vec<Value> = members.iter().map(|id| json!({ "value": id })).collect();
+        let g = validate(
+            REG.resource(ResourceKind::Group),
+            json!({"displayName": name, "members": members}),
+        )
+        .unwrap();
+        s.create(T, ResourceKind::Group, &g, None, actor).unwrap()
+    }
+
     pub(crate) const T: &str = crate::store::DEFAULT_TENANT;
     pub(crate) static A: std::sync::LazyLock<Actor> = std::sync::LazyLock::new(Actor::cli);
     pub(crate) const BASE: &str = "https://h/scim/v2";

@@ -270,6 +270,29 @@ fn users_have_no_members() -> StoreError {
 }
 
 impl PostgresStore {
+    /// The audit entry of an update that made `doc`.
+    #[allow(clippy::too_many_arguments)]
+    fn update_entry<'a>(
+        &self,
+        tenant: &'a str,
+        kind: ResourceKind,
+        id: &'a str,
+        op: UpdateOp,
+        doc: &'a Map<String, Value>,
+        changes: Map<String, Value>,
+        subjects: Vec<String>,
+    ) -> audit::Entry<'a> {
+        audit::Entry {
+            tenant,
+            operation: op.as_str(),
+            resource_type: kind.name(),
+            resource_id: id,
+            resource_name: audit::resource_name(self.registry.resource(kind), doc),
+            changes,
+            subjects,
+        }
+    }
+
     /// A User's update without holding its row from the read to the write: the row is read
     /// (one statement), `apply` makes the update of it, and one statement writes the row only
     /// if its version is still the one read, with the audit entry and the event of the write
@@ -330,15 +353,7 @@ impl PostgresStore {
         let changes = audit::attribute_changes(&current.doc, &update.doc, password_changed);
         let (entry, _) = audit::EntryRow::of(
             actor,
-            audit::Entry {
-                tenant,
-                operation: op.as_str(),
-                resource_type: kind.name(),
-                resource_id: id,
-                resource_name: audit::resource_name(self.registry.resource(kind), &update.doc),
-                changes,
-                subjects: Vec::new(),
-            },
+            self.update_entry(tenant, kind, id, op, &update.doc, changes, Vec::new()),
         );
         let change = match op {
             UpdateOp::Replace => Change::replaced(&current.doc, &update.doc, &meta, None),
@@ -631,15 +646,7 @@ impl ResourceStore for PostgresStore {
             audit::append(
                 db,
                 actor,
-                audit::Entry {
-                    tenant,
-                    operation: op.as_str(),
-                    resource_type: kind.name(),
-                    resource_id: id,
-                    resource_name: audit::resource_name(self.registry.resource(kind), &update.doc),
-                    changes,
-                    subjects,
-                },
+                self.update_entry(tenant, kind, id, op, &update.doc, changes, subjects),
             )?;
             let meta = Meta {
                 created: current.meta.created.clone(),
@@ -1125,14 +1132,7 @@ mod tests {
             assert_eq!(stored.doc["title"], "Boss");
             assert_eq!(stored.doc["nickName"], json!(format!("n{interleaved}")));
             assert_eq!(stored.meta.version, 1 + interleaved as i64 + 1);
-            let q = AuditQuery {
-                resource: Some(u.id.clone()),
-                limit: 100,
-                ..Default::default()
-            };
-            let ops: Vec<String> = s
-                .audit(&q)
-                .unwrap()
+            let ops: Vec<String> = entries_about(&s, &u.id)
                 .into_iter()
                 .map(|e| e.operation)
                 .collect();
@@ -1390,14 +1390,7 @@ mod tests {
                 &okta,
             )
             .unwrap();
-        let group = validate(
-            REG.resource(ResourceKind::Group),
-            json!({"displayName": "Finance", "members": [{"value": alice.id}]}),
-        )
-        .unwrap();
-        let finance = s
-            .create(T, ResourceKind::Group, &group, None, &okta)
-            .unwrap();
+        let finance = group_of(&s, "Finance", &[&alice.id], &okta);
         let stored = s.get(T, ResourceKind::User, &alice.id).unwrap().unwrap();
         assert_eq!(stored.meta, alice.meta);
         let all = AuditQuery {
