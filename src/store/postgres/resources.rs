@@ -59,6 +59,9 @@ const INSERT_RESOURCE: &str = "INSERT INTO resources (tenant, kind, id, user_nam
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, $10, $10, 1)";
 /// The parameters of [`INSERT_RESOURCE`].
 const RESOURCE_PARAMS: usize = 10;
+/// [`INSERT_RESOURCE`] answering with the new row's pk (put together once).
+static INSERT_RESOURCE_RETURNING_PK: LazyLock<String> =
+    LazyLock::new(|| format!("{INSERT_RESOURCE} RETURNING pk"));
 
 /// The UPDATE of a resource's row by its pk (`$9`): `$1` to `$8` are the search columns
 /// (user_name, display_name, external_id, name_key), the document's JSON text, whether the
@@ -270,6 +273,15 @@ fn users_have_no_members() -> StoreError {
 }
 
 impl PostgresStore {
+    /// Whether a write of `kind` can go without a transaction around it (create in one
+    /// statement, update in two): a User's reads nothing between its statements unless it has
+    /// unique extension values to index, and the write that prunes the audit log needs one.
+    fn writes_at_once(&self, kind: ResourceKind) -> bool {
+        kind == ResourceKind::User
+            && unique_attributes(self.registry.resource(kind)).is_empty()
+            && !self.prune_due(std::time::Instant::now())
+    }
+
     /// The audit entry of an update that made `doc`.
     #[allow(clippy::too_many_arguments)]
     fn update_entry<'a>(
@@ -445,17 +457,15 @@ impl ResourceStore for PostgresStore {
             changes,
             subjects,
         };
-        if kind == ResourceKind::User
-            && unique_attributes(self.registry.resource(kind)).is_empty()
-            && !self.prune_due(std::time::Instant::now())
-        {
+        if self.writes_at_once(kind) {
             // Nothing to read back between the inserts (no members, no unique extension
             // values): one statement, one round trip instead of five (START, three INSERTs,
             // COMMIT), all of it or none of it as a transaction would be.
             static CREATE_USER: LazyLock<String> = LazyLock::new(|| {
                 format!(
-                    "WITH created AS ({INSERT_RESOURCE} RETURNING pk), entry AS ({}), event AS ({})
+                    "WITH created AS ({}), entry AS ({}), event AS ({})
                      SELECT pk FROM created",
+                    *INSERT_RESOURCE_RETURNING_PK,
                     audit::insert_sql(RESOURCE_PARAMS + 1, None),
                     events::insert_sql(RESOURCE_PARAMS + audit::ENTRY_PARAMS + 1, None)
                 )
@@ -480,7 +490,7 @@ impl ResourceStore for PostgresStore {
         }
         self.write(|db| {
             let pk: i64 = db
-                .query_one(&format!("{INSERT_RESOURCE} RETURNING pk"), &row)
+                .query_one(&INSERT_RESOURCE_RETURNING_PK, &row)
                 .map_err(conflict(kind, &res.doc))?
                 .get(0);
             unique::index(db, &self.registry, tenant, kind, pk, &res.doc)?;
@@ -563,10 +573,7 @@ impl ResourceStore for PostgresStore {
         op: UpdateOp,
         apply: &mut UpdateFn<'_>,
     ) -> Result<(StoredResource, bool), StoreError> {
-        if kind == ResourceKind::User
-            && unique_attributes(self.registry.resource(kind)).is_empty()
-            && !self.prune_due(std::time::Instant::now())
-        {
+        if self.writes_at_once(kind) {
             for _ in 0..UNLOCKED_TRIES {
                 if let Some(done) = self.update_user_at_once(tenant, id, actor, op, apply)? {
                     return Ok(done);
